@@ -1,0 +1,124 @@
+# pyexec: run untrusted Python behind a CGI, in a kernel sandbox.
+#
+#   make            build pyexec.cgi
+#   make test       install missing packages (as root), build, run every test
+#   make deps       apt-get the build and test packages
+#   make print-flags  show the flags that reach the compiler and linker
+#   make clean
+#
+# DEV=1 (or CI=true) turns warnings into errors. SANITIZE=1 builds every
+# binary with ASan and UBSan into build-san/.
+
+# Debian's Python, never one that happens to be first on PATH (pyenv, venv):
+# the pkg-config search path is pinned to the system's directories.
+MULTIARCH  := $(shell gcc -print-multiarch 2>/dev/null)
+PKG_CONFIG := env -u PKG_CONFIG_PATH PKG_CONFIG_LIBDIR=/usr/lib/$(MULTIARCH)/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig /usr/bin/pkg-config
+PKGS       := python3-embed libseccomp libcjson sqlite3
+PYVER      := $(shell $(PKG_CONFIG) --modversion python3-embed 2>/dev/null)
+PYSTDLIB   := /usr/lib/python$(PYVER)
+PYTHON     := /usr/bin/python3
+
+CC ?= cc
+WARN    := -Wall -Wextra -Wformat=2 -Wformat-security -Wstrict-prototypes \
+           -Wmissing-prototypes -Wvla -Wno-missing-field-initializers
+ifneq ($(filter 1,$(DEV))$(filter true,$(CI)),)
+WARN    += -Werror
+endif
+# Hardening, after the OpenSSF "Compiler Options Hardening Guide for C".
+HARDEN  := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
+           -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3 -fPIE
+HARDEN_LD := -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
+OPT     := -O2 -g
+ifeq ($(SANITIZE),1)
+OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined
+BUILD   := build-san
+else
+BUILD   := build
+endif
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null | sed 's/-I/-isystem /g')
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+DEFS    := -D_GNU_SOURCE -DPYEXEC_PYTHON_HOME='L"/usr"' \
+           -DPYEXEC_PYTHON_STDLIB='L"$(PYSTDLIB)"' \
+           -DPYEXEC_PYTHON_STDLIB_NARROW='"$(PYSTDLIB)"'
+CFLAGS_ALL  := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(DEFS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+LDFLAGS_ALL := $(OPT) $(HARDEN_LD) $(LDFLAGS)
+
+CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
+               cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c
+SANDBOX_SRC := sandbox/spawn.c sandbox/child.c sandbox/fds.c sandbox/rlimit.c \
+               sandbox/ns.c sandbox/landlock.c sandbox/seccomp.c \
+               sandbox/audit.c sandbox/pyrun.c sandbox/pyerr.c \
+               sandbox/allowlist.c sandbox/result.c
+# Objects whose behaviour the test-only switch changes.
+PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
+
+CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
+SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
+NOPY_OBJ    := $(filter-out $(PYLAYER_SRC:%.c=$(BUILD)/%.o),$(SANDBOX_OBJ)) \
+               $(PYLAYER_SRC:%.c=$(BUILD)/nopy/%.o)
+UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c
+UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) $(SANDBOX_OBJ)
+
+CGI      := pyexec.cgi
+NOPY_CGI := $(BUILD)/tests/pyexec-nopy.cgi
+UNIT     := $(BUILD)/tests/unit-tests
+TRY      := $(BUILD)/tests/try-syscall
+
+.PHONY: all test unit blackbox deps check-deps clean print-flags
+all: $(CGI)
+
+$(CGI): $(CGI_OBJ) $(SANDBOX_OBJ)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(NOPY_CGI): $(CGI_OBJ) $(NOPY_OBJ)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(UNIT): $(UNIT_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(TRY): $(BUILD)/tests/helpers/try-syscall.o $(BUILD)/sandbox/seccomp.o $(BUILD)/sandbox/result.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+$(BUILD)/nopy/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+# The tests need the packages first; install them when something is missing.
+check-deps:
+	@$(PKG_CONFIG) --exists $(PKGS) && $(PYTHON) -c 'import pytest' 2>/dev/null \
+	  && command -v curl >/dev/null || $(MAKE) --no-print-directory deps
+
+deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get)"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  build-essential pkg-config python3 libpython3-dev libseccomp-dev \
+	  libsqlite3-dev libcjson-dev python3-pytest curl
+
+unit: $(UNIT)
+	$(UNIT)
+
+test: check-deps
+	@$(MAKE) --no-print-directory $(CGI) $(NOPY_CGI) $(UNIT) $(TRY)
+	$(UNIT)
+	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
+	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+print-flags:
+	@echo "CC       = $(CC)"
+	@echo "CFLAGS   = $(CFLAGS_ALL)"
+	@echo "LDFLAGS  = $(LDFLAGS_ALL)"
+	@echo "LIBS     = $(PKG_LIBS)"
+	@echo "PYTHON   = $(PYVER) from $(PYSTDLIB)"
+
+clean:
+	rm -rf build build-san $(CGI)
+
+-include $(shell find build build-san -name '*.d' 2>/dev/null)

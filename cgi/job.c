@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * job.c: from request body to struct job. Order: UTF-8 of the whole body,
+ * depth and \u0000 (jsonscan), syntax (cJSON with the exact length), then
+ * the fields against the table.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "job.h"
+#include "jsonscan.h"
+#include "limits.h"
+#include "utf8.h"
+#include "banned.h"
+
+enum ftype { F_STRING, F_ANY };
+
+static const struct field {
+	const char *name;
+	enum ftype type;
+	int required;
+} fields[] = {
+	{ "code", F_STRING, 1 },
+	{ "input_data", F_ANY, 0 },
+	{ "token", F_STRING, 0 },	/* the MCP tool's shape */
+};
+#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+
+static int check_fields(const cJSON *root, const cJSON *seen[NFIELDS],
+			struct http_error *e)
+{
+	for (const cJSON *it = root->child; it; it = it->next) {
+		size_t i;
+		for (i = 0; i < NFIELDS; i++)
+			if (strcmp(it->string, fields[i].name) == 0)
+				break;
+		if (i == NFIELDS)
+			return http_fail(e, 400, "unknown field '%.64s' (expected "
+					 "code, input_data, token)", it->string);
+		if (seen[i])
+			return http_fail(e, 400, "duplicate field '%s'",
+					 fields[i].name);
+		if (fields[i].type == F_STRING && !cJSON_IsString(it))
+			return http_fail(e, 400, "field '%s' must be a string",
+					 fields[i].name);
+		seen[i] = it;
+	}
+	for (size_t i = 0; i < NFIELDS; i++)
+		if (fields[i].required && !seen[i])
+			return http_fail(e, 400, "field '%s' is required",
+					 fields[i].name);
+	return 0;
+}
+
+static int check_input(struct job *j, const cJSON *in,
+		       const struct config *cfg, struct http_error *e)
+{
+	char *text;
+
+	j->input_empty = !in || (cJSON_IsObject(in) && !in->child);
+	if (j->input_empty)
+		return 0;
+	text = cJSON_PrintUnformatted(in);
+	if (!text)
+		return http_fail(e, 500, "out of memory");
+	j->input_len = strlen(text);
+	free(text);
+	if ((long)j->input_len > cfg->input_bytes)
+		return http_fail(e, 400, "field 'input_data' is %zu bytes as "
+				 "JSON, over the limit of %ld", j->input_len,
+				 cfg->input_bytes);
+	return 0;
+}
+
+int job_parse(struct job *j, const char *body, size_t len,
+	      const struct config *cfg, struct http_error *e)
+{
+	const cJSON *seen[NFIELDS] = { 0 };
+
+	memset(j, 0, sizeof(*j));
+	if (!utf8_valid(body, len))
+		return http_fail(e, 400, "request body is not valid UTF-8");
+	switch (json_scan(body, len, JSON_MAX_DEPTH)) {
+	case SCAN_TOO_DEEP:
+		return http_fail(e, 400, "JSON nested deeper than %d levels",
+				 JSON_MAX_DEPTH);
+	case SCAN_NUL:
+		return http_fail(e, 400, "JSON strings must not contain \\u0000");
+	case SCAN_OK:
+		break;
+	}
+	j->root = cJSON_ParseWithLength(body, len);
+	if (!j->root)
+		return http_fail(e, 400, "request body is not valid JSON");
+	if (!cJSON_IsObject(j->root))
+		return http_fail(e, 400, "request body must be a JSON object");
+	if (check_fields(j->root, seen, e) != 0)
+		return -1;
+	j->code = seen[0]->valuestring;
+	j->code_len = strlen(j->code);
+	if (!utf8_valid(j->code, j->code_len))	/* escapes decode to bytes */
+		return http_fail(e, 400, "field 'code' is not valid UTF-8");
+	if ((long)j->code_len > cfg->code_bytes)
+		return http_fail(e, 400, "field 'code' is %zu bytes, over the "
+				 "limit of %ld", j->code_len, cfg->code_bytes);
+	j->token = seen[2] ? seen[2]->valuestring : NULL;
+	return check_input(j, seen[1], cfg, e);
+}
+
+void job_release(struct job *j)
+{
+	cJSON_Delete(j->root);
+	memset(j, 0, sizeof(*j));
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * request.c: method, media type and length are checked from the CGI
+ * environment before a byte of the body is read; the body is then read
+ * exactly, with a deadline, into a buffer sized by our limit.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include "request.h"
+#include "config.h"
+#include "banned.h"
+
+static const char *skip_ws(const char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	return s;
+}
+
+/* application/json, optionally with charset=utf-8 (quoted or not). */
+int content_type_ok(const char *ct)
+{
+	static const char media[] = "application/json";
+	const char *p;
+
+	if (!ct || strncasecmp(ct, media, sizeof(media) - 1) != 0)
+		return 0;
+	p = skip_ws(ct + sizeof(media) - 1);
+	if (*p == 0)
+		return 1;
+	if (*p++ != ';')
+		return 0;
+	p = skip_ws(p);
+	if (strncasecmp(p, "charset=", 8) != 0)
+		return *p == 0;	/* "application/json;" */
+	p += 8;
+	if (strncasecmp(p, "utf-8", 5) == 0)
+		p += 5;
+	else if (strncasecmp(p, "\"utf-8\"", 7) == 0)
+		p += 7;
+	else
+		return 0;
+	return *skip_ws(p) == 0;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int read_body(struct request *req, int fd, long timeout_ms,
+		     struct http_error *e)
+{
+	long deadline = now_ms() + timeout_ms;
+	size_t got = 0;
+
+	while (got < req->len) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		long left = deadline - now_ms();
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+			return http_fail(e, 408, "request body not received "
+					 "within %ld ms", timeout_ms);
+		n = read(fd, req->body + got, req->len - got);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return http_fail(e, 400, "request body is shorter than "
+					 "Content-Length (%zu of %zu bytes)",
+					 got, req->len);
+		got += (size_t)n;
+	}
+	req->body[got] = 0;
+	return 0;
+}
+
+int request_read(struct request *req, int fd, long body_limit,
+		 long timeout_ms, struct http_error *e)
+{
+	const char *method = getenv("REQUEST_METHOD");
+	const char *cl = getenv("CONTENT_LENGTH");
+	long len;
+
+	memset(req, 0, sizeof(*req));
+	if (!method || strcmp(method, "POST") != 0)
+		return http_fail(e, 405, "method %s not allowed: use POST",
+				 method && *method && strlen(method) < 16 ?
+				 method : "(none)");
+	if (!content_type_ok(getenv("CONTENT_TYPE")))
+		return http_fail(e, 415, "Content-Type must be application/json");
+	if (!cl || !*cl)
+		return http_fail(e, 411, "Content-Length is required");
+	if (parse_long(cl, 0, 0x7fffffffffffffffL, &len) != 0)
+		return http_fail(e, 400, "Content-Length is not a number");
+	if (len > body_limit)
+		return http_fail(e, 413, "request body of %ld bytes is over the "
+				 "limit of %ld bytes", len, body_limit);
+	if (len == 0)
+		return http_fail(e, 400, "request body is empty");
+	req->len = (size_t)len;
+	req->body = malloc(req->len + 1);
+	if (!req->body)
+		return http_fail(e, 500, "out of memory");
+	return read_body(req, fd, timeout_ms, e);
+}
+
+void request_release(struct request *req)
+{
+	free(req->body);
+	req->body = NULL;
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/* request.h: the CGI environment and body, checked before anything else. */
+#ifndef PYEXEC_REQUEST_H
+#define PYEXEC_REQUEST_H
+
+#include <stddef.h>
+#include "http.h"
+
+struct request {
+	char *body;	/* NUL-terminated, len bytes before the NUL */
+	size_t len;
+};
+
+/*
+ * Checks REQUEST_METHOD, CONTENT_TYPE and CONTENT_LENGTH (against
+ * body_limit, before reading), then reads exactly CONTENT_LENGTH bytes
+ * from fd within timeout_ms. Returns 0, or -1 with e filled.
+ * The caller frees req->body with request_release.
+ */
+int request_read(struct request *req, int fd, long body_limit,
+		 long timeout_ms, struct http_error *e);
+void request_release(struct request *req);
+
+/* Exposed for the unit tests. */
+int content_type_ok(const char *ct);
+
+#endif

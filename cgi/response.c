@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* response.c: CGI headers and the JSON body, written once, to stdout. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <errno.h>
+#include "response.h"
+#include "jsonw.h"
+#include "banned.h"
+
+static void write_all(const char *s, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(STDOUT_FILENO, s, n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return;	/* the client is gone: nothing left to tell */
+		s += k;
+		n -= (size_t)k;
+	}
+}
+
+static void emit(int status, const char *extra, struct jw *w)
+{
+	char head[512];
+	size_t len = 0;
+	const char *body = jw_finish(w, &len);
+	int n;
+
+	if (!body) {
+		status = 500;
+		body = "{\"success\": false, \"output\": \"\", \"error\": "
+		       "\"out of memory\", \"execution_time_ms\": 0, "
+		       "\"error_type\": \"InternalError\"}\n";
+		len = strlen(body);
+	}
+	n = snprintf(head, sizeof(head),
+		     "Status: %d %s\n"
+		     "Content-Type: application/json\n"
+		     "Cache-Control: no-store\n"
+		     "X-Content-Type-Options: nosniff\n"
+		     "%s"
+		     "Content-Length: %zu\n\n",
+		     status, http_reason(status), extra ? extra : "", len);
+	if (n > 0 && (size_t)n < sizeof(head))
+		write_all(head, (size_t)n);
+	write_all(body, len);
+	jw_release(w);
+}
+
+void respond_refusal(const struct http_error *e)
+{
+	struct jw w;
+
+	jw_begin(&w);
+	jw_bool(&w, "success", 0);
+	jw_str(&w, "output", "", 0);
+	jw_cstr(&w, "error", e->msg);
+	jw_ms(&w, "execution_time_ms", 0);
+	jw_cstr(&w, "error_type", e->type);
+	emit(e->status, e->status == 405 ? "Allow: POST\n" : NULL, &w);
+}
+
+void respond_result(const struct sb_result *r)
+{
+	char layers[256];
+	struct jw w;
+
+	jw_begin(&w);
+	jw_bool(&w, "success", r->outcome == SB_OK);
+	jw_str(&w, "output", r->output ? r->output : "", r->output_len);
+	jw_cstr(&w, "error", r->outcome == SB_OK ? NULL : r->error);
+	jw_ms(&w, "execution_time_ms", r->exec_ms);
+	jw_cstr(&w, "error_type", r->outcome == SB_OK ? NULL : r->error_type);
+	jw_bool(&w, "truncated", r->truncated);
+	jw_long(&w, "cpu_time_ms", r->cpu_ms);
+	jw_long(&w, "peak_memory_kb", r->peak_kb);
+	sb_layers_describe(r->layers, r->landlock_abi, layers, sizeof(layers));
+	jw_cstr(&w, "sandbox", layers);
+	emit(r->outcome == SB_INTERNAL ? 500 : 200, NULL, &w);
+}

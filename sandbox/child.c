@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * child.c: sandbox_enter(), the order in which the child confines itself.
+ * Runs in the child only: it never opens the database, never writes to the
+ * broker's stdout, and talks to the broker through two pipes (the program's
+ * output, and the result record on fd 3).
+ *
+ * The order is the security argument, so it is kept as one flat list:
+ * known descriptors and an empty environment first, limits next, then the
+ * identity and namespaces, then the interpreter (which still needs the
+ * filesystem to load modules), then Landlock and seccomp, and only then the
+ * program. Steps that may be missing on a kernel are recorded, not fatal;
+ * seccomp and the rlimits are never optional.
+ */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include "internal.h"
+#include "../cgi/banned.h"
+
+extern char **environ;
+
+/* Clears the environment and wipes its strings from memory: the program
+ * must not find the web server's variables (or a bearer token) there. */
+static void empty_environment(void)
+{
+	for (char **e = environ; e && *e; e++)
+		explicit_bzero(*e, strlen(*e));
+	clearenv();
+	/* No time zone file to read after lockdown. */
+	setenv("TZ", "UTC0", 1);
+	tzset();
+}
+
+static void die_with_parent(pid_t broker)
+{
+	/* Set after the credential changes, which clear it. */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+		rec_internal("prctl", "PR_SET_PDEATHSIG");
+	if (getppid() != broker)
+		_exit(2);	/* the broker is gone already */
+}
+
+void sandbox_enter(const struct sb_job *job, const struct sb_limits *lim,
+		   int out_fd, int res_fd, int null_fd, pid_t broker)
+{
+	char err[256];
+	unsigned layers = SB_LAYER_RLIMITS;
+	int abi = 0;
+
+	if (fds_setup(out_fd, res_fd, null_fd) != 0)
+		_exit(2);	/* no result pipe to report on */
+	setpgid(0, 0);
+	empty_environment();
+	if (rlimits_apply(lim, err, sizeof(err)) != 0)
+		rec_internal("rlimits", err);
+	layers |= ns_enter();
+	die_with_parent(broker);
+	if (py_prepare(job, err, sizeof(err)) != 0)
+		rec_internal("interpreter", err);
+	layers |= landlock_apply(&abi);
+	if (seccomp_apply(err, sizeof(err)) != 0)
+		rec_internal("seccomp", err);
+	layers |= SB_LAYER_SECCOMP | SB_LAYER_NNP;
+#ifndef PYEXEC_TEST_NO_PYLAYER
+	layers |= SB_LAYER_PYTHON | SB_LAYER_AUDIT;
+#endif
+	rec_write(REC_READY, 0, layers, (uint32_t)abi, NULL, 0, NULL, 0);
+	py_run();
+}

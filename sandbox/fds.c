@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * fds.c: the child's descriptors. stdin is /dev/null, stdout and stderr
+ * are one pipe (so their order is kept), fd 3 is the result pipe, and
+ * nothing else survives: not the web server's sockets, not the request.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include "internal.h"
+#include "../cgi/banned.h"
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE 2
+#endif
+
+/* Moves fd to a number above 3 first, so the dup2 calls below never
+ * overwrite a descriptor that is still to be moved. */
+static int lift(int fd)
+{
+	if (fd > CHILD_RESULT_FD)
+		return fd;
+	return fcntl(fd, F_DUPFD, CHILD_RESULT_FD + 1);
+}
+
+static int close_from(int lowfd)
+{
+	if (syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0) == 0)
+		return 0;
+	/* Older kernels: walk the table; RLIMIT_NOFILE bounds it. */
+	long max = sysconf(_SC_OPEN_MAX);
+	for (long fd = lowfd; fd < max && fd < 65536; fd++)
+		close((int)fd);
+	return 0;
+}
+
+int fds_setup(int out_fd, int res_fd, int null_fd)
+{
+	out_fd = lift(out_fd);
+	res_fd = lift(res_fd);
+	null_fd = lift(null_fd);
+	if (out_fd < 0 || res_fd < 0 || null_fd < 0)
+		return -1;
+	if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 ||
+	    dup2(out_fd, 2) < 0 || dup2(res_fd, CHILD_RESULT_FD) < 0)
+		return -1;
+	return close_from(CHILD_RESULT_FD + 1);
+}

@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h: the pieces of the sandbox, one file each. Only sandbox/ and
+ * the tests include this header.
+ */
+#ifndef PYEXEC_SANDBOX_INTERNAL_H
+#define PYEXEC_SANDBOX_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "sandbox.h"
+
+/* The child's descriptors after fds_setup(). */
+#define CHILD_RESULT_FD 3
+
+/* child.c: confine the calling (child) process and run the job; never
+ * returns. Runs in the child only: no database, no stdout of the broker. */
+void sandbox_enter(const struct sb_job *job, const struct sb_limits *lim,
+		   int out_fd, int res_fd, int null_fd, pid_t broker)
+	__attribute__((noreturn));
+
+/* fds.c */
+int fds_setup(int out_fd, int res_fd, int null_fd);
+
+/* rlimit.c */
+int rlimits_apply(const struct sb_limits *lim, char *err, size_t errlen);
+
+/* ns.c: best effort; returns the SB_LAYER_* bits that took effect. */
+unsigned ns_enter(void);
+
+/* landlock.c: best effort; returns SB_LAYER_LANDLOCK | SB_LAYER_LL_SCOPE
+ * bits that took effect and the kernel's ABI in *abi. */
+unsigned landlock_apply(int *abi);
+
+/* seccomp.c */
+int seccomp_prepare(char *err, size_t errlen);	/* parent, before fork */
+int seccomp_apply(char *err, size_t errlen);	/* child: NNP + filter */
+void seccomp_name(int nr, char *buf, size_t len);	/* parent: nr -> name */
+
+/* audit.c */
+enum audit_mode {
+	AUDIT_OFF,		/* interpreter start and preloading */
+	AUDIT_COMPILING,	/* only quiet refusals of "<...>" opens */
+	AUDIT_ARMED,		/* refused events end the run */
+};
+int audit_install(void);	/* before Py_Initialize */
+void audit_set(enum audit_mode m);
+
+/* pyrun.c */
+int py_prepare(const struct sb_job *job, char *err, size_t errlen);
+void py_run(void) __attribute__((noreturn));
+
+/* result.c: the record the child writes on CHILD_RESULT_FD. */
+enum rec_kind {
+	REC_READY = 1,		/* about to run the code; detail = layers */
+	REC_OK,			/* finished; exec_ns set */
+	REC_EXCEPTION,		/* type + traceback */
+	REC_SECURITY,		/* type = "SecurityViolation", message says what */
+	REC_SYSCALL,		/* a system call trapped; detail = its number */
+	REC_INTERNAL,		/* setup failed; message says where */
+};
+
+struct rec_hdr {
+	uint32_t magic;
+	uint32_t kind;
+	uint64_t exec_ns;
+	uint32_t detail;
+	uint32_t extra;		/* landlock ABI in REC_READY */
+	uint32_t type_len;
+	uint32_t msg_len;
+};
+#define REC_MAGIC 0x70797831u	/* "pyx1" */
+
+/* Child side: async-signal-safe, never allocates. */
+void rec_write(enum rec_kind kind, uint64_t exec_ns, uint32_t detail,
+	       uint32_t extra, const char *type, size_t type_len,
+	       const char *msg, size_t msg_len);
+void rec_internal(const char *where, const char *what)
+	__attribute__((noreturn));
+uint64_t mono_ns(void);
+
+/* Parent side: parses the records in buf (len bytes, untrusted). */
+struct rec_view {
+	int have_ready;
+	uint64_t ready_ns;	/* the parent's clock when READY was parsed */
+	unsigned layers;
+	int landlock_abi;
+	int have_final;
+	struct rec_hdr final;
+	const char *type;
+	const char *msg;
+};
+size_t rec_parse(const char *buf, size_t len, struct rec_view *v);
+
+#endif

@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pyrun.c: the embedded interpreter, in the child only.
+ *
+ * py_prepare() runs before lockdown: it starts an isolated interpreter
+ * (no site, no environment, no bytecode writing, explicit paths), loads
+ * the allowlisted modules the source names, decodes input_data and builds
+ * the program's globals. py_run() runs after lockdown: it compiles and runs
+ * the program as __main__ and writes the outcome on the result pipe. The
+ * interpreter is never finalized: the child flushes and exits.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+#include "allowlist.h"
+#include "pyerr.h"
+#include "../cgi/banned.h"
+
+#ifndef PYEXEC_PYTHON_HOME
+#error "the Makefile defines PYEXEC_PYTHON_HOME and PYEXEC_PYTHON_STDLIB"
+#endif
+
+/* Set in the test-only build whose Python-level layer is off, to show that
+ * the kernel layers hold on their own. Never in the shipped binary. */
+#ifdef PYEXEC_TEST_NO_PYLAYER
+#define PYLAYER 0
+#else
+#define PYLAYER 1
+#endif
+
+static const struct sb_job *job;
+static PyObject *globals;	/* the program's module namespace */
+static PyObject *out;		/* sys.stdout, kept to flush it at the end */
+static PyObject *real_import;	/* builtins.__import__ */
+
+static PyStatus start_interpreter(void)
+{
+	PyPreConfig pre;
+	PyConfig config;
+	PyStatus st;
+
+	PyPreConfig_InitIsolatedConfig(&pre);
+	pre.utf8_mode = 1;	/* the environment is empty: no locale to ask */
+	st = Py_PreInitialize(&pre);
+	if (PyStatus_Exception(st))
+		return st;
+	PyConfig_InitIsolatedConfig(&config);
+	config.site_import = 0;
+	config.write_bytecode = 0;
+	config.user_site_directory = 0;
+	config.install_signal_handlers = 0;
+	config.module_search_paths_set = 1;
+	st = PyConfig_SetString(&config, &config.home, PYEXEC_PYTHON_HOME);
+	if (!PyStatus_Exception(st))
+		st = PyConfig_SetString(&config, &config.program_name, L"pyexec");
+	if (!PyStatus_Exception(st))
+		st = PyConfig_SetString(&config, &config.stdio_errors,
+					L"backslashreplace");
+	if (!PyStatus_Exception(st))
+		st = PyWideStringList_Append(&config.module_search_paths,
+					     PYEXEC_PYTHON_STDLIB);
+	if (!PyStatus_Exception(st))
+		st = PyWideStringList_Append(&config.module_search_paths,
+					     PYEXEC_PYTHON_STDLIB L"/lib-dynload");
+	if (!PyStatus_Exception(st))
+		st = Py_InitializeFromConfig(&config);
+	PyConfig_Clear(&config);
+	return st;
+}
+
+/* stdout line-buffered (what was printed before a timeout still arrives)
+ * and stderr the same object (so the two keep their order). */
+static int setup_stdio(void)
+{
+	PyObject *meth, *args, *kw, *r = NULL;
+
+	out = PySys_GetObject("stdout");	/* borrowed */
+	if (!out)
+		return -1;
+	Py_INCREF(out);
+	meth = PyObject_GetAttrString(out, "reconfigure");
+	args = PyTuple_New(0);
+	kw = Py_BuildValue("{s:O}", "line_buffering", Py_True);
+	if (meth && args && kw)
+		r = PyObject_Call(meth, args, kw);
+	Py_XDECREF(meth);
+	Py_XDECREF(args);
+	Py_XDECREF(kw);
+	if (!r)
+		return -1;
+	Py_DECREF(r);
+	return PySys_SetObject("stderr", out) == 0 ? 0 : -1;
+}
+
+static int load_one(const char *name, void *arg)
+{
+	PyObject *m = PyImport_ImportModule(name);
+
+	(void)arg;
+	if (!m)
+		return -1;
+	Py_DECREF(m);
+	return 0;
+}
+
+/* __import__ for the program: allowlisted, absolute, already loaded. */
+static PyObject *guarded_import(PyObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = { "name", "globals", "locals", "fromlist",
+				  "level", NULL };
+	PyObject *name, *g = NULL, *l = NULL, *from = NULL, *mods;
+	int level = 0, loaded;
+	const char *s, *dot;
+	Py_ssize_t n;
+
+	(void)self;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "U|OOOi:__import__", kwlist,
+					 &name, &g, &l, &from, &level))
+		return NULL;
+	s = PyUnicode_AsUTF8AndSize(name, &n);
+	if (!s)
+		return NULL;
+	if (level != 0)
+		return PyErr_Format(PyExc_ImportError,
+				    "relative import of '%s' is not allowed", s);
+	dot = memchr(s, '.', (size_t)n);
+	mods = PyImport_GetModuleDict();
+	loaded = PyDict_GetItemWithError(mods, name) != NULL;
+	if (PyErr_Occurred())
+		return NULL;
+	if (!allowlist_allows(s, dot ? (size_t)(dot - s) : (size_t)n) &&
+	    !(loaded && allowlist_allows_loaded(s, (size_t)n)))
+		return PyErr_Format(PyExc_ImportError,
+				    "import of '%s' is not allowed "
+				    "(allowed modules: %s)", s, allowlist_names());
+	if (!loaded)
+		return PyErr_Format(PyExc_ImportError,
+				    "module '%s' was not loaded before the program "
+				    "started: name it in a plain import statement", s);
+	return PyObject_Call(real_import, args, kw);
+}
+
+static PyMethodDef import_def = {
+	"__import__", (PyCFunction)(void (*)(void))guarded_import,
+	METH_VARARGS | METH_KEYWORDS,
+	"Imports an allowlisted module."
+};
+
+static PyObject *restricted_builtins(void)
+{
+	static const char *const removed[] = {
+		"eval", "exec", "compile", "open", "input", "breakpoint",
+		"help", "exit", "quit", "copyright", "credits", "license",
+	};
+	PyObject *b = PyDict_Copy(PyEval_GetBuiltins());
+	PyObject *imp;
+
+	if (!b)
+		return NULL;
+	for (size_t i = 0; i < sizeof(removed) / sizeof(removed[0]); i++)
+		if (PyDict_DelItemString(b, removed[i]) != 0)
+			PyErr_Clear();	/* absent already: fine */
+	imp = PyCFunction_New(&import_def, NULL);
+	if (!imp || PyDict_SetItemString(b, "__import__", imp) != 0) {
+		Py_XDECREF(imp);
+		Py_DECREF(b);
+		return NULL;
+	}
+	Py_DECREF(imp);
+	return b;
+}
+
+/* input_data: {} without the json module, anything else through json.loads
+ * of the request itself, so numbers keep Python's exact semantics. */
+static PyObject *decode_input(void)
+{
+	PyObject *json, *doc, *val;
+
+	if (job->input_empty || !job->input_json)
+		return PyDict_New();
+	json = PyImport_ImportModule("json");
+	if (!json)
+		return NULL;
+	doc = PyObject_CallMethod(json, "loads", "s#", job->input_json,
+				  (Py_ssize_t)job->input_json_len);
+	Py_DECREF(json);
+	if (!doc)
+		return NULL;
+	val = PyDict_GetItemString(doc, job->input_key);	/* borrowed */
+	Py_XINCREF(val);
+	Py_DECREF(doc);
+	if (!val)
+		PyErr_SetString(PyExc_KeyError, job->input_key);
+	return val;
+}
+
+static int build_globals(void)
+{
+	PyObject *b, *input;
+
+	globals = PyDict_New();
+	if (!globals)
+		return -1;
+	real_import = PyDict_GetItemString(PyEval_GetBuiltins(), "__import__");
+	Py_XINCREF(real_import);
+	b = PYLAYER ? restricted_builtins() : PyEval_GetBuiltins();
+	if (!b || !real_import)
+		return -1;
+	if (!PYLAYER)
+		Py_INCREF(b);
+	input = decode_input();
+	if (!input || PyDict_SetItemString(globals, "__builtins__", b) != 0 ||
+	    PyDict_SetItemString(globals, "__name__",
+				 PyUnicode_FromString("__main__")) != 0 ||
+	    PyDict_SetItemString(globals, "input_data", input) != 0) {
+		Py_DECREF(b);
+		Py_XDECREF(input);
+		return -1;
+	}
+	Py_DECREF(b);
+	Py_DECREF(input);
+	return 0;
+}
+
+int py_prepare(const struct sb_job *j, char *err, size_t errlen)
+{
+	PyStatus st;
+	const char *step = "audit hook";
+
+	job = j;
+	if (audit_install() != 0)
+		goto fail;
+	step = "interpreter start";
+	st = start_interpreter();
+	if (PyStatus_Exception(st)) {
+		snprintf(err, errlen, "%s: %s", step,
+			 st.err_msg ? st.err_msg : "failed");
+		return -1;
+	}
+	step = "stdio";
+	if (setup_stdio() != 0)
+		goto fail;
+	step = "preload";
+	if (allowlist_preload(job->code, job->code_len, load_one, NULL) != 0)
+		goto fail;
+	step = "globals";
+	if (build_globals() != 0)
+		goto fail;
+	return 0;
+fail:
+	if (PyErr_Occurred()) {
+		PyObject *t, *v, *tb, *s;
+		const char *m;
+
+		PyErr_Fetch(&t, &v, &tb);
+		s = v ? PyObject_Str(v) : NULL;
+		m = s ? PyUnicode_AsUTF8(s) : NULL;
+		snprintf(err, errlen, "%s: %s", step, m ? m : "failed");
+		Py_XDECREF(s);
+		Py_XDECREF(t);
+		Py_XDECREF(v);
+		Py_XDECREF(tb);
+		PyErr_Clear();
+	} else {
+		snprintf(err, errlen, "%s failed", step);
+	}
+	return -1;
+}
+
+static void flush_output(void)
+{
+	PyObject *r;
+
+	if (!out)
+		return;
+	r = PyObject_CallMethod(out, "flush", NULL);
+	if (!r)
+		PyErr_Clear();
+	Py_XDECREF(r);
+}
+
+static void finish_ok(uint64_t t0)
+{
+	flush_output();
+	rec_write(REC_OK, mono_ns() - t0, 0, 0, NULL, 0, NULL, 0);
+	_exit(0);
+}
+
+void py_run(void)
+{
+	uint64_t t0 = mono_ns();
+	PyObject *code, *r = NULL, *t, *v, *tb;
+	struct pyerr e;
+
+	/* Compiled here, under seccomp: a parser bug meets the kernel layers.
+	 * The hook turns the parser's attempt to read "<code>" from disk (for
+	 * a SyntaxError's text) into a quiet failure. */
+	audit_set(AUDIT_COMPILING);
+	code = Py_CompileString(job->code, "<code>", Py_file_input);
+	audit_set(PYLAYER ? AUDIT_ARMED : AUDIT_COMPILING);
+	if (code) {
+		r = PyEval_EvalCode(code, globals, globals);
+		Py_DECREF(code);
+	}
+	if (r)
+		finish_ok(t0);
+	if (PyErr_ExceptionMatches(PyExc_SystemExit) && pyerr_exit_ok())
+		finish_ok(t0);
+	if (PyErr_ExceptionMatches(PyExc_MemoryError))
+		PyDict_Clear(globals);	/* room to format the report */
+	PyErr_Fetch(&t, &v, &tb);
+	flush_output();
+	PyErr_Restore(t, v, tb);
+	pyerr_format(&e, job->code, job->code_len);
+	rec_write(REC_EXCEPTION, mono_ns() - t0, 0, 0, e.type, strlen(e.type),
+		  e.text, e.len);
+	_exit(1);
+}

@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * result.c: the record the child writes on the result pipe, and the
+ * parent's parser for it. The child side is async-signal-safe (the seccomp
+ * trap handler uses it); the parent side treats every byte as hostile,
+ * since the program can write on the same descriptor.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "internal.h"
+#include "../cgi/limits.h"
+#include "../cgi/banned.h"
+
+uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void write_all(int fd, const void *p, size_t len)
+{
+	const char *c = p;
+
+	while (len > 0) {
+		ssize_t n = write(fd, c, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		c += n;
+		len -= (size_t)n;
+	}
+}
+
+void rec_write(enum rec_kind kind, uint64_t exec_ns, uint32_t detail,
+	       uint32_t extra, const char *type, size_t type_len,
+	       const char *msg, size_t msg_len)
+{
+	struct rec_hdr h;
+
+	if (type_len > RESULT_TYPE_MAX)
+		type_len = RESULT_TYPE_MAX;
+	if (msg_len > RESULT_MESSAGE_MAX)
+		msg_len = RESULT_MESSAGE_MAX;
+	memset(&h, 0, sizeof(h));
+	h.magic = REC_MAGIC;
+	h.kind = kind;
+	h.exec_ns = exec_ns;
+	h.detail = detail;
+	h.extra = extra;
+	h.type_len = (uint32_t)type_len;
+	h.msg_len = (uint32_t)msg_len;
+	write_all(CHILD_RESULT_FD, &h, sizeof(h));
+	if (type_len)
+		write_all(CHILD_RESULT_FD, type, type_len);
+	if (msg_len)
+		write_all(CHILD_RESULT_FD, msg, msg_len);
+}
+
+void rec_internal(const char *where, const char *what)
+{
+	char msg[512];
+	size_t n = 0, wl = strlen(where), tl = strlen(what);
+
+	if (wl > 200)
+		wl = 200;
+	if (tl > 300)
+		tl = 300;
+	memcpy(msg, where, wl);
+	n = wl;
+	msg[n++] = ':';
+	msg[n++] = ' ';
+	memcpy(msg + n, what, tl);
+	n += tl;
+	rec_write(REC_INTERNAL, 0, 0, 0, "InternalError", 13, msg, n);
+	_exit(2);
+}
+
+/*
+ * Reads records from buf until the first final one (anything but READY) or
+ * the first malformed one. Later bytes are ignored: the first final record
+ * is the one the sandbox wrote unless the program forged it, and a forged
+ * record changes only what its own author is told.
+ */
+size_t rec_parse(const char *buf, size_t len, struct rec_view *v)
+{
+	size_t off = 0;
+
+	while (len - off >= sizeof(struct rec_hdr) && !v->have_final) {
+		struct rec_hdr h;
+		size_t need;
+
+		memcpy(&h, buf + off, sizeof(h));
+		if (h.magic != REC_MAGIC || h.type_len > RESULT_TYPE_MAX ||
+		    h.msg_len > RESULT_MESSAGE_MAX)
+			break;
+		need = sizeof(h) + h.type_len + h.msg_len;
+		if (len - off < need)
+			break;
+		if (h.kind == REC_READY) {
+			if (!v->have_ready) {
+				v->have_ready = 1;
+				v->ready_ns = mono_ns();
+				v->layers = h.detail;
+				v->landlock_abi = (int)h.extra;
+			}
+		} else {
+			v->have_final = 1;
+			v->final = h;
+			v->type = buf + off + sizeof(h);
+			v->msg = v->type + h.type_len;
+		}
+		off += need;
+	}
+	return off;
+}

@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * spawn.c: the parent side of a run (the keeper). Forks the child, reads
+ * its output and result pipes under a wall-clock deadline and an output cap,
+ * kills it when either is passed, reaps it with its resource usage, and
+ * decides the outcome from what it saw itself first (deadline, cap, signal)
+ * and from the child's own record second.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include "internal.h"
+#include "../cgi/limits.h"
+#include "../cgi/banned.h"
+
+#define RESULT_BUF (2 * sizeof(struct rec_hdr) + RESULT_TYPE_MAX + \
+		    RESULT_MESSAGE_MAX)
+
+struct run {
+	pid_t pid;
+	int out_fd, res_fd, pid_fd;
+	int exited, timed_out, over_output;
+	char *out;
+	size_t out_len, out_cap, out_limit;
+	char res[RESULT_BUF];
+	size_t res_len, res_parsed;
+	struct rec_view rec;
+	int status;
+	struct rusage ru;
+	uint64_t end_ns;
+};
+
+int sandbox_prepare(char *err, size_t errlen)
+{
+	return seccomp_prepare(err, errlen);
+}
+
+/* Reads what is there; returns 0 at EOF, 1 while open. */
+static int read_output(struct run *r)
+{
+	char chunk[16384];
+	ssize_t n = read(r->out_fd, chunk, sizeof(chunk));
+
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return 0;
+	if (r->out_len + (size_t)n > r->out_limit) {
+		n = (ssize_t)(r->out_limit - r->out_len);
+		r->over_output = 1;
+	}
+	if (r->out_len + (size_t)n > r->out_cap) {
+		size_t cap = r->out_cap ? r->out_cap * 2 : 65536;
+		while (cap < r->out_len + (size_t)n)
+			cap *= 2;
+		if (cap > r->out_limit)
+			cap = r->out_limit;
+		char *p = realloc(r->out, cap);
+		if (!p) {
+			r->over_output = 1;
+			return 0;
+		}
+		r->out = p;
+		r->out_cap = cap;
+	}
+	memcpy(r->out + r->out_len, chunk, (size_t)n);
+	r->out_len += (size_t)n;
+	return !r->over_output;
+}
+
+static int read_result(struct run *r)
+{
+	ssize_t n;
+
+	if (r->res_len == sizeof(r->res))
+		return 0;	/* a full buffer: the rest is noise */
+	n = read(r->res_fd, r->res + r->res_len, sizeof(r->res) - r->res_len);
+	if (n < 0)
+		return errno == EINTR || errno == EAGAIN;
+	if (n == 0)
+		return 0;
+	r->res_len += (size_t)n;
+	r->res_parsed += rec_parse(r->res + r->res_parsed,
+				   r->res_len - r->res_parsed, &r->rec);
+	return 1;
+}
+
+static void kill_child(struct run *r)
+{
+	kill(-r->pid, SIGKILL);
+	kill(r->pid, SIGKILL);
+}
+
+/* The event loop: until the child is gone and both pipes are drained, or
+ * the deadline or the output cap is passed. */
+static void watch(struct run *r, uint64_t deadline_ns)
+{
+	int out_open = 1, res_open = 1;
+
+	while (out_open || res_open || !r->exited) {
+		struct pollfd p[3] = {
+			{ out_open ? r->out_fd : -1, POLLIN, 0 },
+			{ res_open ? r->res_fd : -1, POLLIN, 0 },
+			{ r->exited ? -1 : r->pid_fd, POLLIN, 0 },
+		};
+		uint64_t now = mono_ns();
+		int wait_ms;
+
+		if (now >= deadline_ns) {
+			r->timed_out = 1;
+			return;
+		}
+		wait_ms = (int)((deadline_ns - now + 999999) / 1000000);
+		if (r->pid_fd < 0 && !r->exited && wait_ms > 10)
+			wait_ms = 10;	/* no pidfd: poll for the exit */
+		if (poll(p, 3, wait_ms) < 0 && errno != EINTR)
+			return;
+		if (out_open && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			out_open = read_output(r);
+		if (r->over_output)
+			return;
+		if (res_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			res_open = read_result(r);
+		if (!r->exited &&
+		    wait4(r->pid, &r->status, WNOHANG, &r->ru) == r->pid) {
+			r->exited = 1;
+			r->end_ns = mono_ns();
+		}
+	}
+}
+
+static void set_error(struct sb_result *res, enum sb_outcome o,
+		      const char *type, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void set_error(struct sb_result *res, enum sb_outcome o,
+		      const char *type, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	res->outcome = o;
+	snprintf(res->error_type, sizeof(res->error_type), "%s", type);
+	free(res->error);
+	res->error = strdup(msg);
+}
+
+static const char *signal_name(int sig)
+{
+	const char *d = sigabbrev_np(sig);
+	static char num[16];
+
+	if (d)
+		return d;
+	snprintf(num, sizeof(num), "%d", sig);
+	return num;
+}
+
+/* The child died on a signal that nobody in the broker sent. */
+static void classify_signal(struct run *r, const struct sb_limits *lim,
+			    struct sb_result *res)
+{
+	int sig = WTERMSIG(r->status);
+
+	if (sig == SIGXCPU || (sig == SIGKILL && res->cpu_ms >= lim->cpu_ms))
+		set_error(res, SB_TIMEOUT, "TimeoutError",
+			  "CPU time limit of %ld s exceeded",
+			  (lim->cpu_ms + 999) / 1000);
+	else if (sig == SIGSYS)
+		set_error(res, SB_SECURITY, "SecurityViolation",
+			  "killed by seccomp: a system call of a foreign "
+			  "architecture (i386 or x32)");
+	else if (sig == SIGKILL)
+		set_error(res, SB_MEMORY, "MemoryError",
+			  "killed by the kernel, most likely out of memory");
+	else
+		set_error(res, SB_CRASH, "Crash",
+			  "the interpreter died on signal SIG%s",
+			  signal_name(sig));
+}
+
+static char *copy_text(const char *s, size_t n)
+{
+	char *p = malloc(n + 1);
+
+	if (p) {
+		memcpy(p, s, n);
+		p[n] = 0;
+	}
+	return p;
+}
+
+/* The child exited by itself: its record says how. */
+static void classify_record(struct run *r, struct sb_result *res)
+{
+	const struct rec_view *v = &r->rec;
+	char name[64];
+
+	if (!v->have_final) {
+		set_error(res, SB_INTERNAL, "InternalError",
+			  "the sandbox exited (status %d) without a result",
+			  WEXITSTATUS(r->status));
+		return;
+	}
+	switch (v->final.kind) {
+	case REC_OK:
+		res->outcome = SB_OK;
+		return;
+	case REC_SYSCALL:
+		seccomp_name((int)v->final.detail, name, sizeof(name));
+		set_error(res, SB_SECURITY, "SecurityViolation",
+			  "system call '%s' refused by seccomp", name);
+		return;
+	case REC_EXCEPTION:
+	case REC_SECURITY:
+	case REC_INTERNAL:
+		res->outcome = v->final.kind == REC_SECURITY ? SB_SECURITY :
+			       v->final.kind == REC_INTERNAL ? SB_INTERNAL :
+			       SB_ERROR;
+		snprintf(res->error_type, sizeof(res->error_type), "%.*s",
+			 (int)v->final.type_len, v->type);
+		if (res->outcome == SB_ERROR &&
+		    strcmp(res->error_type, "MemoryError") == 0)
+			res->outcome = SB_MEMORY;
+		res->error = copy_text(v->msg, v->final.msg_len);
+		return;
+	default:
+		set_error(res, SB_INTERNAL, "InternalError",
+			  "the sandbox wrote an unknown result");
+	}
+}
+
+static void classify(struct run *r, const struct sb_limits *lim,
+		     struct sb_result *res)
+{
+	res->cpu_ms = r->ru.ru_utime.tv_sec * 1000 + r->ru.ru_utime.tv_usec / 1000 +
+		      r->ru.ru_stime.tv_sec * 1000 + r->ru.ru_stime.tv_usec / 1000;
+	res->peak_kb = r->ru.ru_maxrss;
+	res->layers = r->rec.layers;
+	res->landlock_abi = r->rec.landlock_abi;
+	if (r->rec.have_final && r->rec.final.exec_ns)
+		res->exec_ms = (double)r->rec.final.exec_ns / 1e6;
+	else if (r->rec.have_ready && r->end_ns > r->rec.ready_ns)
+		res->exec_ms = (double)(r->end_ns - r->rec.ready_ns) / 1e6;
+	if (r->timed_out)
+		set_error(res, SB_TIMEOUT, "TimeoutError",
+			  "execution exceeded the time limit of %ld ms",
+			  lim->timeout_ms);
+	else if (r->over_output)
+		set_error(res, SB_OUTPUT_LIMIT, "OutputLimitExceeded",
+			  "output exceeded the limit of %ld bytes and the "
+			  "program was stopped", lim->output_bytes);
+	else if (WIFSIGNALED(r->status))
+		classify_signal(r, lim, res);
+	else
+		classify_record(r, res);
+}
+
+static int fail(struct sb_result *res, const char *what)
+{
+	set_error(res, SB_INTERNAL, "InternalError", "%s: %s", what,
+		  strerror(errno));
+	return -1;
+}
+
+static void reap(struct run *r)
+{
+	if (r->timed_out || r->over_output || !r->exited)
+		kill_child(r);
+	if (!r->exited) {
+		while (wait4(r->pid, &r->status, 0, &r->ru) < 0 && errno == EINTR)
+			;
+		r->exited = 1;
+		r->end_ns = mono_ns();
+	}
+}
+
+int sandbox_run(const struct sb_job *job, const struct sb_limits *lim,
+		struct sb_result *res)
+{
+	static struct run r;
+	int out[2], rp[2], null_fd;
+	pid_t broker = getpid();
+
+	memset(res, 0, sizeof(*res));
+	memset(&r, 0, sizeof(r));
+	r.out_limit = (size_t)lim->output_bytes;
+	if (pipe2(out, O_CLOEXEC) != 0)
+		return fail(res, "pipe");
+	if (pipe2(rp, O_CLOEXEC) != 0)
+		return fail(res, "pipe");
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd < 0)
+		return fail(res, "/dev/null");
+	uint64_t deadline = mono_ns() + (uint64_t)lim->timeout_ms * 1000000u;
+	r.pid = fork();
+	if (r.pid < 0)
+		return fail(res, "fork");
+	if (r.pid == 0)
+		sandbox_enter(job, lim, out[1], rp[1], null_fd, broker);
+	close(out[1]);
+	close(rp[1]);
+	close(null_fd);
+	r.out_fd = out[0];
+	r.res_fd = rp[0];
+	r.pid_fd = (int)syscall(SYS_pidfd_open, r.pid, 0);
+	watch(&r, deadline);
+	reap(&r);
+	close(r.out_fd);
+	close(r.res_fd);
+	if (r.pid_fd >= 0)
+		close(r.pid_fd);
+	res->output = r.out;
+	res->output_len = r.out_len;
+	res->truncated = r.over_output;
+	classify(&r, lim, res);
+	return res->outcome == SB_INTERNAL ? -1 : 0;
+}
+
+void sb_result_release(struct sb_result *res)
+{
+	free(res->output);
+	free(res->error);
+	res->output = res->error = NULL;
+}
+
+const char *sb_outcome_name(enum sb_outcome o)
+{
+	static const char *const names[] = {
+		[SB_OK] = "ok", [SB_ERROR] = "error", [SB_TIMEOUT] = "timeout",
+		[SB_MEMORY] = "memory", [SB_OUTPUT_LIMIT] = "output_limit",
+		[SB_SECURITY] = "security", [SB_CRASH] = "crash",
+		[SB_INTERNAL] = "internal",
+	};
+	return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "?";
+}
+
+void sb_layers_describe(unsigned mask, int landlock_abi, char *buf, size_t len)
+{
+	static const struct { unsigned bit; const char *name; } names[] = {
+		{ SB_LAYER_PYTHON, "python" }, { SB_LAYER_AUDIT, "audit_hook" },
+		{ SB_LAYER_SECCOMP, "seccomp" }, { SB_LAYER_NNP, "no_new_privs" },
+		{ SB_LAYER_RLIMITS, "rlimits" }, { SB_LAYER_UID, "uid_drop" },
+		{ SB_LAYER_USERNS, "userns" }, { SB_LAYER_NETNS, "netns" },
+		{ SB_LAYER_IPCNS, "ipcns" }, { SB_LAYER_UTSNS, "utsns" },
+		{ SB_LAYER_LANDLOCK, "landlock" },
+		{ SB_LAYER_LL_SCOPE, "landlock_scope" },
+	};
+	size_t used = 0;
+
+	(void)landlock_abi;
+	buf[0] = 0;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int n;
+		if (!(mask & names[i].bit))
+			continue;
+		n = snprintf(buf + used, len - used, "%s%s", used ? "," : "",
+			     names[i].name);
+		if (n < 0 || (size_t)n >= len - used)
+			break;
+		used += (size_t)n;
+	}
+}
