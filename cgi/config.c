@@ -44,6 +44,7 @@ int config_load(struct config *c, char *err, size_t errlen)
 	c->code_bytes = DEFAULT_CODE_BYTES;
 	c->input_bytes = DEFAULT_INPUT_BYTES;
 	c->body_bytes = DEFAULT_BODY_BYTES;
+	c->body_timeout_ms = BODY_READ_TIMEOUT_MS;
 	if (setting("PYEXEC_TIMEOUT_MS", 1, MAX_TIMEOUT_MS, &c->timeout_ms,
 		    err, errlen) ||
 	    setting("PYEXEC_MEMORY_MB", 32, MAX_MEMORY_MB, &c->memory_mb,
@@ -55,7 +56,9 @@ int config_load(struct config *c, char *err, size_t errlen)
 	    setting("PYEXEC_INPUT_BYTES", 2, MAX_INPUT_BYTES, &c->input_bytes,
 		    err, errlen) ||
 	    setting("PYEXEC_BODY_BYTES", 16, MAX_BODY_BYTES, &c->body_bytes,
-		    err, errlen))
+		    err, errlen) ||
+	    setting("PYEXEC_BODY_TIMEOUT_MS", 1, MAX_TIMEOUT_MS,
+		    &c->body_timeout_ms, err, errlen))
 		return -1;
 	c->cpu_ms = c->timeout_ms;
 	return setting("PYEXEC_CPU_MS", 1, MAX_TIMEOUT_MS, &c->cpu_ms, err,

@@ -18,6 +18,7 @@ struct config {
 	long code_bytes;	/* PYEXEC_CODE_BYTES */
 	long input_bytes;	/* PYEXEC_INPUT_BYTES */
 	long body_bytes;	/* PYEXEC_BODY_BYTES */
+	long body_timeout_ms;	/* PYEXEC_BODY_TIMEOUT_MS */
 };
 
 /* Returns 0, or -1 with the offending variable named in err. */

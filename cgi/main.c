@@ -79,7 +79,7 @@ int main(void)
 		return 0;
 	}
 	if (request_read(&req, STDIN_FILENO, cfg.body_bytes,
-			 BODY_READ_TIMEOUT_MS, &e) != 0 ||
+			 cfg.body_timeout_ms, &e) != 0 ||
 	    job_parse(&job, req.body, req.len, &cfg, &e) != 0)
 		respond_refusal(&e);
 	else
