@@ -70,15 +70,19 @@ TRY      := $(BUILD)/tests/try-syscall
 all: $(CGI)
 
 $(CGI): $(CGI_OBJ) $(SANDBOX_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(NOPY_CGI): $(CGI_OBJ) $(NOPY_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(UNIT): $(UNIT_OBJ) $(LIB_OBJ)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(TRY): $(BUILD)/tests/helpers/try-syscall.o $(BUILD)/sandbox/seccomp.o $(BUILD)/sandbox/result.o
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(BUILD)/nopy/%.o: %.c
