@@ -111,6 +111,10 @@ unit: $(UNIT)
 test: check-deps
 	@$(MAKE) --no-print-directory $(CGI) $(NOPY_CGI) $(UNIT) $(TRY)
 	$(UNIT)
+ifneq ($(SANITIZE),1)
+	@$(MAKE) --no-print-directory SANITIZE=1 build-san/tests/unit-tests
+	build-san/tests/unit-tests
+endif
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests

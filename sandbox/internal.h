@@ -59,6 +59,7 @@ enum rec_kind {
 	REC_SECURITY,		/* type = "SecurityViolation", message says what */
 	REC_SYSCALL,		/* a system call trapped; detail = its number */
 	REC_INTERNAL,		/* setup failed; message says where */
+	REC_ABORT,		/* the interpreter called abort() */
 };
 
 struct rec_hdr {

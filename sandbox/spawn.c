@@ -223,6 +223,10 @@ static void classify_record(struct run *r, struct sb_result *res)
 		set_error(res, SB_SECURITY, "SecurityViolation",
 			  "system call '%s' refused by seccomp", name);
 		return;
+	case REC_ABORT:
+		set_error(res, SB_CRASH, "Crash",
+			  "the interpreter aborted (a fatal internal error)");
+		return;
 	case REC_EXCEPTION:
 	case REC_SECURITY:
 	case REC_INTERNAL:
