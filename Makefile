@@ -13,7 +13,7 @@
 # the pkg-config search path is pinned to the system's directories.
 MULTIARCH  := $(shell gcc -print-multiarch 2>/dev/null)
 PKG_CONFIG := env -u PKG_CONFIG_PATH PKG_CONFIG_LIBDIR=/usr/lib/$(MULTIARCH)/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig /usr/bin/pkg-config
-PKGS       := python3-embed libseccomp libcjson sqlite3
+PKGS       := python3-embed libseccomp libcjson sqlite3 libcrypto
 PYVER      := $(shell $(PKG_CONFIG) --modversion python3-embed 2>/dev/null)
 PYSTDLIB   := /usr/lib/python$(PYVER)
 PYTHON     := /usr/bin/python3
@@ -45,7 +45,9 @@ CFLAGS_ALL  := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(DEFS) $(PKG_CFLAGS) -MMD -M
 LDFLAGS_ALL := $(OPT) $(HARDEN_LD) $(LDFLAGS)
 
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
-               cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c
+               cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
+               cgi/identity.c cgi/slots.c
+SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c
 SANDBOX_SRC := sandbox/spawn.c sandbox/child.c sandbox/fds.c sandbox/rlimit.c \
                sandbox/ns.c sandbox/landlock.c sandbox/seccomp.c \
                sandbox/audit.c sandbox/pyrun.c sandbox/pyerr.c \
@@ -54,12 +56,13 @@ SANDBOX_SRC := sandbox/spawn.c sandbox/child.c sandbox/fds.c sandbox/rlimit.c \
 PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
 
 CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
+SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
 NOPY_OBJ    := $(filter-out $(PYLAYER_SRC:%.c=$(BUILD)/%.o),$(SANDBOX_OBJ)) \
                $(PYLAYER_SRC:%.c=$(BUILD)/nopy/%.o)
 UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
-LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) $(SANDBOX_OBJ)
+LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) $(SANDBOX_OBJ) $(SQL_OBJ)
 
 CGI      := pyexec.cgi
 NOPY_CGI := $(BUILD)/tests/pyexec-nopy.cgi
@@ -69,11 +72,11 @@ TRY      := $(BUILD)/tests/try-syscall
 .PHONY: all test unit blackbox deps check-deps clean print-flags
 all: $(CGI)
 
-$(CGI): $(CGI_OBJ) $(SANDBOX_OBJ)
+$(CGI): $(CGI_OBJ) $(SANDBOX_OBJ) $(SQL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
-$(NOPY_CGI): $(CGI_OBJ) $(NOPY_OBJ)
+$(NOPY_CGI): $(CGI_OBJ) $(NOPY_OBJ) $(SQL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
@@ -84,6 +87,18 @@ $(UNIT): $(UNIT_OBJ) $(LIB_OBJ)
 $(TRY): $(BUILD)/tests/helpers/try-syscall.o $(BUILD)/sandbox/seccomp.o $(BUILD)/sandbox/result.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+
+# The schema, compiled in: the one place it is written is sql/schema.sql.
+$(BUILD)/sql/schema.c: sql/schema.sql
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from sql/schema.sql */'; \
+	  echo 'extern const char pyexec_schema_sql[];'; \
+	  echo 'const char pyexec_schema_sql[] ='; \
+	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
+	  echo ';'; } > $@
+
+$(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/nopy/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,7 +118,7 @@ deps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 	  build-essential pkg-config python3 libpython3-dev libseccomp-dev \
-	  libsqlite3-dev libcjson-dev python3-pytest curl
+	  libsqlite3-dev libcjson-dev libssl-dev python3-pytest curl
 
 unit: $(UNIT)
 	$(UNIT)

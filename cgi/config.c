@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* config.c: limits from the defaults and the environment (see config.h). */
+/* config.c: environment overrides of the settings (see config.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,31 +36,22 @@ static int setting(const char *name, long min, long max, long *val,
 	return -1;
 }
 
-int config_load(struct config *c, char *err, size_t errlen)
+int config_env_override(struct settings *c, char *err, size_t errlen)
 {
-	c->timeout_ms = DEFAULT_TIMEOUT_MS;
-	c->memory_mb = DEFAULT_MEMORY_MB;
-	c->output_bytes = DEFAULT_OUTPUT_BYTES;
-	c->code_bytes = DEFAULT_CODE_BYTES;
-	c->input_bytes = DEFAULT_INPUT_BYTES;
-	c->body_bytes = DEFAULT_BODY_BYTES;
-	c->body_timeout_ms = BODY_READ_TIMEOUT_MS;
-	if (setting("PYEXEC_TIMEOUT_MS", 1, MAX_TIMEOUT_MS, &c->timeout_ms,
-		    err, errlen) ||
-	    setting("PYEXEC_MEMORY_MB", 32, MAX_MEMORY_MB, &c->memory_mb,
-		    err, errlen) ||
-	    setting("PYEXEC_OUTPUT_BYTES", 1, MAX_OUTPUT_BYTES,
-		    &c->output_bytes, err, errlen) ||
-	    setting("PYEXEC_CODE_BYTES", 1, MAX_CODE_BYTES, &c->code_bytes,
-		    err, errlen) ||
-	    setting("PYEXEC_INPUT_BYTES", 2, MAX_INPUT_BYTES, &c->input_bytes,
-		    err, errlen) ||
-	    setting("PYEXEC_BODY_BYTES", 16, MAX_BODY_BYTES, &c->body_bytes,
-		    err, errlen) ||
-	    setting("PYEXEC_BODY_TIMEOUT_MS", 1, MAX_TIMEOUT_MS,
-		    &c->body_timeout_ms, err, errlen))
-		return -1;
-	c->cpu_ms = c->timeout_ms;
-	return setting("PYEXEC_CPU_MS", 1, MAX_TIMEOUT_MS, &c->cpu_ms, err,
-		       errlen);
+	return setting("PYEXEC_TIMEOUT_MS", 1, MAX_TIMEOUT_MS, &c->timeout_ms,
+		       err, errlen) ||
+	       setting("PYEXEC_CPU_MS", 1, MAX_TIMEOUT_MS, &c->cpu_ms,
+		       err, errlen) ||
+	       setting("PYEXEC_MEMORY_MB", 32, MAX_MEMORY_MB, &c->memory_mb,
+		       err, errlen) ||
+	       setting("PYEXEC_OUTPUT_BYTES", 1, MAX_OUTPUT_BYTES,
+		       &c->output_bytes, err, errlen) ||
+	       setting("PYEXEC_CODE_BYTES", 1, MAX_CODE_BYTES, &c->code_bytes,
+		       err, errlen) ||
+	       setting("PYEXEC_INPUT_BYTES", 2, MAX_INPUT_BYTES,
+		       &c->input_bytes, err, errlen) ||
+	       setting("PYEXEC_BODY_BYTES", 16, MAX_BODY_BYTES, &c->body_bytes,
+		       err, errlen) ||
+	       setting("PYEXEC_BODY_TIMEOUT_MS", 1, MAX_TIMEOUT_MS,
+		       &c->body_timeout_ms, err, errlen) ? -1 : 0;
 }

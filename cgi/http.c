@@ -14,7 +14,9 @@ static const struct {
 	{ 408, "Request Timeout", "RequestTimeout" },
 	{ 411, "Length Required", "LengthRequired" },
 	{ 413, "Content Too Large", "PayloadTooLarge" },
+	{ 401, "Unauthorized", "Unauthorized" },
 	{ 415, "Unsupported Media Type", "UnsupportedMediaType" },
+	{ 429, "Too Many Requests", "RateLimited" },
 	{ 500, "Internal Server Error", "InternalError" },
 	{ 503, "Service Unavailable", "ServiceUnavailable" },
 };

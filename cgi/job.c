@@ -52,7 +52,7 @@ static int check_fields(const cJSON *root, const cJSON *seen[NFIELDS],
 }
 
 static int check_input(struct job *j, const cJSON *in,
-		       const struct config *cfg, struct http_error *e)
+		       const struct settings *cfg, struct http_error *e)
 {
 	char *text;
 
@@ -72,7 +72,7 @@ static int check_input(struct job *j, const cJSON *in,
 }
 
 int job_parse(struct job *j, const char *body, size_t len,
-	      const struct config *cfg, struct http_error *e)
+	      const struct settings *cfg, struct http_error *e)
 {
 	const cJSON *seen[NFIELDS] = { 0 };
 

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 #include <cjson/cJSON.h>
-#include "config.h"
+#include "../sql/settings.h"
 #include "http.h"
 
 struct job {
@@ -22,7 +22,7 @@ struct job {
 
 /* body must stay alive as long as the job. Returns 0, or -1 with e. */
 int job_parse(struct job *j, const char *body, size_t len,
-	      const struct config *cfg, struct http_error *e);
+	      const struct settings *cfg, struct http_error *e);
 void job_release(struct job *j);
 
 #endif

@@ -2,23 +2,52 @@
 /*
  * main.c: pyexec.cgi, one request from top to bottom.
  *
- *   limits -> read the request -> validate the job -> run it in the
- *   sandbox -> answer
+ *   open the database (or 503) -> settings -> read the request -> validate
+ *   -> identify -> take a sandbox slot -> quota check + audit row -> close
+ *   the database -> run in the sandbox -> complete the audit row -> answer
  *
- * This process is the broker: it never runs the program itself. It
- * outlives whatever the program does, so an answer is always written.
+ * This process is the broker: it never runs the program itself, and it
+ * outlives whatever the program does. Every request leaves an audit row,
+ * refused ones included; when no row can be written, no code runs (503).
+ * The database is closed (and SQLite's memory wiped) before the fork, so
+ * the sandbox holds neither its descriptor nor anything read from it.
  */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 #include "config.h"
+#include "identity.h"
 #include "job.h"
 #include "limits.h"
 #include "request.h"
 #include "response.h"
+#include "slots.h"
+#include "../sql/store.h"
 #include "banned.h"
+
+/* Seconds a client should wait after a 503. */
+#define RETRY_UNAVAILABLE_S 5
+#define RETRY_BUSY_S 1
+
+struct ctx {
+	const char *db_path;
+	struct store *db;
+	struct settings cfg;
+	struct request req;
+	struct job job;
+	struct identity id;
+	struct run_rec rec;
+	struct quota_state quota;
+	struct reply reply;
+	char anon[80];
+	int slot_fd;
+	int audited;		/* the request's row is written */
+	int db_failed;		/* the database refused a read or write */
+};
 
 /* fds 0-2 must exist, or the first file we open would become stdout. */
 static void sane_stdio(void)
@@ -31,60 +60,216 @@ static void sane_stdio(void)
 		close(fd);
 }
 
-static int run(const struct config *cfg, const struct request *req,
-	       const struct job *job)
+static void new_run_id(char out[33])
+{
+	static const char digits[] = "0123456789abcdef";
+	unsigned char raw[16] = { 0 };
+
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+		memset(raw, 0, sizeof(raw));	/* still unique by time below */
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = digits[raw[i] >> 4];
+		out[2 * i + 1] = digits[raw[i] & 15];
+	}
+	out[32] = 0;
+}
+
+static void rate_headers(struct ctx *c)
+{
+	if (c->quota.limit < 0)
+		return;		/* admins and unlimited users: no limit to show */
+	reply_header(&c->reply, "RateLimit-Limit: %ld", c->quota.limit);
+	reply_header(&c->reply, "RateLimit-Remaining: %ld", c->quota.remaining);
+	reply_header(&c->reply, "RateLimit-Reset: %ld", c->quota.reset_s);
+}
+
+static void log_db_error(struct ctx *c, const char *what)
+{
+	fprintf(stderr, "pyexec.cgi: request %s: %s: %s\n", c->reply.run_id,
+		what, store_error(c->db));
+}
+
+/* Answers a refused request, after writing its audit row. A row that
+ * cannot be written turns the answer into a 503: nothing goes unaudited. */
+static int refuse(struct ctx *c, struct http_error *e)
+{
+	c->rec.outcome = "rejected";
+	c->rec.error_type = e->type;
+	c->rec.error = e->msg;
+	c->rec.http_status = e->status;
+	if (!c->audited && (!c->db || c->db_failed ||
+			    store_run_reject(c->db, &c->rec, &c->cfg) != STORE_OK)) {
+		if (c->db && !c->db_failed)
+			log_db_error(c, "audit row");
+		http_fail(e, 503, "audit log unavailable: request refused");
+	}
+	if (e->status == 405)
+		reply_header(&c->reply, "Allow: POST");
+	if (e->status == 401)
+		reply_header(&c->reply, "WWW-Authenticate: Bearer realm=\"pyexec\"");
+	if (e->status == 503)
+		reply_header(&c->reply, "Retry-After: %d", RETRY_UNAVAILABLE_S);
+	if (e->status == 429)
+		reply_header(&c->reply, "Retry-After: %ld", c->quota.reset_s);
+	respond_refusal(e, &c->reply);
+	return 0;
+}
+
+/* The database and the settings in force; 503 when unusable. */
+static int open_db(struct ctx *c, struct http_error *e)
+{
+	char err[200];
+
+	settings_defaults(&c->cfg);
+	if (store_open(&c->db, c->db_path, STORE_RW) != STORE_OK ||
+	    store_settings_load(c->db, &c->cfg) != STORE_OK) {
+		log_db_error(c, "database");
+		store_close(c->db);
+		c->db = NULL;
+		return http_fail(e, 503, "audit log unavailable: request refused");
+	}
+	if (config_env_override(&c->cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "pyexec.cgi: %s\n", err);
+		return http_fail(e, 500, "server misconfigured: %s", err);
+	}
+	return 0;
+}
+
+/* Identity, slot, quota and the audit row, in that order. */
+static int admit(struct ctx *c, struct http_error *e)
+{
+	int rc;
+
+	if (identify(c->db, &c->cfg, c->job.token, &c->id, e) != 0) {
+		c->db_failed = e->status == 503;
+		return -1;
+	}
+	c->rec.identity = c->id.key;
+	c->rec.user_id = c->id.is_user ? c->id.user.id : 0;
+	c->rec.user_name = c->id.is_user ? c->id.user.name : NULL;
+	c->rec.deadline_ms = c->rec.started_ms + c->id.timeout_ms +
+			     c->cfg.body_timeout_ms + 30000;
+	c->slot_fd = slots_acquire(c->db_path, c->cfg.max_concurrent,
+				   c->cfg.concurrency_wait_ms);
+	if (c->slot_fd < 0) {
+		reply_header(&c->reply, "Retry-After: %d", RETRY_BUSY_S);
+		return http_fail(e, 503, c->slot_fd == -1 ?
+				 "all %ld sandboxes are busy: retry shortly" :
+				 "sandbox slots unavailable (lock file)",
+				 c->cfg.max_concurrent);
+	}
+	rc = store_run_begin(c->db, &c->rec, c->id.quota, c->cfg.quota_window_s,
+			     c->id.reset_ms, &c->cfg, &c->quota);
+	if (rc != STORE_OK) {
+		log_db_error(c, "audit row");
+		c->db_failed = 1;
+		return http_fail(e, 503, "audit log unavailable: request refused");
+	}
+	c->audited = 1;		/* as running, or as refused for the quota */
+	rate_headers(c);
+	if (c->quota.refused)
+		return http_fail(e, 429, "rate limit of %ld runs per %ld s "
+				 "exceeded: retry in %ld s", c->quota.limit,
+				 c->cfg.quota_window_s, c->quota.reset_s);
+	return 0;
+}
+
+static void complete(struct ctx *c, const struct sb_result *res, double wall)
+{
+	c->rec.outcome = sb_outcome_name(res->outcome);
+	c->rec.error_type = res->outcome == SB_OK ? NULL : res->error_type;
+	c->rec.error = res->outcome == SB_OK ? NULL : res->error;
+	c->rec.output_size = res->output_len;
+	c->rec.truncated = res->truncated;
+	c->rec.exec_ms = res->exec_ms;
+	c->rec.wall_ms = wall;
+	c->rec.cpu_ms = res->cpu_ms;
+	c->rec.peak_kb = res->peak_kb;
+	c->rec.http_status = result_status(res);
+	/* A row that cannot be completed stays 'running' and reads as
+	 * 'abandoned' past its deadline: it is never missing. */
+	if (store_open(&c->db, c->db_path, STORE_RW) != STORE_OK ||
+	    store_run_finish(c->db, &c->rec, &c->cfg) != STORE_OK)
+		log_db_error(c, "complete audit row");
+	store_close(c->db);
+	c->db = NULL;
+}
+
+static void run(struct ctx *c)
 {
 	struct sb_job sj = {
-		.code = job->code, .code_len = job->code_len,
-		.input_json = req->body, .input_json_len = req->len,
-		.input_key = "input_data", .input_empty = job->input_empty,
+		.code = c->job.code, .code_len = c->job.code_len,
+		.input_json = c->req.body, .input_json_len = c->req.len,
+		.input_key = "input_data", .input_empty = c->job.input_empty,
 	};
 	struct sb_limits lim = {
-		.timeout_ms = cfg->timeout_ms, .cpu_ms = cfg->cpu_ms,
-		.memory_mb = cfg->memory_mb, .output_bytes = cfg->output_bytes,
+		.timeout_ms = c->id.timeout_ms, .cpu_ms = c->id.cpu_ms,
+		.memory_mb = c->id.memory_mb,
+		.output_bytes = c->cfg.output_bytes,
 	};
 	struct sb_result res;
-	struct http_error e;
+	int64_t t0 = now_ms();
 	char err[256];
 
 	if (sandbox_prepare(err, sizeof(err)) != 0) {
-		http_fail(&e, 500, "sandbox unavailable: %s", err);
-		respond_refusal(&e);
-		return 1;
+		memset(&res, 0, sizeof(res));
+		res.outcome = SB_INTERNAL;
+		snprintf(res.error_type, sizeof(res.error_type), "InternalError");
+		res.error = strdup(err);
+	} else {
+		sandbox_run(&sj, &lim, &res);
 	}
-	sandbox_run(&sj, &lim, &res);
 	if (res.outcome == SB_INTERNAL)
-		fprintf(stderr, "pyexec.cgi: sandbox failed: %s\n",
-			res.error ? res.error : "?");
-	respond_result(&res);
+		fprintf(stderr, "pyexec.cgi: request %s: sandbox failed: %s\n",
+			c->reply.run_id, res.error ? res.error : "?");
+	complete(c, &res, (double)(now_ms() - t0));
+	respond_result(&res, &c->reply);
 	sb_result_release(&res);
-	return 0;
+}
+
+static void handle(struct ctx *c)
+{
+	struct http_error e;
+
+	if (open_db(c, &e) != 0 ||
+	    request_read(&c->req, STDIN_FILENO, c->cfg.body_bytes,
+			 c->cfg.body_timeout_ms, &e) != 0)
+		goto refused;
+	if (job_parse(&c->job, c->req.body, c->req.len, &c->cfg, &e) != 0)
+		goto refused;
+	c->rec.code = c->job.code;
+	c->rec.code_len = c->job.code_len;
+	c->rec.input_size = c->job.input_len;
+	if (admit(c, &e) != 0)
+		goto refused;
+	store_close(c->db);
+	c->db = NULL;
+	run(c);
+	return;
+refused:
+	refuse(c, &e);
 }
 
 int main(void)
 {
-	struct config cfg;
-	struct request req = { 0 };
-	struct job job = { 0 };
-	struct http_error e;
-	char err[200];
-	int rc = 0;
+	static struct ctx c;
 
 	sane_stdio();
 	signal(SIGPIPE, SIG_IGN);
-	if (config_load(&cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "pyexec.cgi: %s\n", err);
-		http_fail(&e, 500, "server misconfigured: %s", err);
-		respond_refusal(&e);
-		return 0;
-	}
-	if (request_read(&req, STDIN_FILENO, cfg.body_bytes,
-			 cfg.body_timeout_ms, &e) != 0 ||
-	    job_parse(&job, req.body, req.len, &cfg, &e) != 0)
-		respond_refusal(&e);
-	else
-		rc = run(&cfg, &req, &job);
-	job_release(&job);
-	request_release(&req);
-	return rc;
+	c.slot_fd = -1;
+	c.db_path = store_default_path();
+	new_run_id(c.reply.run_id);
+	memcpy(c.rec.id, c.reply.run_id, sizeof(c.rec.id));
+	c.rec.started_ms = now_ms();
+	c.rec.client_addr = getenv("REMOTE_ADDR");
+	snprintf(c.anon, sizeof(c.anon), "anon:%.64s",
+		 c.rec.client_addr ? c.rec.client_addr : "unknown");
+	c.rec.identity = c.anon;
+	handle(&c);
+	store_close(c.db);
+	job_release(&c.job);
+	request_release(&c.req);
+	if (c.slot_fd >= 0)
+		close(c.slot_fd);
+	return 0;
 }

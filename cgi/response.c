@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* response.c: CGI headers and the JSON body, written once, to stdout. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,9 +22,27 @@ static void write_all(const char *s, size_t n)
 	}
 }
 
-static void emit(int status, const char *extra, struct jw *w)
+void reply_header(struct reply *r, const char *fmt, ...)
 {
-	char head[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(r->headers + r->hlen, sizeof(r->headers) - r->hlen, fmt, ap);
+	va_end(ap);
+	/* A header that does not fit is dropped whole, never cut. */
+	if (n < 0 || (size_t)n + 1 >= sizeof(r->headers) - r->hlen) {
+		r->headers[r->hlen] = 0;
+		return;
+	}
+	r->hlen += (size_t)n;
+	r->headers[r->hlen++] = '\n';
+	r->headers[r->hlen] = 0;
+}
+
+static void emit(int status, const struct reply *r, struct jw *w)
+{
+	char head[1024];
 	size_t len = 0;
 	const char *body = jw_finish(w, &len);
 	int n;
@@ -40,16 +59,17 @@ static void emit(int status, const char *extra, struct jw *w)
 		     "Content-Type: application/json\n"
 		     "Cache-Control: no-store\n"
 		     "X-Content-Type-Options: nosniff\n"
+		     "X-Request-Id: %s\n"
 		     "%s"
 		     "Content-Length: %zu\n\n",
-		     status, http_reason(status), extra ? extra : "", len);
+		     status, http_reason(status), r->run_id, r->headers, len);
 	if (n > 0 && (size_t)n < sizeof(head))
 		write_all(head, (size_t)n);
 	write_all(body, len);
 	jw_release(w);
 }
 
-void respond_refusal(const struct http_error *e)
+void respond_refusal(const struct http_error *e, const struct reply *r)
 {
 	struct jw w;
 
@@ -59,10 +79,16 @@ void respond_refusal(const struct http_error *e)
 	jw_cstr(&w, "error", e->msg);
 	jw_ms(&w, "execution_time_ms", 0);
 	jw_cstr(&w, "error_type", e->type);
-	emit(e->status, e->status == 405 ? "Allow: POST\n" : NULL, &w);
+	jw_cstr(&w, "run_id", r->run_id);
+	emit(e->status, r, &w);
 }
 
-void respond_result(const struct sb_result *r)
+int result_status(const struct sb_result *res)
+{
+	return res->outcome == SB_INTERNAL ? 500 : 200;
+}
+
+void respond_result(const struct sb_result *r, const struct reply *rep)
 {
 	char layers[256];
 	struct jw w;
@@ -78,5 +104,6 @@ void respond_result(const struct sb_result *r)
 	jw_long(&w, "peak_memory_kb", r->peak_kb);
 	sb_layers_describe(r->layers, r->landlock_abi, layers, sizeof(layers));
 	jw_cstr(&w, "sandbox", layers);
-	emit(r->outcome == SB_INTERNAL ? 500 : 200, NULL, &w);
+	jw_cstr(&w, "run_id", rep->run_id);
+	emit(result_status(r), rep, &w);
 }

@@ -9,10 +9,25 @@
 #include "http.h"
 #include "../sandbox/sandbox.h"
 
+/* What every response carries besides the body: the request id and extra
+ * header lines (rate limit, Retry-After, WWW-Authenticate). */
+struct reply {
+	char run_id[33];
+	char headers[512];
+	size_t hlen;
+};
+
+/* Appends one header line ("Name: value", no newline) to r. */
+void reply_header(struct reply *r, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* A refused request: status from e, success false, empty output. */
-void respond_refusal(const struct http_error *e);
+void respond_refusal(const struct http_error *e, const struct reply *r);
 
 /* A run, whatever its outcome (200, or 500 for SB_INTERNAL). */
-void respond_result(const struct sb_result *r);
+void respond_result(const struct sb_result *res, const struct reply *r);
+
+/* The HTTP status respond_result uses for res. */
+int result_status(const struct sb_result *res);
 
 #endif

@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runs.c: the audit log and the rate limit, which are the same rows. A
+ * request that may run is written before the code runs, in the transaction
+ * that checked the quota (so concurrent requests of one identity are
+ * counted exactly), and completed after. A refused request is written in
+ * one statement.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "store_int.h"
+#include "digest.h"
+#include "../cgi/banned.h"
+
+static const char insert_sql[] =
+	"INSERT INTO runs (id, started_ms, finished_ms, identity, user_id, "
+	"user_name, client_addr, broker_pid, deadline_ms, code_sha256, "
+	"code_size, code, input_size, outcome, error_type, error, "
+	"output_size, truncated, exec_ms, wall_ms, cpu_ms, peak_kb, "
+	"http_status, counted) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+	"?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, "
+	"?23, ?24)";
+
+static void bind_text(sqlite3_stmt *st, int i, const char *v, size_t n)
+{
+	if (v)
+		sqlite3_bind_text64(st, i, v, n, SQLITE_STATIC, SQLITE_UTF8);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* The code as the audit_code setting keeps it; the hash always. */
+static void bind_code(sqlite3_stmt *st, const struct run_rec *r,
+		      const struct settings *cfg, char hash[65])
+{
+	size_t keep = r->code_len;
+
+	if (!r->code || sha256_hex(r->code, r->code_len, hash) != 0) {
+		sqlite3_bind_null(st, 10);
+		sqlite3_bind_null(st, 11);
+		sqlite3_bind_null(st, 12);
+		return;
+	}
+	sqlite3_bind_text(st, 10, hash, 64, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 11, (sqlite3_int64)r->code_len);
+	if (cfg->audit_code != AUDIT_CODE_FULL) {
+		sqlite3_bind_null(st, 12);
+		return;
+	}
+	if (keep > (size_t)cfg->audit_code_max_bytes)
+		keep = (size_t)cfg->audit_code_max_bytes;
+	while (keep > 0 && keep < r->code_len &&
+	       ((unsigned char)r->code[keep] & 0xC0) == 0x80)
+		keep--;		/* never cut a UTF-8 sequence */
+	bind_text(st, 12, r->code, keep);
+}
+
+static size_t error_len(const char *e, const struct settings *cfg)
+{
+	size_t n = e ? strlen(e) : 0;
+
+	if (n > (size_t)cfg->audit_error_max_bytes) {
+		n = (size_t)cfg->audit_error_max_bytes;
+		while (n > 0 && ((unsigned char)e[n] & 0xC0) == 0x80)
+			n--;
+	}
+	return n;
+}
+
+static int insert(struct store *s, const struct run_rec *r,
+		  const struct settings *cfg, int finished, int counted)
+{
+	sqlite3_stmt *st;
+	char hash[65];
+	int rc;
+
+	if ((rc = store_prepare(s, insert_sql, &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r->started_ms);
+	if (finished)
+		sqlite3_bind_int64(st, 3, now_ms());
+	sqlite3_bind_text(st, 4, r->identity, -1, SQLITE_STATIC);
+	if (r->user_id)
+		sqlite3_bind_int64(st, 5, r->user_id);
+	bind_text(st, 6, r->user_name, r->user_name ? strlen(r->user_name) : 0);
+	bind_text(st, 7, r->client_addr, r->client_addr ? strlen(r->client_addr) : 0);
+	sqlite3_bind_int64(st, 8, getpid());
+	sqlite3_bind_int64(st, 9, r->deadline_ms);
+	bind_code(st, r, cfg, hash);
+	sqlite3_bind_int64(st, 13, (sqlite3_int64)r->input_size);
+	sqlite3_bind_text(st, 14, r->outcome, -1, SQLITE_STATIC);
+	bind_text(st, 15, r->error_type, r->error_type ? strlen(r->error_type) : 0);
+	bind_text(st, 16, r->error, error_len(r->error, cfg));
+	if (finished) {
+		sqlite3_bind_int64(st, 17, (sqlite3_int64)r->output_size);
+		sqlite3_bind_int(st, 18, r->truncated);
+		sqlite3_bind_double(st, 19, r->exec_ms);
+		sqlite3_bind_double(st, 20, r->wall_ms);
+		sqlite3_bind_int64(st, 21, r->cpu_ms);
+		sqlite3_bind_int64(st, 22, r->peak_kb);
+		sqlite3_bind_int(st, 23, r->http_status);
+	}
+	sqlite3_bind_int(st, 24, counted);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, "write audit row");
+}
+
+int store_run_reject(struct store *s, const struct run_rec *r,
+		     const struct settings *cfg)
+{
+	return insert(s, r, cfg, 1, 0);
+}
+
+/* Runs of the identity counted in the window, and the oldest of them. */
+static int count_window(struct store *s, const char *identity, int64_t since,
+			long *count, int64_t *oldest)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_prepare(s, "SELECT count(*), min(started_ms) FROM runs "
+				"WHERE identity = ?1 AND counted = 1 AND "
+				"started_ms > ?2", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, since);
+	rc = sqlite3_step(st);
+	*count = (long)sqlite3_column_int64(st, 0);
+	*oldest = sqlite3_column_int64(st, 1);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? STORE_OK : store_sqlite_fail(s, rc, "count runs");
+}
+
+static long ceil_s(int64_t ms)
+{
+	return ms <= 0 ? 1 : (long)((ms + 999) / 1000);
+}
+
+/* Decides under the write lock; returns the `counted` flag to write. */
+static int decide(struct store *s, const struct run_rec *r, long limit,
+		  long window_s, int64_t reset_ms, struct quota_state *q)
+{
+	int64_t window = (int64_t)window_s * 1000, since, oldest = 0;
+	long count = 0;
+	int rc;
+
+	memset(q, 0, sizeof(*q));
+	q->limit = limit;
+	if (limit < 0)
+		return STORE_OK;
+	since = r->started_ms - window;
+	if (since < reset_ms)
+		since = reset_ms;
+	if ((rc = count_window(s, r->identity, since, &count, &oldest)))
+		return rc;
+	q->refused = count >= limit;
+	q->remaining = q->refused ? 0 : limit - count - 1;
+	q->reset_s = count == 0 ? window_s :
+		     ceil_s(oldest + window - r->started_ms);
+	if (q->refused && limit == 0)
+		q->reset_s = window_s;
+	return STORE_OK;
+}
+
+int store_run_begin(struct store *s, const struct run_rec *r, long limit,
+		    long window_s, int64_t reset_ms, const struct settings *cfg,
+		    struct quota_state *q)
+{
+	struct run_rec row = *r;
+	int rc;
+
+	if ((rc = store_exec(s, "BEGIN IMMEDIATE", "lock the audit log")))
+		return rc;
+	rc = decide(s, r, limit, window_s, reset_ms, q);
+	if (rc == STORE_OK && q->refused) {
+		row.outcome = "rejected";
+		row.error_type = "RateLimited";
+		row.error = "rate limit exceeded";
+		row.http_status = 429;
+		rc = insert(s, &row, cfg, 1, 0);
+	} else if (rc == STORE_OK) {
+		row.outcome = "running";
+		rc = insert(s, &row, cfg, 0, 1);
+	}
+	if (rc == STORE_OK)
+		rc = store_exec(s, "COMMIT", "commit the audit row");
+	if (rc != STORE_OK)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int store_run_finish(struct store *s, const struct run_rec *r,
+		     const struct settings *cfg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_prepare(s, "UPDATE runs SET finished_ms = ?2, "
+				"outcome = ?3, error_type = ?4, error = ?5, "
+				"output_size = ?6, truncated = ?7, exec_ms = ?8, "
+				"wall_ms = ?9, cpu_ms = ?10, peak_kb = ?11, "
+				"http_status = ?12 WHERE id = ?1", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms());
+	sqlite3_bind_text(st, 3, r->outcome, -1, SQLITE_STATIC);
+	bind_text(st, 4, r->error_type, r->error_type ? strlen(r->error_type) : 0);
+	bind_text(st, 5, r->error, error_len(r->error, cfg));
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->output_size);
+	sqlite3_bind_int(st, 7, r->truncated);
+	sqlite3_bind_double(st, 8, r->exec_ms);
+	sqlite3_bind_double(st, 9, r->wall_ms);
+	sqlite3_bind_int64(st, 10, r->cpu_ms);
+	sqlite3_bind_int64(st, 11, r->peak_kb);
+	sqlite3_bind_int(st, 12, r->http_status);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlite_fail(s, rc, "complete audit row");
+	return sqlite3_changes(s->db) == 1 ? STORE_OK :
+	       store_fail(s, STORE_NOTFOUND, "audit row '%s' is gone", r->id);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * settings.h: the operator's settings, as a table: name, unit, default,
+ * bounds. The database's settings table holds only the values an operator
+ * changed; everything else takes the default here. Values are validated
+ * when written and again when read.
+ */
+#ifndef PYEXEC_SETTINGS_H
+#define PYEXEC_SETTINGS_H
+
+#include <stddef.h>
+
+enum audit_code { AUDIT_CODE_FULL, AUDIT_CODE_HASH, AUDIT_CODE_NONE };
+
+struct settings {
+	long timeout_ms, cpu_ms, memory_mb, output_bytes;
+	long code_bytes, input_bytes, body_bytes, body_timeout_ms;
+	long max_timeout_ms, max_memory_mb;	/* ceilings for per-user limits */
+	long default_quota, quota_window_s;
+	int anonymous;				/* 1: allowed */
+	enum audit_code audit_code;
+	long audit_code_max_bytes, audit_error_max_bytes;
+	long max_concurrent, concurrency_wait_ms;
+	double price_gb_s, price_invocation;
+};
+
+enum setting_kind { SET_INT, SET_PRICE, SET_CHOICE };
+
+struct setting_def {
+	const char *key;
+	enum setting_kind kind;
+	const char *def;	/* default, as text */
+	long min, max;		/* SET_INT */
+	const char *choices;	/* SET_CHOICE: "a|b|c" */
+	const char *help;
+};
+
+const struct setting_def *settings_table(size_t *n);
+const struct setting_def *setting_find(const char *key);
+
+/* Checks value for key; returns 0, or -1 with a message in err. */
+int setting_validate(const struct setting_def *d, const char *value,
+		     char *err, size_t errlen);
+
+/* Fills s with the defaults. */
+void settings_defaults(struct settings *s);
+
+/* Applies one validated key/value to s; returns 0 or -1 (unknown key or
+ * invalid value: the caller keeps the default). */
+int settings_apply(struct settings *s, const char *key, const char *value);
+
+#endif

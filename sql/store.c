@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * store.c: opening, configuring and migrating the database, and the
+ * settings. Users are in users.c and the audit log in runs.c; all three
+ * share the helpers declared in store_int.h.
+ *
+ * Every connection is hardened the same way: DEFENSIVE, no extensions, an
+ * untrusted schema, foreign keys on, a busy timeout, WAL. SQLite's memory
+ * goes through an allocator that zeroes what it frees, so that nothing read
+ * from the database (other users' code, token hashes) survives in the
+ * broker's heap when it forks the sandbox.
+ */
+#include <errno.h>
+#include <malloc.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "store_int.h"
+#include "../cgi/banned.h"
+
+#ifndef PYEXEC_DB_DEFAULT
+#define PYEXEC_DB_DEFAULT "/var/lib/pyexec/pyexec.db"
+#endif
+
+/* How long a writer waits for another one before the request gets 503. */
+#define DEFAULT_BUSY_MS 5000
+
+extern const char pyexec_schema_sql[];	/* generated from schema.sql */
+
+int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *store_default_path(void)
+{
+	const char *p = getenv("PYEXEC_DB");
+
+	return p && *p ? p : PYEXEC_DB_DEFAULT;
+}
+
+const char *store_error(const struct store *s)
+{
+	return s ? s->err : "out of memory";
+}
+
+int store_fail(struct store *s, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->err, sizeof(s->err), fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+/* Maps an SQLite result to ours, with the database's own message. */
+int store_sqlite_fail(struct store *s, int rc, const char *what)
+{
+	int prim = rc & 0xff;
+
+	if (prim == SQLITE_CONSTRAINT)
+		return store_fail(s, STORE_CONFLICT, "%s: %s", what,
+				  sqlite3_errmsg(s->db));
+	return store_fail(s, STORE_UNAVAILABLE, "%s: %s", what,
+			  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+}
+
+int store_prepare(struct store *s, const char *sql, sqlite3_stmt **st)
+{
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+
+	return rc == SQLITE_OK ? STORE_OK : store_sqlite_fail(s, rc, "prepare");
+}
+
+int store_exec(struct store *s, const char *sql, const char *what)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? STORE_OK : store_sqlite_fail(s, rc, what);
+}
+
+/* --- the zeroing allocator ------------------------------------------------ */
+
+static void *z_malloc(int n)
+{
+	return malloc((size_t)n);
+}
+
+static void z_free(void *p)
+{
+	if (p) {
+		explicit_bzero(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
+static void *z_realloc(void *p, int n)
+{
+	void *q;
+	size_t old;
+
+	if (!p)
+		return malloc((size_t)n);
+	old = malloc_usable_size(p);
+	q = malloc((size_t)n);
+	if (!q)
+		return NULL;
+	memcpy(q, p, old < (size_t)n ? old : (size_t)n);
+	z_free(p);
+	return q;
+}
+
+static int z_size(void *p)
+{
+	return (int)malloc_usable_size(p);
+}
+
+static int z_roundup(int n)
+{
+	return (n + 15) & ~15;
+}
+
+static int z_init(void *a)
+{
+	(void)a;
+	return SQLITE_OK;
+}
+
+static void z_shutdown(void *a)
+{
+	(void)a;
+}
+
+static int install_allocator(void)
+{
+	static int done;
+	static const sqlite3_mem_methods m = {
+		z_malloc, z_free, z_realloc, z_size, z_roundup, z_init,
+		z_shutdown, NULL
+	};
+
+	if (done)
+		return SQLITE_OK;
+	done = 1;
+	/* No memory statistics: they would take a mutex on every call. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	return sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
+}
+
+/* --- schema migrations ---------------------------------------------------- */
+
+int store_schema_version(void)
+{
+	const char *p = pyexec_schema_sql;
+	int v = 0;
+
+	while ((p = strstr(p, "-- migrate ")) != NULL) {
+		p += 11;
+		v = (int)strtol(p, NULL, 10);
+	}
+	return v;
+}
+
+static int user_version(struct store *s, int *v)
+{
+	sqlite3_stmt *st;
+	int rc = store_prepare(s, "PRAGMA user_version", &st);
+
+	if (rc)
+		return rc;
+	rc = sqlite3_step(st);
+	*v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? STORE_OK : store_sqlite_fail(s, rc, "read schema version");
+}
+
+/* Applies the sections of schema.sql after version `from`. */
+static int apply_sections(struct store *s, int from)
+{
+	const char *p = strstr(pyexec_schema_sql, "-- migrate ");
+
+	while (p) {
+		int v = (int)strtol(p + 11, NULL, 10);
+		const char *next = strstr(p + 11, "-- migrate ");
+		size_t n = next ? (size_t)(next - p) : strlen(p);
+		if (v > from) {
+			char *sql = sqlite3_mprintf("%.*s", (int)n, p);
+			int rc = sql ? store_exec(s, sql, "migrate") :
+				       store_fail(s, STORE_UNAVAILABLE, "out of memory");
+			sqlite3_free(sql);
+			if (rc)
+				return rc;
+		}
+		p = next;
+	}
+	return STORE_OK;
+}
+
+/*
+ * Brings the database to this build's version, under a write lock so two
+ * processes starting at once cannot both migrate: the second one waits,
+ * then finds the work done.
+ */
+static int migrate(struct store *s)
+{
+	int target = store_schema_version(), v, rc;
+	char pragma[48];
+
+	if ((rc = user_version(s, &v)))
+		return rc;
+	if (v == target)
+		return STORE_OK;
+	if (v > target)
+		return store_fail(s, STORE_UNAVAILABLE, "database schema %d is "
+				  "newer than this program's (%d)", v, target);
+	if ((rc = store_exec(s, "BEGIN IMMEDIATE", "lock for migration")))
+		return rc;
+	if ((rc = user_version(s, &v)) == STORE_OK && v < target) {
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", target);
+		rc = apply_sections(s, v);
+		if (rc == STORE_OK)
+			rc = store_exec(s, pragma, "set schema version");
+	}
+	if (rc) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	if ((rc = store_exec(s, "COMMIT", "commit migration")))
+		return rc;
+	/* Persistent: readers no longer block the writer, nor it them. */
+	return store_exec(s, "PRAGMA journal_mode = WAL", "enable WAL");
+}
+
+static int configure(struct store *s)
+{
+	const char *b = getenv("PYEXEC_DB_BUSY_MS");
+	long busy = DEFAULT_BUSY_MS;
+	char *end;
+
+	if (b && *b) {
+		busy = strtol(b, &end, 10);
+		if (*end || busy < 0 || busy > 600000)
+			busy = DEFAULT_BUSY_MS;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
+	sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, 64 << 20);
+	sqlite3_limit(s->db, SQLITE_LIMIT_SQL_LENGTH, 1 << 20);
+	sqlite3_busy_timeout(s->db, (int)busy);
+	/* WAL with NORMAL: a crash of any process loses nothing committed;
+	 * a power cut may lose the last transactions, never the database. */
+	return store_exec(s, "PRAGMA foreign_keys = ON; "
+			  "PRAGMA synchronous = NORMAL", "configure");
+}
+
+int store_open(struct store **sp, const char *path, int mode)
+{
+	struct store *s = calloc(1, sizeof(*s));
+	int flags = SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE;
+	int rc;
+
+	*sp = s;
+	if (!s)
+		return STORE_UNAVAILABLE;
+	s->readonly = mode == STORE_RO;
+	flags |= s->readonly ? SQLITE_OPEN_READONLY :
+			       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+	if (install_allocator() != SQLITE_OK)
+		return store_fail(s, STORE_UNAVAILABLE, "sqlite3 allocator");
+	rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+	if (rc != SQLITE_OK)
+		return store_fail(s, STORE_UNAVAILABLE, "cannot open database "
+				  "'%s': %s", path, s->db ? sqlite3_errmsg(s->db) :
+				  sqlite3_errstr(rc));
+	if ((rc = configure(s)))
+		return rc;
+	if (s->readonly) {
+		int v;
+		if ((rc = user_version(s, &v)))
+			return rc;
+		if (v != store_schema_version())
+			return store_fail(s, STORE_UNAVAILABLE, "database '%s' "
+					  "has schema %d, this program %d: run "
+					  "pyexec-admin init", path, v,
+					  store_schema_version());
+		return STORE_OK;
+	}
+	return migrate(s);
+}
+
+void store_close(struct store *s)
+{
+	if (!s)
+		return;
+	sqlite3_close_v2(s->db);
+	explicit_bzero(s, sizeof(*s));
+	free(s);
+}
+
+/* --- settings ------------------------------------------------------------- */
+
+int store_settings_load(struct store *s, struct settings *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	settings_defaults(out);
+	if ((rc = store_prepare(s, "SELECT key, value FROM settings", &st)))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		const char *v = (const char *)sqlite3_column_text(st, 1);
+		/* A value that no longer validates keeps the default. */
+		if (k && v)
+			settings_apply(out, k, v);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, "read settings");
+}
+
+int store_setting_set(struct store *s, const char *key, const char *value)
+{
+	const struct setting_def *d = setting_find(key);
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!d)
+		return store_fail(s, STORE_INVALID, "unknown setting '%s'", key);
+	if (setting_validate(d, value, s->err, sizeof(s->err)) != 0)
+		return STORE_INVALID;
+	if ((rc = store_prepare(s, "INSERT INTO settings (key, value) "
+				"VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE "
+				"SET value = excluded.value", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, "write setting");
+}
+
+int store_setting_unset(struct store *s, const char *key)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!setting_find(key))
+		return store_fail(s, STORE_INVALID, "unknown setting '%s'", key);
+	if ((rc = store_prepare(s, "DELETE FROM settings WHERE key = ?1", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, "unset setting");
+}

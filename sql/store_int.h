@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/* store_int.h: what the files of the data layer share; nothing else
+ * includes it. */
+#ifndef PYEXEC_STORE_INT_H
+#define PYEXEC_STORE_INT_H
+
+#include <sqlite3.h>
+#include "store.h"
+
+struct store {
+	sqlite3 *db;
+	int readonly;
+	char err[512];
+};
+
+int store_fail(struct store *s, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int store_sqlite_fail(struct store *s, int rc, const char *what);
+int store_prepare(struct store *s, const char *sql, sqlite3_stmt **st);
+int store_exec(struct store *s, const char *sql, const char *what);
+
+#endif
