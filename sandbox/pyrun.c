@@ -286,7 +286,7 @@ static void finish_ok(uint64_t t0)
 {
 	flush_output();
 	rec_write(REC_OK, mono_ns() - t0, 0, 0, NULL, 0, NULL, 0);
-	_exit(0);
+	_exit(CHILD_EXIT_OK);
 }
 
 void py_run(void)
@@ -317,5 +317,5 @@ void py_run(void)
 	pyerr_format(&e, job->code, job->code_len);
 	rec_write(REC_EXCEPTION, mono_ns() - t0, 0, 0, e.type, strlen(e.type),
 		  e.text, e.len);
-	_exit(1);
+	_exit(CHILD_EXIT_EXCEPTION);
 }
