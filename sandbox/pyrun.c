@@ -36,12 +36,43 @@ static PyObject *globals;	/* the program's module namespace */
 static PyObject *out;		/* sys.stdout, kept to flush it at the end */
 static PyObject *real_import;	/* builtins.__import__ */
 
+/*
+ * Built-in modules that only reach the system: the program has no use for
+ * them, and without them in the table no loader can create them (not even
+ * BuiltinImporter found through object.__subclasses__()). Defence in depth:
+ * seccomp refuses what they would do anyway.
+ */
+static void trim_builtin_modules(void)
+{
+	static const char *const dropped[] = {
+		"_socket", "_posixsubprocess", "select", "fcntl", "grp", "pwd",
+		"spwd", "syslog", "faulthandler", "_signal", "_tracemalloc",
+	};
+	static struct _inittab table[128];
+	size_t n = 0;
+
+	for (struct _inittab *t = PyImport_Inittab; t->name; t++) {
+		size_t i = 0;
+		while (i < sizeof(dropped) / sizeof(dropped[0]) &&
+		       strcmp(t->name, dropped[i]) != 0)
+			i++;
+		if (i == sizeof(dropped) / sizeof(dropped[0]) &&
+		    n + 1 < sizeof(table) / sizeof(table[0]))
+			table[n++] = *t;
+	}
+	table[n].name = NULL;
+	table[n].initfunc = NULL;
+	PyImport_Inittab = table;
+}
+
 static PyStatus start_interpreter(void)
 {
 	PyPreConfig pre;
 	PyConfig config;
 	PyStatus st;
 
+	if (PYLAYER)
+		trim_builtin_modules();
 	PyPreConfig_InitIsolatedConfig(&pre);
 	pre.utf8_mode = 1;	/* the environment is empty: no locale to ask */
 	st = Py_PreInitialize(&pre);
