@@ -162,8 +162,12 @@ static PyObject *guarded_import(PyObject *self, PyObject *args, PyObject *kw)
 	loaded = PyDict_GetItemWithError(mods, name) != NULL;
 	if (PyErr_Occurred())
 		return NULL;
+	/* PyImport_Import (C code such as datetime.strftime importing time)
+	 * passes an empty list as fromlist; import statements pass None or a
+	 * tuple. Only the former may reach an allowlisted module's internals. */
+	int from_c = from && PyList_CheckExact(from) && PyList_GET_SIZE(from) == 0;
 	if (!allowlist_allows(s, dot ? (size_t)(dot - s) : (size_t)n) &&
-	    !(loaded && allowlist_allows_loaded(s, (size_t)n)))
+	    !(loaded && from_c && allowlist_allows_loaded(s, (size_t)n)))
 		return PyErr_Format(PyExc_ImportError,
 				    "import of '%s' is not allowed "
 				    "(allowed modules: %s)", s, allowlist_names());
@@ -330,7 +334,9 @@ void py_run(void)
 	 * The hook turns the parser's attempt to read "<code>" from disk (for
 	 * a SyntaxError's text) into a quiet failure. */
 	audit_set(AUDIT_COMPILING);
-	code = Py_CompileString(job->code, "<code>", Py_file_input);
+	PyCompilerFlags cf = _PyCompilerFlags_INIT;
+	cf.cf_flags = PyCF_IGNORE_COOKIE | PyCF_SOURCE_IS_UTF8;
+	code = Py_CompileStringFlags(job->code, "<code>", Py_file_input, &cf);
 	audit_set(PYLAYER ? AUDIT_ARMED : AUDIT_COMPILING);
 	if (code) {
 		r = PyEval_EvalCode(code, globals, globals);
