@@ -75,6 +75,7 @@ int job_parse(struct job *j, const char *body, size_t len,
 	      const struct config *cfg, struct http_error *e)
 {
 	const cJSON *seen[NFIELDS] = { 0 };
+	const char *end = NULL;
 
 	memset(j, 0, sizeof(*j));
 	if (!utf8_valid(body, len))
@@ -90,8 +91,6 @@ int job_parse(struct job *j, const char *body, size_t len,
 	case SCAN_OK:
 		break;
 	}
-	const char *end = NULL;
-
 	j->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
 	if (!j->root)
 		return http_fail(e, 400, "request body is not valid JSON");

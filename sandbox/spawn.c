@@ -81,7 +81,7 @@ static int read_result(struct run *r)
 {
 	ssize_t n;
 
-	if (r->res_len == sizeof(r->res))
+	if (r->res_len >= sizeof(r->res))
 		return 0;	/* a full buffer: the rest is noise */
 	n = read(r->res_fd, r->res + r->res_len, sizeof(r->res) - r->res_len);
 	if (n < 0)
