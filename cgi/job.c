@@ -75,6 +75,7 @@ int job_parse(struct job *j, const char *body, size_t len,
 	      const struct settings *cfg, struct http_error *e)
 {
 	const cJSON *seen[NFIELDS] = { 0 };
+	const char *end = NULL;
 
 	memset(j, 0, sizeof(*j));
 	if (!utf8_valid(body, len))
@@ -85,12 +86,20 @@ int job_parse(struct job *j, const char *body, size_t len,
 				 JSON_MAX_DEPTH);
 	case SCAN_NUL:
 		return http_fail(e, 400, "JSON strings must not contain \\u0000");
+	case SCAN_SYNTAX:
+		return http_fail(e, 400, "request body is not valid JSON");
 	case SCAN_OK:
 		break;
 	}
-	j->root = cJSON_ParseWithLength(body, len);
+	j->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
 	if (!j->root)
 		return http_fail(e, 400, "request body is not valid JSON");
+	while (end < body + len && (*end == ' ' || *end == '\t' ||
+				    *end == '\n' || *end == '\r'))
+		end++;
+	if (end != body + len)
+		return http_fail(e, 400, "trailing data after the JSON object "
+				 "(at byte %zu)", (size_t)(end - body));
 	if (!cJSON_IsObject(j->root))
 		return http_fail(e, 400, "request body must be a JSON object");
 	if (check_fields(j->root, seen, e) != 0)

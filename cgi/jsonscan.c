@@ -6,6 +6,44 @@
 #include "jsonscan.h"
 #include "banned.h"
 
+static int digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* RFC 8259 number at s[i]: returns the index after it, or 0. */
+static size_t number_end(const char *s, size_t i, size_t n)
+{
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if (i < n && digit(s[i]))
+		while (i < n && digit(s[i]))
+			i++;
+	else
+		return 0;
+	if (i < n && s[i] == '.') {
+		if (++i >= n || !digit(s[i]))
+			return 0;
+		while (i < n && digit(s[i]))
+			i++;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= n || !digit(s[i]))
+			return 0;
+		while (i < n && digit(s[i]))
+			i++;
+	}
+	if (i < n && (digit(s[i]) || s[i] == '.' || s[i] == 'e' ||
+		      s[i] == 'E' || s[i] == '+' || s[i] == '-'))
+		return 0;	/* "01", "1.2.3" */
+	return i;
+}
+
 enum scan_result json_scan(const char *s, size_t n, int max_depth)
 {
 	int depth = 0, in_str = 0;
@@ -14,6 +52,8 @@ enum scan_result json_scan(const char *s, size_t n, int max_depth)
 		char c = s[i];
 
 		if (in_str) {
+			if ((unsigned char)c < 0x20)
+				return SCAN_SYNTAX;	/* must be escaped */
 			if (c == '"')
 				in_str = 0;
 			else if (c == '\\' && i + 1 < n) {
@@ -26,7 +66,12 @@ enum scan_result json_scan(const char *s, size_t n, int max_depth)
 		}
 		if (c == '"')
 			in_str = 1;
-		else if (c == '{' || c == '[') {
+		else if (c == '-' || digit(c)) {
+			size_t end = number_end(s, i, n);
+			if (!end)
+				return SCAN_SYNTAX;
+			i = end - 1;
+		} else if (c == '{' || c == '[') {
 			if (++depth > max_depth)
 				return SCAN_TOO_DEEP;
 		} else if (c == '}' || c == ']')

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-enum scan_result { SCAN_OK, SCAN_TOO_DEEP, SCAN_NUL };
+enum scan_result { SCAN_OK, SCAN_TOO_DEEP, SCAN_NUL, SCAN_SYNTAX };
 
 enum scan_result json_scan(const char *s, size_t n, int max_depth);
 

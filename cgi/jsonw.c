@@ -121,7 +121,7 @@ void jw_ms(struct jw *w, const char *k, double ms)
 	char num[48];
 	int n;
 
-	if (!(ms >= 0 && ms < 1e12))	/* also false for NaN */
+	if (!(ms > 0 && ms < 1e12))	/* also false for NaN and -0.0 */
 		ms = 0;
 	n = snprintf(num, sizeof(num), "%.3f", ms);
 	key(w, k);

@@ -65,9 +65,12 @@ static int read_body(struct request *req, int fd, long timeout_ms,
 	while (got < req->len) {
 		struct pollfd p = { fd, POLLIN, 0 };
 		long left = deadline - now_ms();
+		int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
 		ssize_t n;
 
-		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0)
 			return http_fail(e, 408, "request body not received "
 					 "within %ld ms", timeout_ms);
 		n = read(fd, req->body + got, req->len - got);

@@ -16,15 +16,18 @@ struct module {
 	const char *name;
 	/* Imported lazily by the module at call time, NULL-terminated. */
 	const char *const *lazy;
+	/* Allowlisted modules it imports, whose lazy imports it may trigger
+	 * (statistics.mode -> Counter.most_common -> heapq). */
+	const char *const *uses;
 };
 
-static const char *const lazy_datetime[] = { "_strptime", NULL };
+static const char *const lazy_datetime[] = { "_strptime", "time", NULL };
 static const char *const lazy_statistics[] = { "fractions", "decimal", NULL };
 static const char *const lazy_collections[] = {
 	"collections.abc", "heapq", "copy", NULL	/* Counter.most_common */
 };
 static const char *const lazy_functools[] = {
-	"types", "weakref", NULL			/* singledispatch */
+	"types", "weakref", "typing", NULL		/* singledispatch */
 };
 static const char *const lazy_json[] = {
 	"json.decoder", "json.encoder", "json.scanner", NULL
@@ -34,19 +37,21 @@ static const char *const lazy_re[] = {
 	NULL	/* \N{...} escapes; FutureWarning and its display */
 };
 static const char *const none[] = { NULL };
+/* statistics.mode() -> Counter.most_common(1) -> import heapq */
+static const char *const uses_statistics[] = { "collections", NULL };
 
 /* Sorted: the error message lists them in this order. */
 static const struct module modules[] = {
-	{ "collections", lazy_collections },
-	{ "datetime", lazy_datetime },
-	{ "functools", lazy_functools },
-	{ "itertools", none },
-	{ "json", lazy_json },
-	{ "math", none },
-	{ "random", none },
-	{ "re", lazy_re },
-	{ "statistics", lazy_statistics },
-	{ "string", none },
+	{ "collections", lazy_collections, none },
+	{ "datetime", lazy_datetime, none },
+	{ "functools", lazy_functools, none },
+	{ "itertools", none, none },
+	{ "json", lazy_json, none },
+	{ "math", none, none },
+	{ "random", none, none },
+	{ "re", lazy_re, none },
+	{ "statistics", lazy_statistics, uses_statistics },
+	{ "string", none, none },
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
 
@@ -107,6 +112,9 @@ static int load_module(const struct module *m, unsigned *done,
 	rc = load(m->name, arg);
 	for (size_t i = 0; rc == 0 && m->lazy[i]; i++)
 		rc = load(m->lazy[i], arg);
+	for (size_t i = 0; rc == 0 && m->uses[i]; i++)
+		rc = load_module(find(m->uses[i], strlen(m->uses[i])), done,
+				 load, arg);
 	return rc;
 }
 

@@ -160,7 +160,7 @@ static int hook(const char *event, PyObject *args, void *data)
 		return 0;
 	len = describe(msg, sizeof(msg), event, args);
 	rec_write(REC_SECURITY, 0, 0, 0, "SecurityViolation", 17, msg, len);
-	_exit(4);
+	_exit(CHILD_EXIT_REFUSED);
 }
 
 int audit_install(void)

@@ -36,7 +36,18 @@ unsigned landlock_apply(int *abi);
 /* seccomp.c */
 int seccomp_prepare(char *err, size_t errlen);	/* parent, before fork */
 int seccomp_apply(char *err, size_t errlen);	/* child: NNP + filter */
-void seccomp_name(int nr, char *buf, size_t len);	/* parent: nr -> name */
+void seccomp_name(int nr, uint32_t arch, char *buf, size_t len); /* parent */
+
+/* How the child exits; the trap and the audit hook exit with their own
+ * codes, which the program cannot prevent, so the parent can tell a real
+ * refusal from a record the program forged. */
+enum {
+	CHILD_EXIT_OK = 0,
+	CHILD_EXIT_EXCEPTION = 1,
+	CHILD_EXIT_INTERNAL = 2,
+	CHILD_EXIT_TRAPPED = 3,
+	CHILD_EXIT_REFUSED = 4,
+};
 
 /* audit.c */
 enum audit_mode {

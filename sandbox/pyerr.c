@@ -171,20 +171,32 @@ static void put_syntax(PyObject *v, const char *src, size_t len)
 	source_line(src, len, lineno, &s, &n);
 	if (!s || !n)
 		return;
-	put("    ", 4);
-	put(s, n);
-	put("\n", 1);
-	/* offset counts from 1 in the unstripped line. */
+	/* As traceback.py: only spaces and form feeds are stripped; a tab
+	 * stays, in the line and in the caret line, so the caret lines up. */
 	raw = s;
 	while (raw > src && raw[-1] != '\n')
 		raw--;
+	n += (size_t)(s - raw);
+	s = raw;
+	while (n && (*s == ' ' || *s == '\f')) {
+		s++;
+		n--;
+	}
+	put("    ", 4);
+	put(s, n);
+	put("\n", 1);
+	/* offset counts characters from 1 in the unstripped line. */
 	o -= (long)(s - raw);
 	eo -= (long)(s - raw);
 	if (o < 1 || o > (long)n + 1)
 		return;
 	put("    ", 4);
-	for (long i = 1; i < o; i++)
-		put(" ", 1);
+	for (size_t b = 0, col = 1; b < n && (long)col < o; b++) {
+		if (((unsigned char)s[b] & 0xC0) == 0x80)
+			continue;	/* inside a character */
+		put(s[b] == '\t' || s[b] == '\f' ? &s[b] : " ", 1);
+		col++;
+	}
 	for (long i = o; i < (eo > o ? eo : o + 1) && i <= (long)n + 1; i++)
 		put("^", 1);
 	put("\n", 1);

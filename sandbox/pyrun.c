@@ -36,12 +36,43 @@ static PyObject *globals;	/* the program's module namespace */
 static PyObject *out;		/* sys.stdout, kept to flush it at the end */
 static PyObject *real_import;	/* builtins.__import__ */
 
+/*
+ * Built-in modules that only reach the system: the program has no use for
+ * them, and without them in the table no loader can create them (not even
+ * BuiltinImporter found through object.__subclasses__()). Defence in depth:
+ * seccomp refuses what they would do anyway.
+ */
+static void trim_builtin_modules(void)
+{
+	static const char *const dropped[] = {
+		"_socket", "_posixsubprocess", "select", "fcntl", "grp", "pwd",
+		"spwd", "syslog", "faulthandler", "_signal", "_tracemalloc",
+	};
+	static struct _inittab table[128];
+	size_t n = 0;
+
+	for (struct _inittab *t = PyImport_Inittab; t->name; t++) {
+		size_t i = 0;
+		while (i < sizeof(dropped) / sizeof(dropped[0]) &&
+		       strcmp(t->name, dropped[i]) != 0)
+			i++;
+		if (i == sizeof(dropped) / sizeof(dropped[0]) &&
+		    n + 1 < sizeof(table) / sizeof(table[0]))
+			table[n++] = *t;
+	}
+	table[n].name = NULL;
+	table[n].initfunc = NULL;
+	PyImport_Inittab = table;
+}
+
 static PyStatus start_interpreter(void)
 {
 	PyPreConfig pre;
 	PyConfig config;
 	PyStatus st;
 
+	if (PYLAYER)
+		trim_builtin_modules();
 	PyPreConfig_InitIsolatedConfig(&pre);
 	pre.utf8_mode = 1;	/* the environment is empty: no locale to ask */
 	st = Py_PreInitialize(&pre);
@@ -131,8 +162,12 @@ static PyObject *guarded_import(PyObject *self, PyObject *args, PyObject *kw)
 	loaded = PyDict_GetItemWithError(mods, name) != NULL;
 	if (PyErr_Occurred())
 		return NULL;
+	/* PyImport_Import (C code such as datetime.strftime importing time)
+	 * passes an empty list as fromlist; import statements pass None or a
+	 * tuple. Only the former may reach an allowlisted module's internals. */
+	int from_c = from && PyList_CheckExact(from) && PyList_GET_SIZE(from) == 0;
 	if (!allowlist_allows(s, dot ? (size_t)(dot - s) : (size_t)n) &&
-	    !(loaded && allowlist_allows_loaded(s, (size_t)n)))
+	    !(loaded && from_c && allowlist_allows_loaded(s, (size_t)n)))
 		return PyErr_Format(PyExc_ImportError,
 				    "import of '%s' is not allowed "
 				    "(allowed modules: %s)", s, allowlist_names());
@@ -286,7 +321,7 @@ static void finish_ok(uint64_t t0)
 {
 	flush_output();
 	rec_write(REC_OK, mono_ns() - t0, 0, 0, NULL, 0, NULL, 0);
-	_exit(0);
+	_exit(CHILD_EXIT_OK);
 }
 
 void py_run(void)
@@ -299,7 +334,9 @@ void py_run(void)
 	 * The hook turns the parser's attempt to read "<code>" from disk (for
 	 * a SyntaxError's text) into a quiet failure. */
 	audit_set(AUDIT_COMPILING);
-	code = Py_CompileString(job->code, "<code>", Py_file_input);
+	PyCompilerFlags cf = _PyCompilerFlags_INIT;
+	cf.cf_flags = PyCF_IGNORE_COOKIE | PyCF_SOURCE_IS_UTF8;
+	code = Py_CompileStringFlags(job->code, "<code>", Py_file_input, &cf);
 	audit_set(PYLAYER ? AUDIT_ARMED : AUDIT_COMPILING);
 	if (code) {
 		r = PyEval_EvalCode(code, globals, globals);
@@ -317,5 +354,5 @@ void py_run(void)
 	pyerr_format(&e, job->code, job->code_len);
 	rec_write(REC_EXCEPTION, mono_ns() - t0, 0, 0, e.type, strlen(e.type),
 		  e.text, e.len);
-	_exit(1);
+	_exit(CHILD_EXIT_EXCEPTION);
 }

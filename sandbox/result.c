@@ -77,20 +77,21 @@ void rec_internal(const char *where, const char *what)
 	memcpy(msg + n, what, tl);
 	n += tl;
 	rec_write(REC_INTERNAL, 0, 0, 0, "InternalError", 13, msg, n);
-	_exit(2);
+	_exit(CHILD_EXIT_INTERNAL);
 }
 
 /*
- * Reads records from buf until the first final one (anything but READY) or
- * the first malformed one. Later bytes are ignored: the first final record
- * is the one the sandbox wrote unless the program forged it, and a forged
- * record changes only what its own author is told.
+ * Reads records from buf up to the first malformed one; the last final
+ * record (anything but READY) wins. The sandbox writes its own final record
+ * just before it exits, so a record the program forged earlier is
+ * overwritten; one it writes and then exits on is its own business, and
+ * the parent checks the exit status against the record's kind.
  */
 size_t rec_parse(const char *buf, size_t len, struct rec_view *v)
 {
 	size_t off = 0;
 
-	while (len - off >= sizeof(struct rec_hdr) && !v->have_final) {
+	while (len - off >= sizeof(struct rec_hdr)) {
 		struct rec_hdr h;
 		size_t need;
 

@@ -9,8 +9,10 @@
  * Anything else traps: the kernel refuses the call and raises SIGSYS, whose
  * handler reports the call's number on the result pipe and exits, so the
  * response can name it. System calls of other ABIs (i386 through int 0x80,
- * x32) kill the process outright: their numbers mean different things and
- * the table below says nothing about them.
+ * x32) trap too, whatever their number: the handler reports their
+ * architecture. When SIGSYS is blocked (glibc blocks every signal around
+ * clone3 and vfork) the kernel kills the process with it instead; the
+ * broker reports that as a refusal too.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -41,8 +43,8 @@ static const char *const allow[] = {
 	"clock_nanosleep", "nanosleep",
 	/* random and hash seeds */
 	"getrandom",
-	/* signals the process sends itself nothing with: only handler state */
-	"rt_sigreturn", "rt_sigprocmask", "rt_sigaction", "sigaltstack",
+	/* signal masks and returns (rt_sigaction: see add_rules) */
+	"rt_sigreturn", "rt_sigprocmask", "sigaltstack",
 	"restart_syscall",
 	/* identity queries that reveal nothing outside the namespaces */
 	"getpid", "gettid", "getuid", "geteuid", "getgid", "getegid",
@@ -68,6 +70,9 @@ static int add_rules(void)
 						   PROT_EXEC, 0);
 	/* prlimit64 only to read a limit (new_limit == NULL). */
 	const struct scmp_arg_cmp readonly = SCMP_A2(SCMP_CMP_EQ, 0);
+	/* Handlers for any signal but SIGSYS: the trap handler that reports
+	 * refused calls cannot be replaced or ignored. */
+	const struct scmp_arg_cmp not_sigsys = SCMP_A0(SCMP_CMP_NE, SIGSYS);
 	int rc = 0;
 
 	for (size_t i = 0; i < sizeof(allow) / sizeof(allow[0]) && rc == 0; i++)
@@ -78,6 +83,8 @@ static int add_rules(void)
 		rc = add_rule(SCMP_ACT_ALLOW, "mprotect", 1, &noexec);
 	if (rc == 0)
 		rc = add_rule(SCMP_ACT_ALLOW, "prlimit64", 1, &readonly);
+	if (rc == 0)
+		rc = add_rule(SCMP_ACT_ALLOW, "rt_sigaction", 1, &not_sigsys);
 	/* isatty() on a pipe: answer as the kernel would, without a trap. */
 	if (rc == 0)
 		rc = add_rule(SCMP_ACT_ERRNO(ENOTTY), "ioctl", 0, NULL);
@@ -95,8 +102,7 @@ int seccomp_prepare(char *err, size_t errlen)
 		snprintf(err, errlen, "seccomp_init failed");
 		return -1;
 	}
-	rc = seccomp_attr_set(filter, SCMP_FLTATR_ACT_BADARCH,
-			      SCMP_ACT_KILL_PROCESS);
+	rc = seccomp_attr_set(filter, SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_TRAP);
 	if (rc == 0)
 		rc = seccomp_attr_set(filter, SCMP_FLTATR_CTL_NNP, 1);
 	if (rc == 0)
@@ -138,7 +144,7 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
 	else
 		rec_write(REC_SYSCALL, 0, (uint32_t)si->si_syscall,
 			  si->si_arch, "SecurityViolation", 17, NULL, 0);
-	_exit(3);
+	_exit(CHILD_EXIT_TRAPPED);
 }
 
 int seccomp_apply(char *err, size_t errlen)
@@ -162,10 +168,16 @@ int seccomp_apply(char *err, size_t errlen)
 	return 0;
 }
 
-void seccomp_name(int nr, char *buf, size_t len)
+void seccomp_name(int nr, uint32_t arch, char *buf, size_t len)
 {
-	char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+	char *name;
 
+	if (arch != seccomp_arch_native()) {
+		snprintf(buf, len, "#%d of a foreign architecture (i386 or x32)",
+			 nr);
+		return;
+	}
+	name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
 	if (name)
 		snprintf(buf, len, "%s", name);
 	else

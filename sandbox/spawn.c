@@ -81,7 +81,7 @@ static int read_result(struct run *r)
 {
 	ssize_t n;
 
-	if (r->res_len == sizeof(r->res))
+	if (r->res_len >= sizeof(r->res))
 		return 0;	/* a full buffer: the rest is noise */
 	n = read(r->res_fd, r->res + r->res_len, sizeof(r->res) - r->res_len);
 	if (n < 0)
@@ -180,8 +180,9 @@ static void classify_signal(struct run *r, const struct sb_limits *lim,
 			  (lim->cpu_ms + 999) / 1000);
 	else if (sig == SIGSYS)
 		set_error(res, SB_SECURITY, "SecurityViolation",
-			  "killed by seccomp: a system call of a foreign "
-			  "architecture (i386 or x32)");
+			  "a system call was refused by seccomp while signals "
+			  "were blocked (process creation: clone3, clone or "
+			  "vfork)");
 	else if (sig == SIGKILL)
 		set_error(res, SB_MEMORY, "MemoryError",
 			  "killed by the kernel, most likely out of memory");
@@ -202,16 +203,53 @@ static char *copy_text(const char *s, size_t n)
 	return p;
 }
 
+/* The kind of final record each exit status goes with. The trap handler
+ * and the audit hook exit with their codes whatever the program did to the
+ * result pipe, so the status is the stronger evidence. */
+static int consistent(int status, uint32_t kind, int ready)
+{
+	switch (status) {
+	case CHILD_EXIT_OK:
+		return kind == REC_OK;
+	case CHILD_EXIT_EXCEPTION:
+		return kind == REC_EXCEPTION;
+	case CHILD_EXIT_INTERNAL:
+		return kind == REC_INTERNAL && !ready;
+	case CHILD_EXIT_TRAPPED:
+		return kind == REC_SYSCALL || kind == REC_ABORT;
+	case CHILD_EXIT_REFUSED:
+		return kind == REC_SECURITY;
+	}
+	return 0;
+}
+
+/* No usable record: what the exit status alone says. */
+static void classify_status(struct run *r, struct sb_result *res)
+{
+	int st = WEXITSTATUS(r->status);
+
+	if (st == CHILD_EXIT_TRAPPED || st == CHILD_EXIT_REFUSED)
+		set_error(res, SB_SECURITY, "SecurityViolation",
+			  "refused by %s (the program overwrote the report)",
+			  st == CHILD_EXIT_TRAPPED ? "seccomp" : "the audit hook");
+	else if (r->rec.have_ready)
+		set_error(res, SB_ERROR, "SystemExit",
+			  "the program ended the interpreter itself "
+			  "(exit status %d)", st);
+	else
+		set_error(res, SB_INTERNAL, "InternalError",
+			  "the sandbox exited (status %d) without a result", st);
+}
+
 /* The child exited by itself: its record says how. */
 static void classify_record(struct run *r, struct sb_result *res)
 {
 	const struct rec_view *v = &r->rec;
 	char name[64];
 
-	if (!v->have_final) {
-		set_error(res, SB_INTERNAL, "InternalError",
-			  "the sandbox exited (status %d) without a result",
-			  WEXITSTATUS(r->status));
+	if (!v->have_final ||
+	    !consistent(WEXITSTATUS(r->status), v->final.kind, v->have_ready)) {
+		classify_status(r, res);
 		return;
 	}
 	switch (v->final.kind) {
@@ -219,7 +257,8 @@ static void classify_record(struct run *r, struct sb_result *res)
 		res->outcome = SB_OK;
 		return;
 	case REC_SYSCALL:
-		seccomp_name((int)v->final.detail, name, sizeof(name));
+		seccomp_name((int)v->final.detail, v->final.extra, name,
+			     sizeof(name));
 		set_error(res, SB_SECURITY, "SecurityViolation",
 			  "system call '%s' refused by seccomp", name);
 		return;
@@ -227,9 +266,7 @@ static void classify_record(struct run *r, struct sb_result *res)
 		set_error(res, SB_CRASH, "Crash",
 			  "the interpreter aborted (a fatal internal error)");
 		return;
-	case REC_EXCEPTION:
-	case REC_SECURITY:
-	case REC_INTERNAL:
+	default:	/* REC_EXCEPTION, REC_SECURITY, REC_INTERNAL */
 		res->outcome = v->final.kind == REC_SECURITY ? SB_SECURITY :
 			       v->final.kind == REC_INTERNAL ? SB_INTERNAL :
 			       SB_ERROR;
@@ -239,10 +276,6 @@ static void classify_record(struct run *r, struct sb_result *res)
 		    strcmp(res->error_type, "MemoryError") == 0)
 			res->outcome = SB_MEMORY;
 		res->error = copy_text(v->msg, v->final.msg_len);
-		return;
-	default:
-		set_error(res, SB_INTERNAL, "InternalError",
-			  "the sandbox wrote an unknown result");
 	}
 }
 

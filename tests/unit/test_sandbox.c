@@ -1,0 +1,671 @@
+/* SPDX-License-Identifier: MIT */
+/* test_sandbox.c: unit tests for sandbox/'s pure parts (allowlist, records). */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include "unit.h"
+#include "../../cgi/limits.h"
+#include "../../sandbox/allowlist.h"
+#include "../../sandbox/internal.h"
+#include "../../cgi/banned.h"
+
+/* A string literal and its length. */
+#define S(lit) (lit), (sizeof(lit) - 1)
+
+/* A heap copy of exactly n bytes, so ASan sees any read past the end. */
+static char *exact(const void *s, size_t n)
+{
+	char *p = malloc(n ? n : 1);
+
+	if (!p) {
+		perror("malloc");
+		exit(2);
+	}
+	memcpy(p, s, n);
+	return p;
+}
+
+/*
+ * allowlist.c
+ */
+
+static int allows(const char *name, size_t len)
+{
+	char *p = exact(name, len);
+	int r = allowlist_allows(p, len);
+
+	free(p);
+	return r;
+}
+
+static int allows_loaded(const char *name, size_t len)
+{
+	char *p = exact(name, len);
+	int r = allowlist_allows_loaded(p, len);
+
+	free(p);
+	return r;
+}
+
+static const char *const top[] = {
+	"collections", "datetime", "functools", "itertools", "json", "math",
+	"random", "re", "statistics", "string",
+};
+#define NTOP (sizeof(top) / sizeof(top[0]))
+
+static const char *const lazy[] = {
+	"_strptime", "time", "fractions", "decimal", "collections.abc",
+	"heapq", "copy", "types", "weakref", "typing", "json.decoder",
+	"json.encoder", "json.scanner", "copyreg", "unicodedata", "warnings",
+	"linecache",
+};
+#define NLAZY (sizeof(lazy) / sizeof(lazy[0]))
+
+void test_allowlist_exact(void)
+{
+	const char *names = allowlist_names();
+
+	for (size_t i = 0; i < NTOP; i++) {
+		CHECKF(allows(top[i], strlen(top[i])) == 1, "%s refused",
+		       top[i]);
+		CHECK_CONTAINS(names, top[i]);
+	}
+	CHECK_STR(names, "collections, datetime, functools, itertools, json, "
+		  "math, random, re, statistics, string");
+	CHECK_EQ(allows(S("json")), 1);
+	CHECK_EQ(allows(S("jsonx")), 0);
+	CHECK_EQ(allows("jsonx", 4), 1);	/* only len bytes count */
+	CHECK_EQ(allows(S("js")), 0);
+	CHECK_EQ(allows(S("JSON")), 0);
+	CHECK_EQ(allows(S("json ")), 0);
+	CHECK_EQ(allows(S("os")), 0);
+	CHECK_EQ(allows(S("sys")), 0);
+	CHECK_EQ(allows(S("r")), 0);
+	CHECK_EQ(allows(S("ree")), 0);
+	CHECK_EQ(allows(S("")), 0);
+	CHECK_EQ(allows(S("mathx")), 0);
+	CHECK_EQ(allows(S("json.decoder")), 0);
+	/* Lazy dependencies are not importable by name. */
+	for (size_t i = 0; i < NLAZY; i++)
+		CHECKF(allows(lazy[i], strlen(lazy[i])) == 0, "%s allowed",
+		       lazy[i]);
+}
+
+void test_allowlist_loaded(void)
+{
+	for (size_t i = 0; i < NTOP; i++)
+		CHECKF(allows_loaded(top[i], strlen(top[i])) == 1,
+		       "%s refused", top[i]);
+	for (size_t i = 0; i < NLAZY; i++)
+		CHECKF(allows_loaded(lazy[i], strlen(lazy[i])) == 1,
+		       "%s refused", lazy[i]);
+	CHECK_EQ(allows_loaded(S("_strptime")), 1);
+	CHECK_EQ(allows_loaded(S("_strptimex")), 0);
+	CHECK_EQ(allows_loaded(S("_strptim")), 0);
+	CHECK_EQ(allows_loaded("_strptimex", 9), 1);
+	CHECK_EQ(allows_loaded(S("json.decoderx")), 0);
+	CHECK_EQ(allows_loaded(S("json.")), 0);
+	CHECK_EQ(allows_loaded(S("collections.abcd")), 0);
+	CHECK_EQ(allows_loaded(S("os")), 0);
+	CHECK_EQ(allows_loaded(S("os.path")), 0);
+	CHECK_EQ(allows_loaded(S("importlib")), 0);
+	CHECK_EQ(allows_loaded(S("_io")), 0);
+	CHECK_EQ(allows_loaded(S("")), 0);
+}
+
+/* The callback's log: the names it got, space-separated. */
+struct loads {
+	char log[1024];
+	size_t len;
+	int calls;
+	int fail_at;	/* return rc on this call (1-based), 0: never */
+	int rc;
+};
+
+static int record(const char *name, void *arg)
+{
+	struct loads *l = arg;
+	size_t n = strlen(name);
+
+	l->calls++;
+	if (l->len + n + 2 < sizeof(l->log)) {
+		if (l->len)
+			l->log[l->len++] = ' ';
+		memcpy(l->log + l->len, name, n);
+		l->len += n;
+		l->log[l->len] = 0;
+	}
+	return l->calls == l->fail_at ? l->rc : 0;
+}
+
+static void preload_is_at(const char *file, int line, const char *src,
+			  size_t n, const char *want)
+{
+	struct loads l = { .log = "" };
+	char *p = exact(src, n);
+	int rc = allowlist_preload(p, n, record, &l);
+
+	if (rc != 0)
+		unit_fail(file, line, "allowlist_preload returned %d", rc);
+	if (strcmp(l.log, want) != 0)
+		unit_fail(file, line, "for \"%.*s\" loaded \"%s\", expected "
+			  "\"%s\"", (int)n, src, l.log, want);
+	free(p);
+}
+
+#define PRELOAD_IS(lit, want)						\
+	preload_is_at(__FILE__, __LINE__, S(lit), (want))
+
+#define JSON_ALL "json json.decoder json.encoder json.scanner"
+#define RE_ALL "re copyreg unicodedata warnings linecache"
+#define COLLECTIONS_ALL "collections collections.abc heapq copy"
+#define STATISTICS_ALL "statistics fractions decimal " COLLECTIONS_ALL
+
+void test_allowlist_preload_words(void)
+{
+	PRELOAD_IS("", "");
+	PRELOAD_IS("print('hello')", "");
+	PRELOAD_IS("import json", JSON_ALL);
+	PRELOAD_IS("json", JSON_ALL);
+	PRELOAD_IS("x = jsonish", "");
+	PRELOAD_IS("x = _json", "");
+	PRELOAD_IS("json3 = 1", "");
+	PRELOAD_IS("3json", "");
+	PRELOAD_IS("x = 3json", "");
+	PRELOAD_IS("3x json", JSON_ALL);
+	PRELOAD_IS("JSON = 1", "");
+	PRELOAD_IS("__import__('re')", RE_ALL);
+	PRELOAD_IS("__import__(\"json\").loads", JSON_ALL);
+	PRELOAD_IS("x.json", JSON_ALL);
+	PRELOAD_IS("x=1;json", JSON_ALL);
+	/* Lexical: it errs towards loading. */
+	PRELOAD_IS("# json\n", JSON_ALL);
+	PRELOAD_IS("import os, sys, subprocess", "");
+	PRELOAD_IS("are = string_ = mathematics", "");
+	PRELOAD_IS("from datetime import datetime",
+		   "datetime _strptime time");
+	PRELOAD_IS("import time", "");
+	/* statistics brings collections, whose lazy imports it triggers. */
+	PRELOAD_IS("import statistics", STATISTICS_ALL);
+	PRELOAD_IS("import re, json", RE_ALL " " JSON_ALL);
+	PRELOAD_IS("import json, re", JSON_ALL " " RE_ALL);
+	PRELOAD_IS("collections functools itertools math random string",
+		   COLLECTIONS_ALL " functools types weakref typing itertools "
+		   "math random string");
+	/* Only n bytes are read: "import js". */
+	preload_is_at(__FILE__, __LINE__, "import json", 9, "");
+	preload_is_at(__FILE__, __LINE__, "import json", 11, JSON_ALL);
+	/* A NUL is not part of a word. */
+	PRELOAD_IS("x\0json", JSON_ALL);
+}
+
+void test_allowlist_preload_lazy_once(void)
+{
+	PRELOAD_IS("import json, json\njson.dumps(json)", JSON_ALL);
+	PRELOAD_IS("import datetime\nimport json\ndatetime.datetime",
+		   "datetime _strptime time " JSON_ALL);
+	/* collections once, whether named before or after statistics. */
+	PRELOAD_IS("import collections, statistics",
+		   COLLECTIONS_ALL " statistics fractions decimal");
+	PRELOAD_IS("import statistics, collections", STATISTICS_ALL);
+	PRELOAD_IS("import re\nre.compile(r'x'); re; re", RE_ALL);
+	/* Naming a lazy dependency loads nothing by itself. */
+	PRELOAD_IS("_strptime fractions heapq copyreg", "");
+	/* Every module of the list at once, each exactly once. */
+	PRELOAD_IS("string statistics re random math json itertools functools "
+		   "datetime collections string statistics",
+		   "string " STATISTICS_ALL " " RE_ALL " random math "
+		   JSON_ALL " itertools functools types weakref typing "
+		   "datetime _strptime time");
+}
+
+static void preload_stops_at(const char *file, int line, const char *src,
+			     int fail_at, int rc, const char *want)
+{
+	struct loads l = { .log = "", .fail_at = fail_at, .rc = rc };
+	int got = allowlist_preload(src, strlen(src), record, &l);
+
+	if (got != rc)
+		unit_fail(file, line, "returned %d, expected %d", got, rc);
+	if (l.calls != fail_at)
+		unit_fail(file, line, "%d calls, expected %d", l.calls,
+			  fail_at);
+	if (strcmp(l.log, want) != 0)
+		unit_fail(file, line, "loaded \"%s\", expected \"%s\"", l.log,
+			  want);
+}
+
+void test_allowlist_preload_stops(void)
+{
+	preload_stops_at(__FILE__, __LINE__, "import json", 1, 7, "json");
+	preload_stops_at(__FILE__, __LINE__, "import json", 2, -1,
+			 "json json.decoder");
+	preload_stops_at(__FILE__, __LINE__, "import json, math", 4, 3,
+			 JSON_ALL);
+	preload_stops_at(__FILE__, __LINE__, "import json, math", 5, 9,
+			 JSON_ALL " math");
+	preload_stops_at(__FILE__, __LINE__, "import re, json", 1, 1, "re");
+	/* A failure before, or inside, a used module's loading ends
+	 * everything. */
+	preload_stops_at(__FILE__, __LINE__, "import statistics, json", 2, 8,
+			 "statistics fractions");
+	preload_stops_at(__FILE__, __LINE__, "import statistics, json", 4, 5,
+			 "statistics fractions decimal collections");
+	preload_stops_at(__FILE__, __LINE__, "import statistics, json", 7, 6,
+			 STATISTICS_ALL);
+}
+
+/*
+ * result.c
+ */
+
+#define HDR sizeof(struct rec_hdr)
+
+/* Appends one record to buf at off; returns the new end. The payload is
+ * written as given, whatever the header claims. */
+static size_t put_rec(char *buf, size_t off, uint32_t magic, uint32_t kind,
+		      uint64_t exec_ns, uint32_t detail, uint32_t extra,
+		      uint32_t type_len, uint32_t msg_len, const char *payload,
+		      size_t payload_len)
+{
+	struct rec_hdr h;
+
+	memset(&h, 0, sizeof(h));
+	h.magic = magic;
+	h.kind = kind;
+	h.exec_ns = exec_ns;
+	h.detail = detail;
+	h.extra = extra;
+	h.type_len = type_len;
+	h.msg_len = msg_len;
+	memcpy(buf + off, &h, sizeof(h));
+	if (payload_len)
+		memcpy(buf + off + sizeof(h), payload, payload_len);
+	return off + sizeof(h) + payload_len;
+}
+
+/* A final record with type and msg, both NUL-free strings. */
+static size_t put_final(char *buf, size_t off, uint32_t kind, uint32_t detail,
+			const char *type, const char *msg)
+{
+	char payload[256];
+	size_t tl = strlen(type), ml = strlen(msg);
+
+	memcpy(payload, type, tl);
+	memcpy(payload + tl, msg, ml);
+	return put_rec(buf, off, REC_MAGIC, kind, 1000 + detail, detail, 0,
+		       (uint32_t)tl, (uint32_t)ml, payload, tl + ml);
+}
+
+static size_t put_ready(char *buf, size_t off, uint32_t layers, uint32_t abi)
+{
+	return put_rec(buf, off, REC_MAGIC, REC_READY, 0, layers, abi, 0, 0,
+		       NULL, 0);
+}
+
+/* rec_parse over an exact heap copy of buf[0..len), at an odd address so
+ * a misaligned read of the header would show under UBSan. */
+static size_t parse(const char *buf, size_t len, struct rec_view *v,
+		    char **copy)
+{
+	char *p = malloc(len + 1);
+
+	if (!p)
+		exit(2);
+	memcpy(p + 1, buf, len);
+	memset(v, 0, sizeof(*v));
+	*copy = p;
+	return rec_parse(p + 1, len, v);
+}
+
+void test_rec_ready_then_final(void)
+{
+	static char buf[4096];
+	struct rec_view v;
+	uint64_t t0, t1;
+	size_t len, got;
+	char *copy;
+
+	CHECK_EQ(HDR, 32);
+	len = put_ready(buf, 0, 0x7ff, 3);
+	len = put_final(buf, len, REC_EXCEPTION, 0, "ValueError", "boom");
+	t0 = mono_ns();
+	got = parse(buf, len, &v, &copy);
+	t1 = mono_ns();
+	CHECK_EQ(got, len);
+	CHECK_EQ(v.have_ready, 1);
+	CHECK_EQ(v.layers, 0x7ff);
+	CHECK_EQ(v.landlock_abi, 3);
+	CHECK(v.ready_ns >= t0 && v.ready_ns <= t1);
+	CHECK_EQ(v.have_final, 1);
+	CHECK_EQ(v.final.kind, REC_EXCEPTION);
+	CHECK_EQ(v.final.exec_ns, 1000);
+	CHECK_EQ(v.final.type_len, 10);
+	CHECK_EQ(v.final.msg_len, 4);
+	CHECK(v.type == copy + 1 + 2 * HDR);
+	CHECK(v.type && memcmp(v.type, "ValueError", 10) == 0);
+	CHECK(v.msg == v.type + 10);
+	CHECK(v.msg && memcmp(v.msg, "boom", 4) == 0);
+	free(copy);
+
+	/* READY alone: no final yet, and the record is consumed. */
+	len = put_ready(buf, 0, 5, 0);
+	got = parse(buf, len, &v, &copy);
+	CHECK_EQ(got, HDR);
+	CHECK_EQ(v.have_ready, 1);
+	CHECK_EQ(v.layers, 5);
+	CHECK_EQ(v.have_final, 0);
+	free(copy);
+
+	/* A final record without READY, with empty type and message. */
+	len = put_final(buf, 0, REC_OK, 0, "", "");
+	got = parse(buf, len, &v, &copy);
+	CHECK_EQ(got, HDR);
+	CHECK_EQ(v.have_ready, 0);
+	CHECK_EQ(v.have_final, 1);
+	CHECK_EQ(v.final.kind, REC_OK);
+	free(copy);
+
+	/* Nothing at all. */
+	got = parse(buf, 0, &v, &copy);
+	CHECK_EQ(got, 0);
+	CHECK_EQ(v.have_ready + v.have_final, 0);
+	free(copy);
+}
+
+void test_rec_truncated(void)
+{
+	static char buf[4096];
+	size_t ready, len;
+
+	ready = put_ready(buf, 0, 1, 2);
+	len = put_final(buf, ready, REC_SYSCALL, 41, "SecurityViolation",
+			"socket");
+	/* Every cut: what is complete is parsed, the rest is left. */
+	for (size_t cut = 0; cut < len; cut++) {
+		struct rec_view v;
+		char *copy;
+		size_t got = parse(buf, cut, &v, &copy);
+		size_t want = cut >= ready ? ready : 0;
+
+		CHECKF(got == want, "cut at %zu: parsed %zu, expected %zu",
+		       cut, got, want);
+		CHECKF(v.have_ready == (cut >= ready), "cut at %zu: ready %d",
+		       cut, v.have_ready);
+		CHECKF(v.have_final == 0, "cut at %zu: final record seen", cut);
+		free(copy);
+	}
+	/* A header whose payload is longer than the buffer. */
+	{
+		struct rec_view v;
+		char *copy;
+		size_t n = put_rec(buf, 0, REC_MAGIC, REC_EXCEPTION, 0, 0, 0,
+				   10, 100, "TypeErrorX", 10);
+
+		CHECK_EQ(parse(buf, n, &v, &copy), 0);
+		CHECK_EQ(v.have_final, 0);
+		free(copy);
+	}
+}
+
+void test_rec_bad_magic(void)
+{
+	static char buf[4096];
+	struct rec_view v;
+	size_t len, ready;
+	char *copy;
+
+	len = put_rec(buf, 0, REC_MAGIC ^ 1, REC_OK, 0, 0, 0, 0, 0, NULL, 0);
+	CHECK_EQ(parse(buf, len, &v, &copy), 0);
+	CHECK_EQ(v.have_ready + v.have_final, 0);
+	free(copy);
+
+	len = put_rec(buf, 0, 0x31787970u, REC_OK, 0, 0, 0, 0, 0, NULL, 0);
+	CHECK_EQ(parse(buf, len, &v, &copy), 0);
+	CHECK_EQ(v.have_final, 0);
+	free(copy);
+
+	len = put_rec(buf, 0, 0, REC_READY, 0, 7, 0, 0, 0, NULL, 0);
+	CHECK_EQ(parse(buf, len, &v, &copy), 0);
+	CHECK_EQ(v.have_ready, 0);
+	free(copy);
+
+	/* A good READY, then garbage: the garbage ends the parse. */
+	ready = put_ready(buf, 0, 9, 0);
+	memset(buf + ready, 'A', 100);
+	len = put_final(buf, ready + 100, REC_OK, 0, "", "");
+	CHECK_EQ(parse(buf, len, &v, &copy), ready);
+	CHECK_EQ(v.have_ready, 1);
+	CHECK_EQ(v.layers, 9);
+	CHECK_EQ(v.have_final, 0);
+	free(copy);
+
+	/* Text that a program printed to the result descriptor. */
+	CHECK_EQ(parse(S("Traceback (most recent call last):\n  File x\n"),
+		       &v, &copy), 0);
+	CHECK_EQ(v.have_final, 0);
+	free(copy);
+}
+
+void test_rec_oversized_lengths(void)
+{
+	const size_t big = HDR + RESULT_TYPE_MAX + RESULT_MESSAGE_MAX + 2;
+	char *buf = calloc(1, big);
+	struct rec_view v;
+	size_t len;
+	char *copy;
+
+	if (!buf)
+		exit(2);
+	/* One byte over the type limit, with all the bytes present. */
+	len = put_rec(buf, 0, REC_MAGIC, REC_EXCEPTION, 0, 0, 0,
+		      RESULT_TYPE_MAX + 1, 0, NULL, 0) + RESULT_TYPE_MAX + 1;
+	CHECK_EQ(parse(buf, len, &v, &copy), 0);
+	CHECK_EQ(v.have_final, 0);
+	free(copy);
+
+	/* One byte over the message limit, with all the bytes present. */
+	len = put_rec(buf, 0, REC_MAGIC, REC_EXCEPTION, 0, 0, 0, 0,
+		      RESULT_MESSAGE_MAX + 1, NULL, 0) + RESULT_MESSAGE_MAX + 1;
+	CHECK_EQ(parse(buf, len, &v, &copy), 0);
+	CHECK_EQ(v.have_final, 0);
+	free(copy);
+
+	/* Lengths that would overflow 32-bit arithmetic. */
+	len = put_rec(buf, 0, REC_MAGIC, REC_EXCEPTION, 0, 0, 0, 0xFFFFFFFFu,
+		      0xFFFFFFFFu, "xxxx", 4);
+	CHECK_EQ(parse(buf, len, &v, &copy), 0);
+	CHECK_EQ(v.have_final, 0);
+	free(copy);
+	len = put_rec(buf, 0, REC_MAGIC, REC_EXCEPTION, 0, 0, 0, 1,
+		      0xFFFFFFFFu, "xxxx", 4);
+	CHECK_EQ(parse(buf, len, &v, &copy), 0);
+	CHECK_EQ(v.have_final, 0);
+	free(copy);
+	/* A READY claiming a payload is held to the same limits. */
+	len = put_rec(buf, 0, REC_MAGIC, REC_READY, 0, 3, 0, 0x80000000u, 0,
+		      "xxxx", 4);
+	CHECK_EQ(parse(buf, len, &v, &copy), 0);
+	CHECK_EQ(v.have_ready, 0);
+	free(copy);
+
+	/* Both limits exactly: accepted. */
+	len = put_rec(buf, 0, REC_MAGIC, REC_EXCEPTION, 0, 0, 0,
+		      RESULT_TYPE_MAX, RESULT_MESSAGE_MAX, NULL, 0) +
+	      RESULT_TYPE_MAX + RESULT_MESSAGE_MAX;
+	CHECK_EQ(parse(buf, len, &v, &copy), len);
+	CHECK_EQ(v.have_final, 1);
+	CHECK_EQ(v.final.type_len, RESULT_TYPE_MAX);
+	CHECK_EQ(v.final.msg_len, RESULT_MESSAGE_MAX);
+	CHECK(v.msg == copy + 1 + HDR + RESULT_TYPE_MAX);
+	free(copy);
+	free(buf);
+}
+
+void test_rec_last_final_wins(void)
+{
+	static char buf[4096];
+	struct rec_view v;
+	size_t ready, first, second, len;
+	char *copy;
+
+	ready = put_ready(buf, 0, 0x1f, 2);
+	ready = put_ready(buf, ready, 0x3, 6);	/* a second: ignored */
+	first = put_final(buf, ready, REC_EXCEPTION, 0, "Forged", "ok really");
+	second = put_final(buf, first, REC_OK, 0, "", "");
+	len = put_final(buf, second, REC_SYSCALL, 41, "SecurityViolation", "");
+	CHECK_EQ(parse(buf, len, &v, &copy), len);
+	CHECK_EQ(v.have_ready, 1);
+	CHECK_EQ(v.layers, 0x1f);
+	CHECK_EQ(v.landlock_abi, 2);
+	CHECK_EQ(v.have_final, 1);
+	CHECK_EQ(v.final.kind, REC_SYSCALL);
+	CHECK_EQ(v.final.detail, 41);
+	CHECK(v.type == copy + 1 + second + HDR);
+	CHECK(v.type && memcmp(v.type, "SecurityViolation", 17) == 0);
+	free(copy);
+
+	/* Fed in two pieces, as the parent reads the pipe: the same. */
+	{
+		char *p = exact(buf, len);
+		size_t off;
+
+		memset(&v, 0, sizeof(v));
+		off = rec_parse(p, first, &v);
+		CHECK_EQ(off, first);
+		CHECK_EQ(v.final.kind, REC_EXCEPTION);
+		CHECK(v.type && memcmp(v.type, "Forged", 6) == 0);
+		CHECK_EQ(rec_parse(p + off, len - off, &v), len - off);
+		CHECK_EQ(v.final.kind, REC_SYSCALL);
+		CHECK(v.type == p + second + HDR);
+		free(p);
+	}
+
+	/* A malformed record ends the parse: the last good final stands. */
+	len = put_rec(buf, second, REC_MAGIC ^ 0x80, REC_OK, 0, 0, 0, 0, 0,
+		      NULL, 0);
+	len = put_final(buf, len, REC_SYSCALL, 41, "SecurityViolation", "");
+	CHECK_EQ(parse(buf, len, &v, &copy), second);
+	CHECK_EQ(v.final.kind, REC_OK);
+	free(copy);
+}
+
+/* Reads fd to EOF into a malloc'd buffer; *len gets the size. */
+static char *slurp(int fd, size_t *len)
+{
+	size_t cap = 1 << 17, n = 0;
+	char *buf = malloc(cap);
+	ssize_t k;
+
+	if (!buf)
+		exit(2);
+	while ((k = read(fd, buf + n, cap - n)) > 0) {
+		n += (size_t)k;
+		if (n == cap) {
+			char *p = realloc(buf, cap *= 2);
+			if (!p)
+				exit(2);
+			buf = p;
+		}
+	}
+	*len = n;
+	return buf;
+}
+
+/* rec_write and rec_internal write on CHILD_RESULT_FD: run them in a
+ * child with a pipe there. */
+static void write_records(void)
+{
+	/* One byte over each cut, and over the limits of rec_write. */
+	char type[RESULT_TYPE_MAX + 1], msg[RESULT_MESSAGE_MAX + 1];
+	char where[201 + 1], what[301 + 1];
+
+	memset(type, 'T', sizeof(type));
+	memset(msg, 'm', sizeof(msg));
+	memset(where, 'w', sizeof(where) - 1);
+	where[sizeof(where) - 1] = 0;
+	memset(what, 'x', sizeof(what) - 1);
+	what[sizeof(what) - 1] = 0;
+	rec_write(REC_READY, 0, 0x7, 4, NULL, 0, NULL, 0);
+	rec_write(REC_EXCEPTION, 5, 6, 7, "TypeError", 9, "bad", 3);
+	rec_write(REC_EXCEPTION, 0, 0, 0, type, sizeof(type), msg,
+		  sizeof(msg));
+	rec_internal(where, what);
+}
+
+void test_rec_write_roundtrip(void)
+{
+	struct rec_view v;
+	size_t len, off, n;
+	char *buf;
+	int p[2], status = -1;
+	pid_t pid;
+
+	if (pipe(p) != 0)
+		exit(2);
+	CHECK(fcntl(p[1], F_SETPIPE_SZ, 1 << 20) >= 1 << 18);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		if (dup2(p[1], CHILD_RESULT_FD) != CHILD_RESULT_FD)
+			_exit(100);
+		write_records();	/* ends in _exit(CHILD_EXIT_INTERNAL) */
+	}
+	close(p[1]);
+	buf = slurp(p[0], &len);
+	close(p[0]);
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECKF(WIFEXITED(status) &&
+	       WEXITSTATUS(status) == CHILD_EXIT_INTERNAL,
+	       "child status %#x", status);
+
+	/* READY, TypeError, the cut one, rec_internal's. */
+	CHECK_EQ(len, HDR + (HDR + 12) +
+		      (HDR + RESULT_TYPE_MAX + RESULT_MESSAGE_MAX) +
+		      (HDR + 13 + 200 + 2 + 300));
+	if (len != 4 * HDR + 12 + RESULT_TYPE_MAX + RESULT_MESSAGE_MAX + 515) {
+		free(buf);
+		return;
+	}
+
+	/* The READY and the first final record alone. */
+	off = 2 * HDR + 12;
+	memset(&v, 0, sizeof(v));
+	CHECK_EQ(rec_parse(buf, off, &v), off);
+	CHECK_EQ(v.have_ready, 1);
+	CHECK_EQ(v.layers, 7);
+	CHECK_EQ(v.landlock_abi, 4);
+	CHECK_EQ(v.final.kind, REC_EXCEPTION);
+	CHECK_EQ(v.final.exec_ns, 5);
+	CHECK_EQ(v.final.detail, 6);
+	CHECK_EQ(v.final.extra, 7);
+	CHECK(v.type && memcmp(v.type, "TypeErrorbad", 12) == 0);
+
+	/* Over-long type and message are cut to the limits. */
+	n = HDR + RESULT_TYPE_MAX + RESULT_MESSAGE_MAX;
+	memset(&v, 0, sizeof(v));
+	CHECK_EQ(rec_parse(buf + off, n, &v), n);
+	CHECK_EQ(v.final.type_len, RESULT_TYPE_MAX);
+	CHECK_EQ(v.final.msg_len, RESULT_MESSAGE_MAX);
+	CHECK(v.type && v.type[0] == 'T' && v.msg[0] == 'm' &&
+	      v.msg[RESULT_MESSAGE_MAX - 1] == 'm');
+	off += n;
+
+	/* rec_internal: "where: what", each part cut (to 200 and 300). It is
+	 * the last final record, so it is the one the whole stream gives. */
+	n = HDR + 13 + 200 + 2 + 300;
+	memset(&v, 0, sizeof(v));
+	CHECK_EQ(rec_parse(buf, len, &v), len);
+	CHECK_EQ(v.final.kind, REC_INTERNAL);
+	CHECK_EQ(v.final.msg_len, 502);
+	CHECK(v.type && memcmp(v.type, "InternalError", 13) == 0);
+	CHECK(v.msg && v.msg[199] == 'w' && v.msg[200] == ':' &&
+	      v.msg[201] == ' ' && v.msg[202] == 'x' && v.msg[501] == 'x');
+	CHECK_EQ(off + n, len);
+	free(buf);
+}
