@@ -1,8 +1,14 @@
 """Shared helpers for the black-box tests: run pyexec.cgi exactly as a web
 server does (CGI/1.1 environment, body on stdin, response on stdout)."""
+import hashlib
 import json
 import os
+import secrets
+import time
+import shutil
+import sqlite3
 import subprocess
+import tempfile
 
 import pytest
 
@@ -15,6 +21,54 @@ FAST_LIMITS = {
     "PYEXEC_TIMEOUT_MS": "3000",
     "PYEXEC_MEMORY_MB": "256",
 }
+
+
+# The session's database: a real SQLite file, created by pyexec.cgi itself
+# on first use, with the quota lifted so that the suites are not rate
+# limited (the rate-limit tests make databases of their own).
+SESSION_DB = None
+
+
+def new_db(quota=None, settings=None):
+    """Creates a database the way production does (the CGI's first request
+    migrates it) and applies settings; returns its path."""
+    d = tempfile.mkdtemp(prefix="pyexec-test-")
+    os.chmod(d, 0o755)
+    path = os.path.join(d, "pyexec.db")
+    r = cgi_raw(b"", method="GET", db=path)
+    assert r.status == 405, r
+    conf = dict(settings or {})
+    if quota is not None:
+        conf["default_quota"] = str(quota)
+    if conf:
+        with sqlite3.connect(path) as c:
+            c.executemany("INSERT INTO settings (key, value) VALUES (?, ?) "
+                          "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                          conf.items())
+    return path
+
+
+def add_user(db, name, admin=False, quota=None, timeout_ms=None,
+             memory_mb=None, disabled=False):
+    """Creates a user as the data layer does (a 256-bit token stored as its
+    SHA-256) and returns the token."""
+    token = "pyx_" + secrets.token_hex(32)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO users (name, token_hash, is_admin, disabled, "
+                  "quota, timeout_ms, memory_mb, created_ms) VALUES "
+                  "(?, ?, ?, ?, ?, ?, ?, ?)",
+                  (name, digest, int(admin), int(disabled), quota, timeout_ms,
+                   memory_mb, int(time.time() * 1000)))
+    return token
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_db():
+    global SESSION_DB
+    SESSION_DB = new_db(quota=-1)
+    yield SESSION_DB
+    shutil.rmtree(os.path.dirname(SESSION_DB), ignore_errors=True)
 
 
 class Response:
@@ -39,14 +93,23 @@ class Response:
         return "<Response %d %r>" % (self.status, self.json)
 
 
+def base_env(db=None):
+    """The CGI/1.1 environment a web server gives pyexec.cgi, with the
+    suite's lowered limits and database."""
+    e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
+         "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+         "PYEXEC_DB": db or SESSION_DB or ""}
+    e.update(FAST_LIMITS)
+    return e
+
+
 def cgi_raw(body, env=None, cgi=None, timeout=120, method="POST",
-            content_type="application/json", content_length=None):
+            content_type="application/json", content_length=None, db=None):
     """Runs the CGI with body (bytes) and returns a Response.
 
-    env adds to (or, with value None, removes from) the CGI environment."""
-    e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
-         "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1"}
-    e.update(FAST_LIMITS)
+    env adds to (or, with value None, removes from) the CGI environment;
+    db is the database (default: the session's)."""
+    e = base_env(db)
     if method is not None:
         e["REQUEST_METHOD"] = method
     if content_type is not None:
@@ -65,13 +128,13 @@ def cgi_raw(body, env=None, cgi=None, timeout=120, method="POST",
     return Response(p.stdout, p.returncode, p.stderr)
 
 
-def run_code(code, input_data=None, env=None, cgi=None, **fields):
+def run_code(code, input_data=None, env=None, cgi=None, db=None, **fields):
     """Sends {"code": code, "input_data": ...} and returns the Response."""
     req = {"code": code}
     if input_data is not None:
         req["input_data"] = input_data
     req.update(fields)
-    return cgi_raw(json.dumps(req).encode(), env=env, cgi=cgi)
+    return cgi_raw(json.dumps(req).encode(), env=env, cgi=cgi, db=db)
 
 
 @pytest.fixture

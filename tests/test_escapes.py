@@ -44,6 +44,7 @@ import time
 
 import pytest
 
+import conftest
 from conftest import CGI, NOPY_CGI, run_code
 
 FULL = "full"
@@ -1018,8 +1019,11 @@ def test_setrlimit_then_memory_bomb(build, host):
 
 
 def secret_env():
+    """A secret variable of the web server's, and a real user's bearer
+    token (valid, so that the code runs)."""
+    token = conftest.add_user(conftest.SESSION_DB, "env-" + secrets.token_hex(6))
     return {"PYEXEC_TEST_SECRET": "envsecret-" + secrets.token_hex(16),
-            "HTTP_AUTHORIZATION": "Bearer tok-" + secrets.token_hex(16)}
+            "HTTP_AUTHORIZATION": "Bearer " + token}
 
 
 def assert_env_absent(r, env):

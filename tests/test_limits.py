@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import CGI, FAST_LIMITS, Response
+from conftest import CGI, FAST_LIMITS, Response, base_env
 
 SANDBOX_UID = "65534"
 
@@ -59,11 +59,9 @@ def run_tracked(code, env=None, timeout=120):
     leftover sandbox processes. Returns the Response with .elapsed and
     .leftovers."""
     body = json.dumps({"code": code}).encode()
-    e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
-         "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-         "REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
-         "CONTENT_LENGTH": str(len(body))}
-    e.update(FAST_LIMITS)
+    e = base_env()
+    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+              "CONTENT_LENGTH": str(len(body))})
     for k, v in (env or {}).items():
         if v is None:
             e.pop(k, None)
@@ -106,9 +104,9 @@ def test_sandbox_process_scan_sees_a_running_sandbox():
     # The leftover check below is only worth something if it can see a
     # sandboxed process at all: look while one is blocked.
     body = json.dumps({"code": IDLE}).encode()
-    e = {"PATH": "/usr/bin:/bin", "REQUEST_METHOD": "POST",
-         "CONTENT_TYPE": "application/json", "CONTENT_LENGTH": str(len(body)),
-         "PYEXEC_TIMEOUT_MS": "3000"}
+    e = base_env()
+    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+              "CONTENT_LENGTH": str(len(body)), "PYEXEC_TIMEOUT_MS": "3000"})
     p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, env=e, start_new_session=True)
     try:

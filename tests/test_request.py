@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import CGI, FAST_LIMITS, cgi_raw
+import conftest
+from conftest import CGI, FAST_LIMITS, base_env, cgi_raw
 
 # The program prints MARKER, but the string MARKER never appears in the
 # request itself: finding it in a response proves that the program ran.
@@ -194,10 +195,8 @@ def test_empty_body_is_400():
 
 
 def _cgi_env(**extra):
-    e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
-         "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-         "REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json"}
-    e.update(FAST_LIMITS)
+    e = base_env()
+    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json"})
     e.update(extra)
     return e
 
@@ -477,14 +476,20 @@ def test_token_that_is_not_a_string_is_400(value):
     assert_refused(r, 400, "BadRequest", "field 'token' must be a string")
 
 
-def test_string_token_is_accepted_and_ignored():
-    secret = "tok-" + "5e" * 10
+def test_body_token_of_a_user_runs_and_is_not_echoed():
+    secret = conftest.add_user(conftest.SESSION_DB, "body-token-user")
     code = ("print(sorted(k for k in globals() if not k.startswith('__')))\n"
             "print(input_data)")
     r = cgi_raw(body_with_code(code, token=secret))
     assert r.status == 200 and r["success"] is True, r
     assert r["output"] == "['input_data']\n{}\n"
     assert secret.encode() not in r.raw
+
+
+def test_unknown_body_token_is_401_and_nothing_runs():
+    r = cgi_raw(body_with_code("print('RAN')", token="tok-" + "5e" * 10))
+    assert_refused(r, 401, "Unauthorized", "unknown token")
+    assert r.headers["www-authenticate"].startswith("Bearer")
 
 
 # ---------------------------------------------------------------- config
@@ -505,7 +510,7 @@ def test_misconfigured_limit_is_500_with_a_json_body(name, value):
 
 # ---------------------------------------------------------------- fuzz
 
-STATUSES = {200, 400, 408, 411, 413, 415, 500}
+STATUSES = {200, 400, 401, 408, 411, 413, 415, 500}
 
 
 def _check_fuzz(body, **kw):
@@ -558,9 +563,10 @@ def _mutate(rng, body):
 
 def test_fuzz_mutated_requests_always_get_a_json_answer():
     rng = random.Random(1234)
+    token = conftest.add_user(conftest.SESSION_DB, "fuzz-user")
     seed = json.dumps({"code": "x = input_data['a'][1] * 2\nprint(x, 'ok\\u00e9')",
                        "input_data": {"a": [1, 2.5, "s", None, True]},
-                       "token": "t"}).encode()
+                       "token": token}).encode()
     statuses = set()
     for i in range(300):
         body = _mutate(rng, seed)
