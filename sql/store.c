@@ -253,6 +253,16 @@ static int configure(struct store *s)
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, NULL);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_ENABLE_TRIGGER, 0, NULL);
+	/* Each CGI process is a short-lived connection: without these, every
+	 * request's close would checkpoint the WAL into the database and
+	 * delete it (fsyncs and an unlink per request). Checkpoints happen
+	 * instead when the WAL reaches its auto-checkpoint size. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+	{
+		int persist = 1;
+		sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL,
+				     &persist);
+	}
 	sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, 64 << 20);
 	sqlite3_limit(s->db, SQLITE_LIMIT_SQL_LENGTH, 1 << 20);
 	sqlite3_busy_timeout(s->db, (int)busy);
