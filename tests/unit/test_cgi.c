@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "unit.h"
 #include "../../cgi/config.h"
 #include "../../cgi/http.h"
+#include "../../cgi/identity.h"
 #include "../../cgi/job.h"
 #include "../../cgi/jsonscan.h"
 #include "../../cgi/jsonw.h"
@@ -1383,54 +1385,158 @@ void test_parse_long_cases(void)
 	PARSE_BAD("abc", 0, 10);
 }
 
-static const char *const config_vars[] = {
-	"PYEXEC_TIMEOUT_MS", "PYEXEC_CPU_MS", "PYEXEC_MEMORY_MB",
-	"PYEXEC_OUTPUT_BYTES", "PYEXEC_CODE_BYTES", "PYEXEC_INPUT_BYTES",
-	"PYEXEC_BODY_BYTES", "PYEXEC_BODY_TIMEOUT_MS",
+/* The variables config_env_override reads: bounds, and the field of struct
+ * settings each one sets. */
+static const struct env_var {
+	const char *name;
+	long min, max;
+	size_t off;
+} env_vars[] = {
+	{ "PYEXEC_TIMEOUT_MS", 1, MAX_TIMEOUT_MS,
+	  offsetof(struct settings, timeout_ms) },
+	{ "PYEXEC_CPU_MS", 1, MAX_TIMEOUT_MS,
+	  offsetof(struct settings, cpu_ms) },
+	{ "PYEXEC_MEMORY_MB", 32, MAX_MEMORY_MB,
+	  offsetof(struct settings, memory_mb) },
+	{ "PYEXEC_OUTPUT_BYTES", 1, MAX_OUTPUT_BYTES,
+	  offsetof(struct settings, output_bytes) },
+	{ "PYEXEC_CODE_BYTES", 1, MAX_CODE_BYTES,
+	  offsetof(struct settings, code_bytes) },
+	{ "PYEXEC_INPUT_BYTES", 2, MAX_INPUT_BYTES,
+	  offsetof(struct settings, input_bytes) },
+	{ "PYEXEC_BODY_BYTES", 16, MAX_BODY_BYTES,
+	  offsetof(struct settings, body_bytes) },
+	{ "PYEXEC_BODY_TIMEOUT_MS", 1, MAX_TIMEOUT_MS,
+	  offsetof(struct settings, body_timeout_ms) },
 };
+#define NENV (sizeof(env_vars) / sizeof(env_vars[0]))
+
+static long *env_field(struct settings *s, const struct env_var *v)
+{
+	return (long *)(void *)((char *)s + v->off);
+}
 
 static void config_env_clear(void)
 {
-	for (size_t i = 0; i < sizeof(config_vars) / sizeof(*config_vars); i++)
-		unsetenv(config_vars[i]);
+	for (size_t i = 0; i < NENV; i++)
+		unsetenv(env_vars[i].name);
+}
+
+/* Every byte of s set, so that a field written by mistake shows. */
+static void settings_poison(struct settings *s)
+{
+	memset(s, 0x5a, sizeof(*s));
+}
+
+/* The limits identify() works out for an anonymous request under s. */
+static int anon_limits(const struct settings *s, struct identity *id)
+{
+	struct http_error e = { 0 };
+	int rc;
+
+	unsetenv("HTTP_AUTHORIZATION");
+	rc = identify(NULL, s, NULL, id, &e);
+	if (rc != 0)
+		unit_fail(__FILE__, __LINE__, "identify refused: %d %s",
+			  e.status, e.msg);
+	return rc;
 }
 
 void test_config_defaults(void)
 {
-	struct config c;
+	struct settings s, before;
+	struct identity id;
 	char err[200] = "";
 
 	config_env_clear();
-	memset(&c, 0xff, sizeof(c));
-	CHECK_EQ(config_load(&c, err, sizeof(err)), 0);
-	CHECK_EQ(c.timeout_ms, DEFAULT_TIMEOUT_MS);
-	CHECK_EQ(c.cpu_ms, DEFAULT_TIMEOUT_MS);
-	CHECK_EQ(c.memory_mb, DEFAULT_MEMORY_MB);
-	CHECK_EQ(c.output_bytes, DEFAULT_OUTPUT_BYTES);
-	CHECK_EQ(c.code_bytes, DEFAULT_CODE_BYTES);
-	CHECK_EQ(c.input_bytes, DEFAULT_INPUT_BYTES);
-	CHECK_EQ(c.body_bytes, DEFAULT_BODY_BYTES);
-	CHECK_EQ(c.body_timeout_ms, BODY_READ_TIMEOUT_MS);
+	settings_defaults(&s);
+	memcpy(&before, &s, sizeof(s));
+	CHECK_EQ(config_env_override(&s, err, sizeof(err)), 0);
+	CHECK(memcmp(&s, &before, sizeof(s)) == 0);
+	CHECK_EQ(s.timeout_ms, DEFAULT_TIMEOUT_MS);
+	CHECK_EQ(s.cpu_ms, 0);		/* 0: the same as the timeout */
+	CHECK_EQ(s.memory_mb, DEFAULT_MEMORY_MB);
+	CHECK_EQ(s.output_bytes, DEFAULT_OUTPUT_BYTES);
+	CHECK_EQ(s.code_bytes, DEFAULT_CODE_BYTES);
+	CHECK_EQ(s.input_bytes, DEFAULT_INPUT_BYTES);
+	CHECK_EQ(s.body_bytes, DEFAULT_BODY_BYTES);
+	CHECK_EQ(s.body_timeout_ms, BODY_READ_TIMEOUT_MS);
 	CHECK_STR(err, "");
+	if (anon_limits(&s, &id) == 0) {
+		CHECK_EQ(id.timeout_ms, DEFAULT_TIMEOUT_MS);
+		CHECK_EQ(id.cpu_ms, DEFAULT_CPU_MS);
+		CHECK_EQ(id.memory_mb, DEFAULT_MEMORY_MB);
+	}
+
+	/* No variable set: not one byte of the settings changes, whatever
+	 * they held, and err is not written. */
+	settings_poison(&s);
+	memcpy(&before, &s, sizeof(s));
+	snprintf(err, sizeof(err), "untouched");
+	CHECK_EQ(config_env_override(&s, err, sizeof(err)), 0);
+	CHECK(memcmp(&s, &before, sizeof(s)) == 0);
+	CHECK_STR(err, "untouched");
 
 	/* The CPU limit follows the timeout unless set itself. */
+	settings_defaults(&s);
 	setenv("PYEXEC_TIMEOUT_MS", "5000", 1);
-	CHECK_EQ(config_load(&c, err, sizeof(err)), 0);
-	CHECK_EQ(c.timeout_ms, 5000);
-	CHECK_EQ(c.cpu_ms, 5000);
+	CHECK_EQ(config_env_override(&s, err, sizeof(err)), 0);
+	CHECK_EQ(s.timeout_ms, 5000);
+	CHECK_EQ(s.cpu_ms, 0);
+	if (anon_limits(&s, &id) == 0) {
+		CHECK_EQ(id.timeout_ms, 5000);
+		CHECK_EQ(id.cpu_ms, 5000);
+	}
 	setenv("PYEXEC_CPU_MS", "1500", 1);
-	CHECK_EQ(config_load(&c, err, sizeof(err)), 0);
-	CHECK_EQ(c.timeout_ms, 5000);
-	CHECK_EQ(c.cpu_ms, 1500);
+	CHECK_EQ(config_env_override(&s, err, sizeof(err)), 0);
+	CHECK_EQ(s.timeout_ms, 5000);
+	CHECK_EQ(s.cpu_ms, 1500);
+	if (anon_limits(&s, &id) == 0) {
+		CHECK_EQ(id.timeout_ms, 5000);
+		CHECK_EQ(id.cpu_ms, 1500);
+	}
 	config_env_clear();
+}
+
+void test_config_each_variable(void)
+{
+	config_env_clear();
+	for (size_t i = 0; i < NENV; i++) {
+		const long vals[] = { env_vars[i].min, env_vars[i].min + 1,
+				      env_vars[i].max };
+
+		for (size_t k = 0; k < sizeof(vals) / sizeof(vals[0]); k++) {
+			struct settings s, want;
+			char num[32], err[200] = "";
+
+			/* The one field named changes, to the value; no
+			 * other byte does. */
+			settings_poison(&s);
+			memcpy(&want, &s, sizeof(s));
+			*env_field(&want, &env_vars[i]) = vals[k];
+			snprintf(num, sizeof(num), "%ld", vals[k]);
+			setenv(env_vars[i].name, num, 1);
+			if (config_env_override(&s, err, sizeof(err)) != 0)
+				unit_fail(__FILE__, __LINE__, "%s=%s refused: "
+					  "%s", env_vars[i].name, num, err);
+			else if (memcmp(&s, &want, sizeof(s)) != 0)
+				unit_fail(__FILE__, __LINE__, "%s=%s: field is "
+					  "%ld, or another field changed",
+					  env_vars[i].name, num,
+					  *env_field(&s, &env_vars[i]));
+		}
+		unsetenv(env_vars[i].name);
+	}
 }
 
 void test_config_overrides(void)
 {
-	struct config c;
+	struct settings c;
+	struct identity id;
 	char err[200] = "";
 
 	config_env_clear();
+	settings_defaults(&c);
 	setenv("PYEXEC_TIMEOUT_MS", "1", 1);
 	setenv("PYEXEC_CPU_MS", "900000", 1);
 	setenv("PYEXEC_MEMORY_MB", "32", 1);
@@ -1439,7 +1545,7 @@ void test_config_overrides(void)
 	setenv("PYEXEC_INPUT_BYTES", "2", 1);
 	setenv("PYEXEC_BODY_BYTES", "16", 1);
 	setenv("PYEXEC_BODY_TIMEOUT_MS", "250", 1);
-	CHECK_EQ(config_load(&c, err, sizeof(err)), 0);
+	CHECK_EQ(config_env_override(&c, err, sizeof(err)), 0);
 	CHECK_EQ(c.timeout_ms, 1);
 	CHECK_EQ(c.cpu_ms, MAX_TIMEOUT_MS);
 	CHECK_EQ(c.memory_mb, 32);
@@ -1448,6 +1554,12 @@ void test_config_overrides(void)
 	CHECK_EQ(c.input_bytes, 2);
 	CHECK_EQ(c.body_bytes, 16);
 	CHECK_EQ(c.body_timeout_ms, 250);
+	/* A CPU limit above the timeout is cut to it where it is used. */
+	if (anon_limits(&c, &id) == 0) {
+		CHECK_EQ(id.timeout_ms, 1);
+		CHECK_EQ(id.cpu_ms, 1);
+		CHECK_EQ(id.memory_mb, 32);
+	}
 
 	setenv("PYEXEC_TIMEOUT_MS", "900000", 1);
 	setenv("PYEXEC_MEMORY_MB", "65536", 1);
@@ -1455,63 +1567,64 @@ void test_config_overrides(void)
 	setenv("PYEXEC_INPUT_BYTES", "67108864", 1);
 	setenv("PYEXEC_BODY_BYTES", "134217728", 1);
 	setenv("PYEXEC_BODY_TIMEOUT_MS", "900000", 1);
-	CHECK_EQ(config_load(&c, err, sizeof(err)), 0);
+	CHECK_EQ(config_env_override(&c, err, sizeof(err)), 0);
 	CHECK_EQ(c.timeout_ms, MAX_TIMEOUT_MS);
+	CHECK_EQ(c.cpu_ms, MAX_TIMEOUT_MS);
 	CHECK_EQ(c.memory_mb, MAX_MEMORY_MB);
+	CHECK_EQ(c.output_bytes, MAX_OUTPUT_BYTES);
 	CHECK_EQ(c.code_bytes, MAX_CODE_BYTES);
 	CHECK_EQ(c.input_bytes, MAX_INPUT_BYTES);
 	CHECK_EQ(c.body_bytes, MAX_BODY_BYTES);
 	CHECK_EQ(c.body_timeout_ms, MAX_TIMEOUT_MS);
+	CHECK_STR(err, "");
 	config_env_clear();
 }
 
 void test_config_out_of_range(void)
 {
-	static const struct {
-		const char *name;
-		long min, max;
-	} vars[] = {
-		{ "PYEXEC_TIMEOUT_MS", 1, MAX_TIMEOUT_MS },
-		{ "PYEXEC_CPU_MS", 1, MAX_TIMEOUT_MS },
-		{ "PYEXEC_MEMORY_MB", 32, MAX_MEMORY_MB },
-		{ "PYEXEC_OUTPUT_BYTES", 1, MAX_OUTPUT_BYTES },
-		{ "PYEXEC_CODE_BYTES", 1, MAX_CODE_BYTES },
-		{ "PYEXEC_INPUT_BYTES", 2, MAX_INPUT_BYTES },
-		{ "PYEXEC_BODY_BYTES", 16, MAX_BODY_BYTES },
-		{ "PYEXEC_BODY_TIMEOUT_MS", 1, MAX_TIMEOUT_MS },
-	};
-
 	config_env_clear();
-	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+	for (size_t i = 0; i < NENV; i++) {
 		char below[32], above[32], range[96];
-		const char *bad[] = { below, above, "abc", "", "-5", "10ms" };
+		const char *bad[] = { below, above, "abc", "", "-5", "10ms",
+				      " 5", "5 ", "+5", "0x10", "1e3",
+				      "99999999999999999999" };
 
-		snprintf(below, sizeof(below), "%ld", vars[i].min - 1);
-		snprintf(above, sizeof(above), "%ld", vars[i].max + 1);
+		snprintf(below, sizeof(below), "%ld", env_vars[i].min - 1);
+		snprintf(above, sizeof(above), "%ld", env_vars[i].max + 1);
 		snprintf(range, sizeof(range), "%s must be an integer from %ld "
-			 "to %ld", vars[i].name, vars[i].min, vars[i].max);
+			 "to %ld", env_vars[i].name, env_vars[i].min,
+			 env_vars[i].max);
 		for (size_t k = 0; k < sizeof(bad) / sizeof(bad[0]); k++) {
-			struct config c;
+			struct settings c, before;
 			char err[200] = "";
 
-			setenv(vars[i].name, bad[k], 1);
-			if (config_load(&c, err, sizeof(err)) != -1)
+			settings_defaults(&c);
+			memcpy(&before, &c, sizeof(c));
+			setenv(env_vars[i].name, bad[k], 1);
+			if (config_env_override(&c, err, sizeof(err)) != -1) {
 				unit_fail(__FILE__, __LINE__, "%s=\"%s\" "
-					  "accepted", vars[i].name, bad[k]);
-			else
-				CHECK_STR(err, range);
+					  "accepted", env_vars[i].name, bad[k]);
+				continue;
+			}
+			CHECK_STR(err, range);
+			/* The refused value is not half applied. */
+			if (memcmp(&c, &before, sizeof(c)) != 0)
+				unit_fail(__FILE__, __LINE__, "%s=\"%s\" "
+					  "changed the settings",
+					  env_vars[i].name, bad[k]);
 		}
-		unsetenv(vars[i].name);
+		unsetenv(env_vars[i].name);
 	}
 
 	/* A short error buffer is cut, not overrun. */
 	{
-		struct config c;
+		struct settings c;
 		char err[12];
 
+		settings_defaults(&c);
 		memset(err, 'x', sizeof(err));
 		setenv("PYEXEC_MEMORY_MB", "1", 1);
-		CHECK_EQ(config_load(&c, err, 8), -1);
+		CHECK_EQ(config_env_override(&c, err, 8), -1);
 		CHECK_STR(err, "PYEXEC_");
 		CHECK(err[8] == 'x');
 	}
@@ -1522,17 +1635,12 @@ void test_config_out_of_range(void)
  * job.c
  */
 
-static struct config job_cfg(void)
+/* The settings job_parse sees: the defaults, which the tests lower. */
+static struct settings job_cfg(void)
 {
-	struct config c = {
-		.timeout_ms = DEFAULT_TIMEOUT_MS, .cpu_ms = DEFAULT_CPU_MS,
-		.memory_mb = DEFAULT_MEMORY_MB,
-		.output_bytes = DEFAULT_OUTPUT_BYTES,
-		.code_bytes = DEFAULT_CODE_BYTES,
-		.input_bytes = DEFAULT_INPUT_BYTES,
-		.body_bytes = DEFAULT_BODY_BYTES,
-		.body_timeout_ms = BODY_READ_TIMEOUT_MS,
-	};
+	struct settings c;
+
+	settings_defaults(&c);
 	return c;
 }
 
@@ -1545,7 +1653,7 @@ struct parsed {
 };
 
 static void jp(struct parsed *p, const char *body, size_t n,
-	       const struct config *cfg)
+	       const struct settings *cfg)
 {
 	memset(p, 0, sizeof(*p));
 	p->body = malloc(n + 1);
@@ -1563,7 +1671,7 @@ static void jp_done(struct parsed *p)
 }
 
 static void job_refused_at(const char *file, int line, const char *body,
-			   size_t n, const struct config *cfg,
+			   size_t n, const struct settings *cfg,
 			   const char *substr)
 {
 	struct parsed p;
@@ -1586,7 +1694,7 @@ static void job_refused_at(const char *file, int line, const char *body,
 
 /* Parses lit and checks it was accepted; the caller then looks at p. */
 static int job_ok_at(const char *file, int line, struct parsed *p,
-		     const char *body, size_t n, const struct config *cfg)
+		     const char *body, size_t n, const struct settings *cfg)
 {
 	jp(p, body, n, cfg);
 	if (p->rc != 0) {
@@ -1621,7 +1729,7 @@ static char *deep_job(int levels, size_t *n)
 
 void test_job_refused_before_parse(void)
 {
-	struct config cfg = job_cfg();
+	struct settings cfg = job_cfg();
 	struct parsed p;
 	size_t n;
 	char *s;
@@ -1663,7 +1771,7 @@ void test_job_refused_before_parse(void)
 
 void test_job_invalid_json(void)
 {
-	struct config cfg = job_cfg();
+	struct settings cfg = job_cfg();
 	struct parsed p;
 
 	JOB_REFUSED(&cfg, "", "request body is not valid JSON");
@@ -1708,7 +1816,7 @@ void test_job_invalid_json(void)
 
 void test_job_trailing_data(void)
 {
-	struct config cfg = job_cfg();
+	struct settings cfg = job_cfg();
 	struct parsed p;
 
 	JOB_REFUSED(&cfg, "{\"code\":\"x\"} garbage",
@@ -1726,7 +1834,7 @@ void test_job_trailing_data(void)
 
 void test_job_root_not_object(void)
 {
-	struct config cfg = job_cfg();
+	struct settings cfg = job_cfg();
 
 	JOB_REFUSED(&cfg, "[]", "request body must be a JSON object");
 	JOB_REFUSED(&cfg, "[{\"code\":\"x\"}]", "must be a JSON object");
@@ -1739,7 +1847,7 @@ void test_job_root_not_object(void)
 
 void test_job_fields(void)
 {
-	struct config cfg = job_cfg();
+	struct settings cfg = job_cfg();
 	struct parsed p;
 	char body[512], want[128];
 
@@ -1774,7 +1882,7 @@ void test_job_fields(void)
 
 void test_job_code(void)
 {
-	struct config cfg = job_cfg();
+	struct settings cfg = job_cfg();
 	struct parsed p;
 
 	JOB_REFUSED(&cfg, "{\"code\":1}", "field 'code' must be a string");
@@ -1795,6 +1903,29 @@ void test_job_code(void)
 		CHECK_EQ(p.j.code_len, 6);
 	}
 	jp_done(&p);
+
+	/* The default limit, from the settings: 64 KiB pass, one more not. */
+	{
+		size_t n = DEFAULT_CODE_BYTES + 1;
+		char *body = malloc(n + 12);
+
+		if (!body)
+			exit(2);
+		memcpy(body, "{\"code\":\"", 9);
+		memset(body + 9, 'x', n);
+		memcpy(body + 9 + n, "\"}", 2);
+		jp(&p, body, n + 11, &cfg);
+		CHECK_EQ(p.rc, -1);
+		CHECK_STR(p.e.msg, "field 'code' is 65537 bytes, over the "
+			  "limit of 65536");
+		jp_done(&p);
+		memcpy(body + 9 + n - 1, "\"}", 2);
+		jp(&p, body, n + 10, &cfg);
+		CHECK_EQ(p.rc, 0);
+		CHECK_EQ(p.j.code_len, DEFAULT_CODE_BYTES);
+		jp_done(&p);
+		free(body);
+	}
 
 	/* The limit is in bytes of UTF-8, after unescaping. */
 	cfg.code_bytes = 5;
@@ -1817,7 +1948,7 @@ void test_job_code(void)
 
 void test_job_token(void)
 {
-	struct config cfg = job_cfg();
+	struct settings cfg = job_cfg();
 	struct parsed p;
 
 	if (JOB_OK(&p, &cfg, "{\"code\":\"x\"}"))
@@ -1840,7 +1971,7 @@ void test_job_token(void)
 static void input_is_at(const char *file, int line, const char *body,
 			size_t n, int empty, size_t len)
 {
-	struct config cfg = job_cfg();
+	struct settings cfg = job_cfg();
 	struct parsed p;
 
 	if (job_ok_at(file, line, &p, body, n, &cfg)) {
@@ -1859,7 +1990,7 @@ static void input_is_at(const char *file, int line, const char *body,
 
 void test_job_input(void)
 {
-	struct config cfg = job_cfg();
+	struct settings cfg = job_cfg();
 	struct parsed p;
 
 	INPUT_IS("{\"code\":\"x\"}", 1, 0);

@@ -84,6 +84,7 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(request_exact_read)						\
 	X(parse_long_cases)						\
 	X(config_defaults)						\
+	X(config_each_variable)					\
 	X(config_overrides)						\
 	X(config_out_of_range)						\
 	X(job_refused_before_parse)					\
