@@ -45,6 +45,7 @@ struct ctx {
 	struct reply reply;
 	char anon[80];
 	int slot_fd;
+	int retry_s;		/* Retry-After of a 503, when not the default */
 	int audited;		/* the request's row is written */
 	int db_failed;		/* the database refused a read or write */
 };
@@ -108,7 +109,8 @@ static int refuse(struct ctx *c, struct http_error *e)
 	if (e->status == 401)
 		reply_header(&c->reply, "WWW-Authenticate: Bearer realm=\"pyexec\"");
 	if (e->status == 503)
-		reply_header(&c->reply, "Retry-After: %d", RETRY_UNAVAILABLE_S);
+		reply_header(&c->reply, "Retry-After: %d",
+			     c->retry_s ? c->retry_s : RETRY_UNAVAILABLE_S);
 	if (e->status == 429)
 		reply_header(&c->reply, "Retry-After: %ld", c->quota.reset_s);
 	respond_refusal(e, &c->reply);
@@ -152,7 +154,7 @@ static int admit(struct ctx *c, struct http_error *e)
 	c->slot_fd = slots_acquire(c->db_path, c->cfg.max_concurrent,
 				   c->cfg.concurrency_wait_ms);
 	if (c->slot_fd < 0) {
-		reply_header(&c->reply, "Retry-After: %d", RETRY_BUSY_S);
+		c->retry_s = RETRY_BUSY_S;
 		return http_fail(e, 503, c->slot_fd == -1 ?
 				 "all %ld sandboxes are busy: retry shortly" :
 				 "sandbox slots unavailable (lock file)",
