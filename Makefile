@@ -63,7 +63,7 @@ SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
 NOPY_OBJ    := $(filter-out $(PYLAYER_SRC:%.c=$(BUILD)/%.o),$(SANDBOX_OBJ)) \
                $(PYLAYER_SRC:%.c=$(BUILD)/nopy/%.o)
-UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c
+UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c tests/unit/test_sql.c
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) $(SANDBOX_OBJ) $(SQL_OBJ)
 

@@ -87,21 +87,17 @@ static int insert(struct store *s, const struct run_rec *r,
 	bind_text(st, 6, r->user_name, r->user_name ? strlen(r->user_name) : 0);
 	bind_text(st, 7, r->client_addr, r->client_addr ? strlen(r->client_addr) : 0);
 	sqlite3_bind_int64(st, 8, getpid());
-	sqlite3_bind_int64(st, 9, r->deadline_ms);
+	if (r->deadline_ms)
+		sqlite3_bind_int64(st, 9, r->deadline_ms);
 	bind_code(st, r, cfg, hash);
 	sqlite3_bind_int64(st, 13, (sqlite3_int64)r->input_size);
 	sqlite3_bind_text(st, 14, r->outcome, -1, SQLITE_STATIC);
 	bind_text(st, 15, r->error_type, r->error_type ? strlen(r->error_type) : 0);
 	bind_text(st, 16, r->error, error_len(r->error, cfg));
-	if (finished) {
-		sqlite3_bind_int64(st, 17, (sqlite3_int64)r->output_size);
-		sqlite3_bind_int(st, 18, r->truncated);
-		sqlite3_bind_double(st, 19, r->exec_ms);
-		sqlite3_bind_double(st, 20, r->wall_ms);
-		sqlite3_bind_int64(st, 21, r->cpu_ms);
-		sqlite3_bind_int64(st, 22, r->peak_kb);
+	/* Only refusals are written finished: nothing ran, so the run's
+	 * figures stay NULL and only the answer's status is recorded. */
+	if (finished)
 		sqlite3_bind_int(st, 23, r->http_status);
-	}
 	sqlite3_bind_int(st, 24, counted);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
@@ -134,6 +130,29 @@ static int count_window(struct store *s, const char *identity, int64_t since,
 	return rc == SQLITE_ROW ? STORE_OK : store_sqlite_fail(s, rc, "count runs");
 }
 
+/* The start of the identity's (skip+1)-th oldest counted run in the
+ * window. */
+static int nth_oldest(struct store *s, const char *identity, int64_t since,
+		      long skip, int64_t *started)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_prepare(s, "SELECT started_ms FROM runs WHERE "
+				"identity = ?1 AND counted = 1 AND "
+				"started_ms > ?2 ORDER BY started_ms "
+				"LIMIT 1 OFFSET ?3", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, since);
+	sqlite3_bind_int64(st, 3, skip);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*started = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? STORE_OK : store_sqlite_fail(s, rc, "count runs");
+}
+
 static long ceil_s(int64_t ms)
 {
 	return ms <= 0 ? 1 : (long)((ms + 999) / 1000);
@@ -158,6 +177,11 @@ static int decide(struct store *s, const struct run_rec *r, long limit,
 		return rc;
 	q->refused = count >= limit;
 	q->remaining = q->refused ? 0 : limit - count - 1;
+	/* Over a lowered limit, one slot frees when count - limit + 1 runs
+	 * have left the window, not when the oldest has. */
+	if (q->refused && limit > 0 && count > limit &&
+	    (rc = nth_oldest(s, r->identity, since, count - limit, &oldest)))
+		return rc;
 	q->reset_s = count == 0 ? window_s :
 		     ceil_s(oldest + window - r->started_ms);
 	if (q->refused && limit == 0)

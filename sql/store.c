@@ -139,18 +139,20 @@ static void z_shutdown(void *a)
 
 static int install_allocator(void)
 {
-	static int done;
+	static int rc = -1;
 	static const sqlite3_mem_methods m = {
 		z_malloc, z_free, z_realloc, z_size, z_roundup, z_init,
 		z_shutdown, NULL
 	};
 
-	if (done)
-		return SQLITE_OK;
-	done = 1;
+	/* Remembered either way: if SQLite was started before us, every open
+	 * keeps failing rather than running without the zeroing allocator. */
+	if (rc != -1)
+		return rc;
 	/* No memory statistics: they would take a mutex on every call. */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
-	return sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
+	rc = sqlite3_config(SQLITE_CONFIG_MALLOC, &m);
+	return rc;
 }
 
 /* --- schema migrations ---------------------------------------------------- */
@@ -203,6 +205,28 @@ static int apply_sections(struct store *s, int from)
 }
 
 /*
+ * WAL is persistent: readers no longer block the writer, nor it them. The
+ * switch needs an exclusive lock, which SQLite takes by upgrading a read
+ * transaction, without calling the busy handler: a process that takes the
+ * write lock at that moment (another request) makes it fail at once. So
+ * retry for as long as the busy timeout. A no-op once the file is in WAL.
+ */
+static int enable_wal(struct store *s)
+{
+	struct timespec pause = { 0, 5 * 1000000 };
+	long waited = 0;
+	int rc;
+
+	while ((rc = sqlite3_exec(s->db, "PRAGMA journal_mode = WAL", NULL,
+				  NULL, NULL)) != SQLITE_OK &&
+	       (rc & 0xff) == SQLITE_BUSY && waited < s->busy_ms) {
+		nanosleep(&pause, NULL);
+		waited += 5;
+	}
+	return rc == SQLITE_OK ? STORE_OK : store_sqlite_fail(s, rc, "enable WAL");
+}
+
+/*
  * Brings the database to this build's version, under a write lock so two
  * processes starting at once cannot both migrate: the second one waits,
  * then finds the work done.
@@ -215,7 +239,7 @@ static int migrate(struct store *s)
 	if ((rc = user_version(s, &v)))
 		return rc;
 	if (v == target)
-		return STORE_OK;
+		return enable_wal(s);	/* a switch that failed before */
 	if (v > target)
 		return store_fail(s, STORE_UNAVAILABLE, "database schema %d is "
 				  "newer than this program's (%d)", v, target);
@@ -233,8 +257,7 @@ static int migrate(struct store *s)
 	}
 	if ((rc = store_exec(s, "COMMIT", "commit migration")))
 		return rc;
-	/* Persistent: readers no longer block the writer, nor it them. */
-	return store_exec(s, "PRAGMA journal_mode = WAL", "enable WAL");
+	return enable_wal(s);
 }
 
 static int configure(struct store *s)
@@ -265,6 +288,7 @@ static int configure(struct store *s)
 	}
 	sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, 64 << 20);
 	sqlite3_limit(s->db, SQLITE_LIMIT_SQL_LENGTH, 1 << 20);
+	s->busy_ms = busy;
 	sqlite3_busy_timeout(s->db, (int)busy);
 	/* WAL with NORMAL: a crash of any process loses nothing committed;
 	 * a power cut may lose the last transactions, never the database. */
@@ -293,6 +317,11 @@ int store_open(struct store **sp, const char *path, int mode)
 				  sqlite3_errstr(rc));
 	if ((rc = configure(s)))
 		return rc;
+	/* SQLite quietly opens a write-protected file read-only; say so now
+	 * rather than at the first write. */
+	if (!s->readonly && sqlite3_db_readonly(s->db, "main") == 1)
+		return store_fail(s, STORE_UNAVAILABLE, "database '%s' is "
+				  "read-only", path);
 	if (s->readonly) {
 		int v;
 		if ((rc = user_version(s, &v)))

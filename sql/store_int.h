@@ -10,6 +10,7 @@
 struct store {
 	sqlite3 *db;
 	int readonly;
+	long busy_ms;		/* the busy timeout in force */
 	char err[512];
 };
 

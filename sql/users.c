@@ -82,6 +82,8 @@ int store_user_add(struct store *s, const char *name, int admin, long quota,
 
 	if (token_new(token) != 0 || sha256_hex(token, TOKEN_LEN, hash) != 0)
 		return store_fail(s, STORE_UNAVAILABLE, "cannot make a token");
+	if (quota < -2)
+		return store_fail(s, STORE_INVALID, "invalid quota %ld", quota);
 	if ((rc = store_prepare(s, "INSERT INTO users (name, token_hash, "
 				"is_admin, quota, created_ms) VALUES "
 				"(?1, ?2, ?3, ?4, ?5)", &st)))

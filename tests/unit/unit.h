@@ -84,7 +84,7 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(request_exact_read)						\
 	X(parse_long_cases)						\
 	X(config_defaults)						\
-	X(config_each_variable)					\
+	X(config_each_variable)						\
 	X(config_overrides)						\
 	X(config_out_of_range)						\
 	X(job_refused_before_parse)					\
@@ -108,7 +108,42 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(rec_bad_magic)						\
 	X(rec_oversized_lengths)					\
 	X(rec_last_final_wins)						\
-	X(rec_write_roundtrip)
+	X(rec_write_roundtrip)						\
+	/* test_sql.c */						\
+	X(settings_defaults_valid)					\
+	X(settings_documented)						\
+	X(settings_validate)						\
+	X(settings_apply)						\
+	X(settings_apply_refused)					\
+	X(store_schema_sections)					\
+	X(store_open_new)						\
+	X(store_open_schema_mismatch)					\
+	X(store_open_ro)						\
+	X(store_open_unwritable_dir)					\
+	X(store_open_concurrent)					\
+	X(store_open_migrated_meanwhile)				\
+	X(store_open_wal_switch_waits)					\
+	X(store_allocator_installed)					\
+	X(store_default_path)						\
+	X(store_settings)						\
+	X(store_settings_invalid_rows)					\
+	X(users_add_and_find)						\
+	X(users_token_not_stored)					\
+	X(users_names)							\
+	X(users_quota)							\
+	X(identity_users)						\
+	X(runs_quota)							\
+	X(runs_unlimited)						\
+	X(runs_reset_and_window)					\
+	X(runs_lowered_limit_reset)					\
+	X(runs_finish)							\
+	X(runs_reject)							\
+	X(runs_audit_code)						\
+	X(runs_busy)							\
+	X(runs_view_abandoned)						\
+	X(digest_sha256)						\
+	X(digest_tokens)						\
+	X(slots)
 
 #define UNIT_DECLARE(name) void test_##name(void);
 UNIT_TESTS(UNIT_DECLARE)
