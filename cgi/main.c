@@ -137,7 +137,35 @@ static int open_db(struct ctx *c, struct http_error *e)
 	return 0;
 }
 
-/* Identity, slot, quota and the audit row, in that order. */
+/*
+ * A sandbox slot, after the quota check: an over-quota request gets its
+ * 429 at once instead of waiting for a slot. A request that finds none
+ * free did not run, so its row becomes a refusal that does not count.
+ */
+static int take_slot(struct ctx *c, struct http_error *e)
+{
+	c->slot_fd = slots_acquire(c->db_path, c->cfg.max_concurrent,
+				   c->cfg.concurrency_wait_ms);
+	if (c->slot_fd >= 0)
+		return 0;
+	c->retry_s = RETRY_BUSY_S;
+	http_fail(e, 503, c->slot_fd == -1 ?
+		  "all %ld sandboxes are busy: retry shortly" :
+		  "sandbox slots unavailable (lock file)", c->cfg.max_concurrent);
+	c->quota.remaining++;
+	rate_headers(c);
+	c->rec.outcome = "rejected";
+	c->rec.error_type = e->type;
+	c->rec.error = e->msg;
+	c->rec.http_status = 503;
+	if (store_run_unrun(c->db, &c->rec, &c->cfg) != STORE_OK)
+		log_db_error(c, "audit row");
+	return -1;
+}
+
+/* Identity, quota and the audit row, then a sandbox slot: a request over
+ * its quota is a 429 whether or not the host is busy, and a busy 503 still
+ * carries the identity's rate-limit headers. */
 static int admit(struct ctx *c, struct http_error *e)
 {
 	int rc;
@@ -149,17 +177,11 @@ static int admit(struct ctx *c, struct http_error *e)
 	c->rec.identity = c->id.key;
 	c->rec.user_id = c->id.is_user ? c->id.user.id : 0;
 	c->rec.user_name = c->id.is_user ? c->id.user.name : NULL;
-	c->rec.deadline_ms = c->rec.started_ms + c->id.timeout_ms +
-			     c->cfg.body_timeout_ms + 30000;
-	c->slot_fd = slots_acquire(c->db_path, c->cfg.max_concurrent,
-				   c->cfg.concurrency_wait_ms);
-	if (c->slot_fd < 0) {
-		c->retry_s = RETRY_BUSY_S;
-		return http_fail(e, 503, c->slot_fd == -1 ?
-				 "all %ld sandboxes are busy: retry shortly" :
-				 "sandbox slots unavailable (lock file)",
-				 c->cfg.max_concurrent);
-	}
+	/* Past this the broker must have finished, whatever happened: the
+	 * body's wait, a slot's wait, the run, and a grace for the database. */
+	c->rec.deadline_ms = c->rec.started_ms + c->cfg.body_timeout_ms +
+			     c->cfg.concurrency_wait_ms + c->id.timeout_ms +
+			     30000;
 	rc = store_run_begin(c->db, &c->rec, c->id.quota, c->cfg.quota_window_s,
 			     c->id.reset_ms, &c->cfg, &c->quota);
 	if (rc != STORE_OK) {
@@ -168,11 +190,15 @@ static int admit(struct ctx *c, struct http_error *e)
 		return http_fail(e, 503, "audit log unavailable: request refused");
 	}
 	c->audited = 1;		/* as running, or as refused for the quota */
-	rate_headers(c);
-	if (c->quota.refused)
+	if (c->quota.refused) {
+		rate_headers(c);
 		return http_fail(e, 429, "rate limit of %ld runs per %ld s "
 				 "exceeded: retry in %ld s", c->quota.limit,
 				 c->cfg.quota_window_s, c->quota.reset_s);
+	}
+	if (take_slot(c, e) != 0)
+		return -1;
+	rate_headers(c);
 	return 0;
 }
 

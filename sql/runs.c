@@ -184,7 +184,9 @@ static int decide(struct store *s, const struct run_rec *r, long limit,
 		return rc;
 	q->reset_s = count == 0 ? window_s :
 		     ceil_s(oldest + window - r->started_ms);
-	if (q->refused && limit == 0)
+	/* A run counted while this request's body was still arriving
+	 * started after it: its slot frees at most a window from now. */
+	if (q->reset_s > window_s || (q->refused && limit == 0))
 		q->reset_s = window_s;
 	return STORE_OK;
 }
@@ -246,4 +248,26 @@ int store_run_finish(struct store *s, const struct run_rec *r,
 		return store_sqlite_fail(s, rc, "complete audit row");
 	return sqlite3_changes(s->db) == 1 ? STORE_OK :
 	       store_fail(s, STORE_NOTFOUND, "audit row '%s' is gone", r->id);
+}
+
+int store_run_unrun(struct store *s, const struct run_rec *r,
+		    const struct settings *cfg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_prepare(s, "UPDATE runs SET finished_ms = ?2, "
+				"outcome = 'rejected', error_type = ?3, "
+				"error = ?4, http_status = ?5, counted = 0 "
+				"WHERE id = ?1", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now_ms());
+	bind_text(st, 3, r->error_type, r->error_type ? strlen(r->error_type) : 0);
+	bind_text(st, 4, r->error, error_len(r->error, cfg));
+	sqlite3_bind_int(st, 5, r->http_status);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? STORE_OK :
+	       store_sqlite_fail(s, rc, "refuse audit row");
 }

@@ -109,6 +109,11 @@ int store_run_begin(struct store *s, const struct run_rec *r, long limit,
 int store_run_finish(struct store *s, const struct run_rec *r,
 		     const struct settings *st);
 
+/* Turns a row written by store_run_begin into a refusal that does not
+ * count (no sandbox slot: 503). */
+int store_run_unrun(struct store *s, const struct run_rec *r,
+		    const struct settings *st);
+
 /* Writes a refused request (400, 401, 405, ...) in one statement. */
 int store_run_reject(struct store *s, const struct run_rec *r,
 		     const struct settings *st);

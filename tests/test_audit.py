@@ -1,0 +1,497 @@
+"""The audit log: one row in `runs` for every request, accepted or refused.
+
+A request that may run is written as 'running' before the code runs and
+completed after; a refused one is written once, as 'rejected', with its HTTP
+status. A broker killed mid-run leaves its row behind, shown as 'abandoned'
+by runs_view once its deadline has passed; the sandbox dies with it. The
+sandbox child never holds the database (nor its -wal/-shm or .slots files).
+"""
+import hashlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import CGI, add_user, base_env, cgi_raw, new_db, run_code
+
+
+# Databases made here are removed with the module.
+_made = []
+
+
+def fresh_db(quota=None, settings=None):
+    db = new_db(quota=quota, settings=settings)
+    _made.append(os.path.dirname(db))
+    return db
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_databases():
+    yield
+    for d in _made:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+SANDBOX_UID = "65534"
+
+# Blocks in the kernel (a futex) without using CPU: a program that waits.
+IDLE = """\
+import random
+lock = random._os.sys.modules["_thread"].allocate_lock()
+lock.acquire()
+print("waiting")
+lock.acquire()
+print("never")
+"""
+
+
+# ---------------------------------------------------------------- helpers
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def query(db, sql, args=()):
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, args)]
+    finally:
+        con.close()
+
+
+def row(db, run_id):
+    found = query(db, "SELECT * FROM runs_view WHERE id = ?", (run_id,))
+    assert len(found) == 1, "no audit row %r (found %d)" % (run_id, len(found))
+    return found[0]
+
+
+def count_rows(db):
+    return query(db, "SELECT count(*) AS n FROM runs")[0]["n"]
+
+
+def sandbox_processes(session):
+    """pids of the sandbox uid's processes in the given session."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % entry) as f:
+                status = f.read()
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        uid = [l for l in status.split("\n") if l.startswith("Uid:")]
+        if not uid or SANDBOX_UID not in uid[0].split()[1:]:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[3]) == session:
+            found.append(int(entry))
+    return found
+
+
+def fd_links(pid):
+    links = []
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            links.append(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:
+            pass
+    return links
+
+
+def start(code, db, env=None):
+    """Starts the CGI as the leader of a new session, body sent."""
+    body = json.dumps({"code": code}).encode()
+    e = base_env(db)
+    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+              "CONTENT_LENGTH": str(len(body))})
+    for k, v in (env or {}).items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = v
+    p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=e, start_new_session=True)
+    p.stdin.write(body)
+    p.stdin.close()
+    return p
+
+
+def finish(p, timeout=30):
+    from conftest import Response
+    try:
+        p.wait(timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out, err = p.stdout.read(), p.stderr.read()
+    p.stdout.close()
+    p.stderr.close()
+    return Response(out, p.returncode, err)
+
+
+def wait_for(predicate, seconds, step=0.02):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def running_row(db, pid):
+    found = query(db, "SELECT * FROM runs_view WHERE broker_pid = ?", (pid,))
+    return found[0] if found else None
+
+
+def assert_row_matches_response(r, rec):
+    assert r.headers["x-request-id"] == r["run_id"] == rec["id"]
+    assert rec["http_status"] == r.status
+
+
+@pytest.fixture(scope="module")
+def db():
+    return fresh_db()
+
+
+# ------------------------------------------ a broker killed mid-run (1/2)
+#
+# The deadline of a row is start + body timeout + the wait for a sandbox
+# slot (concurrency_wait_ms, set to 0 here) + timeout + 30 s, so the
+# kill happens first (this fixture) and the check for 'abandoned' comes
+# last in the module, while the other tests run in between.
+
+KILL_TIMEOUT_MS = 2000
+KILL_BODY_TIMEOUT_MS = 200
+
+
+@pytest.fixture(scope="module")
+def killed_run():
+    db = fresh_db(settings={"concurrency_wait_ms": "0"})
+    p = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": str(KILL_TIMEOUT_MS),
+                             "PYEXEC_BODY_TIMEOUT_MS": str(KILL_BODY_TIMEOUT_MS)})
+    try:
+        children = wait_for(lambda: sandbox_processes(p.pid), 1.5)
+        rec = wait_for(lambda: running_row(db, p.pid), 1.0)
+        assert p.poll() is None, "the CGI ended before it could be killed"
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+    gone = wait_for(lambda: not sandbox_processes(p.pid), 2.0)
+    left = [] if gone else sandbox_processes(p.pid)
+    return {"db": db, "pid": p.pid, "children": children, "row": rec,
+            "left": left, "killed_ms": now_ms()}
+
+
+def test_killed_broker_leaves_a_running_row_and_takes_the_child_with_it(killed_run):
+    k = killed_run
+    assert k["children"], "the sandbox child was never seen running"
+    assert k["row"] is not None, "no audit row while the program was running"
+    assert k["left"] == [], "sandbox processes outlived the broker: %r" % k["left"]
+    rec = row(k["db"], k["row"]["id"])
+    assert rec["outcome"] == "running"
+    assert rec["finished_ms"] is None
+    assert rec["http_status"] is None
+    assert rec["deadline_ms"] == (rec["started_ms"] + KILL_TIMEOUT_MS +
+                                  KILL_BODY_TIMEOUT_MS + 0 + 30000)
+    assert now_ms() < rec["deadline_ms"]
+    assert rec["status"] == "running"   # not yet past its deadline
+    # Exactly one row: the killed request's, nothing lost, nothing doubled.
+    assert [r["id"] for r in query(k["db"], "SELECT id FROM runs "
+                                   "WHERE outcome != 'rejected'")] == [rec["id"]]
+
+
+# ---------------------------------------------------------------- rows
+
+def test_accepted_run_row_has_every_field(db):
+    code = "import json\nprint(json.dumps(input_data))\n"
+    data = {"a": [1, 2, 3], "b": "\u00e9"}
+    before = count_rows(db)
+    t0 = now_ms()
+    r = run_code(code, input_data=data, db=db,
+                 env={"REMOTE_ADDR": "192.0.2.17"})
+    t1 = now_ms()
+    assert r.status == 200 and r["success"] is True, r
+    assert count_rows(db) == before + 1
+    rec = row(db, r["run_id"])
+    assert_row_matches_response(r, rec)
+    assert rec["identity"] == "anon:192.0.2.17"
+    assert rec["client_addr"] == "192.0.2.17"
+    assert rec["user_id"] is None and rec["user_name"] is None
+    assert t0 <= rec["started_ms"] <= rec["finished_ms"] <= t1
+    assert rec["code_sha256"] == hashlib.sha256(code.encode()).hexdigest()
+    assert rec["code_size"] == len(code.encode())
+    assert rec["code"] == code
+    compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    assert rec["input_size"] == len(compact.encode())
+    assert rec["outcome"] == "ok" and rec["status"] == "ok"
+    assert rec["error_type"] is None and rec["error"] is None
+    assert rec["output_size"] == len(r["output"].encode())
+    assert rec["truncated"] == 0
+    assert rec["exec_ms"] == pytest.approx(r["execution_time_ms"], abs=0.01)
+    assert rec["exec_ms"] <= rec["wall_ms"] + 1
+    assert rec["wall_ms"] <= t1 - t0
+    assert rec["cpu_ms"] == r["cpu_time_ms"]
+    assert rec["peak_kb"] == r["peak_memory_kb"] > 0
+    assert rec["counted"] == 1
+
+
+def test_user_run_row_names_the_user(db):
+    token = add_user(db, "auditee")
+    uid = query(db, "SELECT id FROM users WHERE name = 'auditee'")[0]["id"]
+    r = run_code("print('hi')", db=db,
+                 env={"HTTP_AUTHORIZATION": "Bearer " + token})
+    assert r.status == 200 and r["success"] is True, r
+    rec = row(db, r["run_id"])
+    assert rec["identity"] == "user:auditee"
+    assert rec["user_id"] == uid
+    assert rec["user_name"] == "auditee"
+    assert rec["client_addr"] == "127.0.0.1"
+
+
+@pytest.mark.parametrize("code,env,outcome,error_type", [
+    ("print(1 / 0)", {}, "error", "ZeroDivisionError"),
+    ("while True:\n    pass", {"PYEXEC_TIMEOUT_MS": "400"}, "timeout",
+     "TimeoutError"),
+    ("x = bytearray(10**9)", {"PYEXEC_MEMORY_MB": "128"}, "memory",
+     "MemoryError"),
+    ("while True:\n    print('x' * 99)", {"PYEXEC_OUTPUT_BYTES": "1000"},
+     "output_limit", "OutputLimitExceeded"),
+    ("import random\nrandom._os.fork()", {}, "security", "SecurityViolation"),
+], ids=["error", "timeout", "memory", "output_limit", "security"])
+def test_outcome_of_a_failed_run_is_recorded(db, code, env, outcome, error_type):
+    r = run_code(code, db=db, env=env)
+    assert r.status == 200 and r["success"] is False, r
+    assert r["error_type"] == error_type, r
+    rec = row(db, r["run_id"])
+    assert_row_matches_response(r, rec)
+    assert rec["outcome"] == outcome
+    assert rec["error_type"] == error_type
+    assert rec["error"] == r["error"]
+    assert rec["output_size"] == len(r["output"].encode())
+    assert rec["truncated"] == int(r["truncated"])
+    assert rec["cpu_ms"] == r["cpu_time_ms"]
+    assert rec["peak_kb"] == r["peak_memory_kb"]
+    assert rec["finished_ms"] >= rec["started_ms"]
+    if outcome == "timeout":
+        assert rec["exec_ms"] >= 280
+    if outcome == "output_limit":
+        assert rec["output_size"] == 1000 and rec["truncated"] == 1
+
+
+REFUSALS = [
+    # status, body, cgi_raw keyword arguments
+    (400, b"{", {}),
+    (400, b'{"code": "print(1)", "extra": 1}', {}),
+    (401, b'{"code": "print(1)"}', {"env": {"HTTP_AUTHORIZATION": "Basic dTpw"}}),
+    (401, b'{"code": "print(1)", "token": "pyx_' + b"0" * 64 + b'"}', {}),
+    (405, b"", {"method": "GET"}),
+    (411, b'{"code": "print(1)"}', {"content_length": False}),
+    (413, b'{"code": "print(1)"}', {"content_length": "999999999"}),
+    (415, b'{"code": "print(1)"}', {"content_type": "text/plain"}),
+    (500, b'{"code": "print(1)"}', {"env": {"PYEXEC_TIMEOUT_MS": "soon"}}),
+]
+
+
+@pytest.mark.parametrize("status,body,kw", REFUSALS,
+                         ids=["400-json", "400-field", "401-basic",
+                              "401-unknown", "405", "411", "413", "415", "500"])
+def test_refused_request_is_audited(db, status, body, kw):
+    kw = dict(kw)
+    env = dict(kw.pop("env", {}))
+    env["REMOTE_ADDR"] = "198.51.100.7"
+    before = count_rows(db)
+    t0 = now_ms()
+    r = cgi_raw(body, db=db, env=env, **kw)
+    t1 = now_ms()
+    assert r.status == status, r
+    assert r["success"] is False
+    assert r["output"] == ""
+    assert count_rows(db) == before + 1
+    rec = row(db, r["run_id"])
+    assert_row_matches_response(r, rec)
+    assert rec["outcome"] == "rejected" and rec["status"] == "rejected"
+    assert rec["error_type"] == r["error_type"]
+    assert rec["error"] == r["error"]
+    assert rec["identity"] == "anon:198.51.100.7"
+    assert rec["client_addr"] == "198.51.100.7"
+    assert t0 <= rec["started_ms"] <= rec["finished_ms"] <= t1
+    assert rec["counted"] == 0
+
+
+def test_rate_limited_request_is_audited():
+    db = fresh_db()
+    token = add_user(db, "zero", quota=0)
+    r = run_code("print('MARKER')", db=db,
+                 env={"HTTP_AUTHORIZATION": "Bearer " + token})
+    assert r.status == 429, r
+    assert "MARKER" not in r.body.decode()
+    rec = row(db, r["run_id"])
+    assert_row_matches_response(r, rec)
+    assert rec["outcome"] == "rejected"
+    assert rec["identity"] == "user:zero"
+    assert rec["code_sha256"] == hashlib.sha256(b"print('MARKER')").hexdigest()
+    assert rec["counted"] == 0
+
+
+# ---------------------------------------------------------------- audit_code
+
+CODE = "# caf\u00e9\nprint('\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9')\n"
+
+
+@pytest.mark.parametrize("mode", ["hash", "none"])
+def test_audit_code_setting_drops_the_code(mode):
+    db = fresh_db(settings={"audit_code": mode})
+    r = run_code(CODE, db=db)
+    assert r.status == 200 and r["success"] is True, r
+    rec = row(db, r["run_id"])
+    assert rec["code"] is None
+    assert rec["code_size"] == len(CODE.encode())
+    if mode == "hash":
+        assert rec["code_sha256"] == hashlib.sha256(CODE.encode()).hexdigest()
+    with open(db, "rb") as f:
+        assert "print('\u00e9".encode() not in f.read()
+
+
+def test_audit_code_full_is_bounded_and_never_cuts_a_character():
+    db = fresh_db(settings={"audit_code": "full", "audit_code_max_bytes": "6"})
+    # bytes 5-6 are the e-acute of "caf\u00e9": a cut at 6 would split it
+    r = run_code(CODE, db=db)
+    assert r.status == 200 and r["success"] is True, r
+    con = sqlite3.connect(db)
+    con.text_factory = bytes
+    try:
+        kept, = con.execute("SELECT code FROM runs WHERE id = ?",
+                            (r["run_id"],)).fetchone()
+    finally:
+        con.close()
+    assert CODE.encode().startswith(kept)
+    assert kept == "# caf".encode()     # 5 bytes: the 6th would split \u00e9
+    kept.decode("utf-8")
+    rec = row(db, r["run_id"])
+    assert rec["code_sha256"] == hashlib.sha256(CODE.encode()).hexdigest()
+    assert rec["code_size"] == len(CODE.encode())
+
+
+def test_audit_code_default_is_full():
+    db = fresh_db()
+    code = "print(%r)\n" % ("z" * 5000)
+    r = run_code(code, db=db)
+    assert r.status == 200, r
+    assert row(db, r["run_id"])["code"] == code
+
+
+def test_error_message_is_bounded_in_the_audit_log():
+    db = fresh_db(settings={"audit_error_max_bytes": "41"})
+    r = run_code("raise ValueError('\u00e9' * 200)", db=db)
+    assert r.status == 200 and r["error_type"] == "ValueError", r
+    assert len(r["error"].encode()) > 400      # the client gets it whole
+    con = sqlite3.connect(db)
+    con.text_factory = bytes
+    try:
+        kept, = con.execute("SELECT error FROM runs WHERE id = ?",
+                            (r["run_id"],)).fetchone()
+    finally:
+        con.close()
+    assert 0 < len(kept) <= 41
+    assert len(kept) >= 38
+    assert r["error"].encode().startswith(kept)
+    kept.decode("utf-8")
+
+
+# ---------------------------------------------------------------- while running
+
+def test_row_is_running_before_the_code_ends_and_completed_after(db):
+    p = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": "1500"})
+    try:
+        children = wait_for(lambda: sandbox_processes(p.pid), 1.2)
+        assert children, "the program never started"
+        rec = running_row(db, p.pid)
+        assert rec is not None, "no row while the program runs"
+        assert p.poll() is None
+        assert rec["outcome"] == "running" and rec["status"] == "running"
+        assert rec["finished_ms"] is None
+        assert rec["code"] == IDLE
+        assert rec["counted"] == 1
+    finally:
+        r = finish(p)
+    assert r.status == 200 and r["error_type"] == "TimeoutError", r
+    done = row(db, rec["id"])
+    assert r["run_id"] == r.headers["x-request-id"] == rec["id"]
+    assert done["outcome"] == "timeout" and done["status"] == "timeout"
+    assert done["finished_ms"] >= done["started_ms"] + 1400
+    assert done["http_status"] == 200
+    assert done["output_size"] == len("waiting\n")
+
+
+def test_sandbox_child_holds_no_database_descriptor(db):
+    p = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": "1500"})
+    base = os.path.basename(db)
+    try:
+        children = wait_for(lambda: sandbox_processes(p.pid), 1.2)
+        assert children, "the program never started"
+        time.sleep(0.1)      # well into the blocked program
+        assert p.poll() is None
+        broker = fd_links(p.pid)
+        child_links = {pid: fd_links(pid) for pid in children}
+    finally:
+        r = finish(p)
+    assert r.status == 200, r
+    # The scan can see such files: the broker holds its sandbox slot.
+    assert any(l.endswith(base + ".slots") for l in broker), broker
+    # ... and has closed the database before it forked.
+    assert not [l for l in broker if l.endswith((base, base + "-wal",
+                                                 base + "-shm"))], broker
+    for pid, links in child_links.items():
+        assert links, "no descriptors listed for %d" % pid
+        bad = [l for l in links if base in l or "-wal" in l or "-shm" in l
+               or ".slots" in l]
+        assert not bad, "child %d holds %r" % (pid, bad)
+
+
+# ---------------------------------------------------------------- every request
+
+def test_every_request_has_exactly_one_row():
+    db = fresh_db()
+    start_count = count_rows(db)
+    ids = []
+    for body, kw in [(b'{"code": "print(1)"}', {}),
+                     (b'{"code": 1}', {}),
+                     (b"", {"method": "PUT"}),
+                     (b'{"code": "1/0"}', {})]:
+        r = cgi_raw(body, db=db, **kw)
+        ids.append(r["run_id"])
+    assert len(set(ids)) == 4
+    assert count_rows(db) == start_count + 4
+    assert sorted(r["id"] for r in query(db, "SELECT id FROM runs WHERE id IN "
+                                         "(?, ?, ?, ?)", ids)) == sorted(ids)
+
+
+# ------------------------------------------ a broker killed mid-run (2/2)
+
+def test_killed_broker_row_reads_abandoned_after_its_deadline(killed_run):
+    k = killed_run
+    assert k["row"] is not None
+    rec = row(k["db"], k["row"]["id"])
+    wait = (rec["deadline_ms"] + 300 - now_ms()) / 1000.0
+    assert wait < 40, wait
+    if wait > 0:
+        time.sleep(wait)
+    rec = row(k["db"], k["row"]["id"])
+    assert rec["outcome"] == "running"      # never rewritten, never dropped
+    assert rec["status"] == "abandoned"
+    assert rec["finished_ms"] is None
+    assert sandbox_processes(k["pid"]) == []

@@ -1,0 +1,338 @@
+"""Fail closed: when the audit log cannot be written, no code runs.
+
+A database that cannot be opened, is read-only, is locked past the busy
+timeout, is full, is not a database or is newer than the program: every
+request is answered 503 with Retry-After and a JSON error, the program is
+never started, and no row appears later.
+
+Root ignores file modes, so read-only here means a read-only mount (or an
+immutable file); full means a small tmpfs filled up. Every mount is undone
+in a finally block.
+"""
+import contextlib
+import hashlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import add_user, cgi_raw, new_db, run_code
+
+
+# Databases made here are removed with the module.
+_made = []
+
+
+def fresh_db(quota=None, settings=None):
+    db = new_db(quota=quota, settings=settings)
+    _made.append(os.path.dirname(db))
+    return db
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_databases():
+    yield
+    for d in _made:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+MARKER = "FAILCLOSED_MARKER_7f3a"
+CODE = "print('%s')\n" % MARKER
+
+
+# ---------------------------------------------------------------- helpers
+
+@contextlib.contextmanager
+def tmpfs(size="4m", options=""):
+    d = tempfile.mkdtemp(prefix="pyexec-mnt-")
+    opts = "size=%s,mode=0755" % size + ("," + options if options else "")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", d],
+                   check=True, capture_output=True)
+    try:
+        yield d
+    finally:
+        if subprocess.run(["umount", d], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", d], capture_output=True)
+        os.rmdir(d)
+
+
+def remount_ro(d):
+    subprocess.run(["mount", "-o", "remount,ro", d], check=True,
+                   capture_output=True)
+
+
+def query(db, sql, args=()):
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, args)]
+    finally:
+        con.close()
+
+
+def assert_fail_closed(r):
+    assert r.status == 503, r
+    ra = [l for l in r.raw.partition(b"\n\n")[0].decode().split("\n")
+          if l.lower().startswith("retry-after:")]
+    assert len(ra) == 1, ra
+    assert int(ra[0].partition(":")[2]) > 0
+    assert r.headers["content-type"] == "application/json"
+    for field in ("success", "output", "error", "execution_time_ms"):
+        assert field in r.json, field
+    assert r["success"] is False
+    assert r["output"] == ""
+    assert "unavailable" in r["error"], r["error"]
+    assert MARKER not in r.raw.decode()
+    assert r.headers["x-request-id"] == r["run_id"]
+
+
+def requests(db, env=None):
+    """A request that would run code, and one that would be refused."""
+    return [run_code(CODE, db=db, env=env),
+            cgi_raw(b"", method="GET", db=db, env=env)]
+
+
+def file_digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def copy_db(src, dst_dir):
+    """Copies a database with its WAL (which holds recent transactions)."""
+    for suffix in ("", "-wal"):
+        if os.path.exists(src + suffix):
+            shutil.copy(src + suffix, os.path.join(dst_dir, "pyexec.db" + suffix))
+    return os.path.join(dst_dir, "pyexec.db")
+
+
+# ---------------------------------------------------------------- read-only
+
+def test_database_on_a_read_only_mount():
+    src = fresh_db()
+    assert run_code("print(1)", db=src).status == 200
+    with tmpfs() as d:
+        db = copy_db(src, d)
+        before = len(query(db, "SELECT id FROM runs"))
+        assert before >= 2
+        remount_ro(d)
+        digest = file_digest(db)
+        for r in requests(db):
+            assert_fail_closed(r)
+        assert file_digest(db) == digest
+    # the same database on a writable mount works
+    with tmpfs() as d:
+        db = copy_db(src, d)
+        r = run_code(CODE, db=db)
+        assert r.status == 200 and r["output"] == MARKER + "\n", r
+
+
+def test_immutable_database_file():
+    db = fresh_db()
+    subprocess.run(["chattr", "+i", db], check=True, capture_output=True)
+    try:
+        try:
+            open(db, "r+b").close()
+            writable = True
+        except OSError:
+            writable = False
+        assert not writable, "chattr +i did not make the file read-only"
+        results = requests(db)
+        for r in results:
+            assert_fail_closed(r)
+    finally:
+        subprocess.run(["chattr", "-i", db], check=True, capture_output=True)
+    ids = [r["run_id"] for r in results]
+    assert query(db, "SELECT id FROM runs WHERE id IN (?, ?)", ids) == []
+
+
+def test_missing_database_in_an_unwritable_directory():
+    with tmpfs(options="ro") as d:
+        db = os.path.join(d, "pyexec.db")
+        for r in requests(db):
+            assert_fail_closed(r)
+        assert os.listdir(d) == []
+
+
+def test_missing_database_is_created_when_its_directory_is_writable():
+    d = tempfile.mkdtemp(prefix="pyexec-test-")
+    try:
+        db = os.path.join(d, "sub.db")
+        r = run_code(CODE, db=db)
+        assert r.status == 200 and r["output"] == MARKER + "\n", r
+        assert query(db, "PRAGMA user_version")[0]["user_version"] == 1
+        assert [x["id"] for x in query(db, "SELECT id FROM runs")] == [r["run_id"]]
+    finally:
+        shutil.rmtree(d)
+
+
+# ---------------------------------------------------------------- locked
+
+def hold_lock(db, exclusive_mode=False):
+    con = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    if exclusive_mode:
+        con.execute("PRAGMA locking_mode = EXCLUSIVE")
+    con.execute("BEGIN EXCLUSIVE")
+    con.execute("INSERT INTO settings (key, value) VALUES ('held', 'x')")
+    return con
+
+
+@pytest.mark.parametrize("exclusive_mode", [False, True],
+                         ids=["writer", "exclusive-locking-mode"])
+def test_database_locked_past_the_busy_timeout(exclusive_mode):
+    db = fresh_db()
+    con = hold_lock(db, exclusive_mode)
+    try:
+        t = time.monotonic()
+        results = requests(db, env={"PYEXEC_DB_BUSY_MS": "200"})
+        elapsed = time.monotonic() - t
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    for r in results:
+        assert_fail_closed(r)
+    assert elapsed < 3.0, elapsed     # 200 ms each, not the 5 s default
+    ids = [r["run_id"] for r in results]
+    assert query(db, "SELECT id FROM runs WHERE id IN (?, ?)", ids) == []
+    # with the lock gone, the same database serves again
+    r = run_code(CODE, db=db, env={"PYEXEC_DB_BUSY_MS": "200"})
+    assert r.status == 200 and r["output"] == MARKER + "\n", r
+
+
+def test_busy_timeout_is_waited_for():
+    db = fresh_db()
+    token = add_user(db, "waiter")
+    con = hold_lock(db)
+    try:
+        t = time.monotonic()
+        r = run_code(CODE, db=db, env={"PYEXEC_DB_BUSY_MS": "1500",
+                                       "HTTP_AUTHORIZATION": "Bearer " + token})
+        elapsed = time.monotonic() - t
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    assert_fail_closed(r)
+    assert 1.4 <= elapsed < 4.0, elapsed
+
+
+def test_default_busy_timeout_is_five_seconds():
+    db = fresh_db()
+    con = hold_lock(db)
+    try:
+        t = time.monotonic()
+        r = cgi_raw(b"", method="GET", db=db, env={"PYEXEC_DB_BUSY_MS": None})
+        elapsed = time.monotonic() - t
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    assert_fail_closed(r)
+    assert 4.9 <= elapsed < 8.0, elapsed
+
+
+def test_lock_released_within_the_busy_timeout_is_waited_out():
+    db = fresh_db()
+    con = hold_lock(db)
+    timer = threading.Timer(0.5, lambda: con.execute("ROLLBACK"))
+    timer.start()
+    try:
+        t = time.monotonic()
+        r = run_code(CODE, db=db, env={"PYEXEC_DB_BUSY_MS": "3000"})
+        elapsed = time.monotonic() - t
+    finally:
+        timer.join()
+        con.close()
+    assert r.status == 200 and r["output"] == MARKER + "\n", r
+    assert elapsed >= 0.4, elapsed
+
+
+# ---------------------------------------------------------------- full
+
+def fill(d, leave):
+    """Fills the file system at d, then frees `leave` bytes."""
+    path = os.path.join(d, "filler")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        chunk = b"\0" * 65536
+        for _ in range(100000):
+            try:
+                os.write(fd, chunk)
+            except OSError:
+                break
+        else:
+            raise AssertionError("the file system never filled")
+        size = os.fstat(fd).st_size
+        os.ftruncate(fd, max(0, size - leave))
+    finally:
+        os.close(fd)
+
+
+def test_full_database():
+    big = {"PYEXEC_CODE_BYTES": "2000000", "PYEXEC_BODY_BYTES": "4000000"}
+    with tmpfs(size="2m") as d:
+        db = os.path.join(d, "pyexec.db")
+        assert cgi_raw(b"", method="GET", db=db).status == 405
+        con = sqlite3.connect(db)
+        with con:
+            con.execute("INSERT INTO settings (key, value) VALUES "
+                        "('audit_code_max_bytes', '2000000')")
+        con.close()
+        fill(d, 200 * 1024)
+        st = os.statvfs(d)
+        assert st.f_bavail * st.f_frsize <= 256 * 1024
+        # A small request still fits ...
+        r = run_code(CODE, db=db, env=big)
+        assert r.status == 200 and r["output"] == MARKER + "\n", r
+        # ... one whose audit row (the code is kept whole) cannot, is refused.
+        code = CODE + "#" + "x" * 600000 + "\n"
+        r = run_code(code, db=db, env=big)
+        assert_fail_closed(r)
+        assert r.stderr, "nothing logged about the refusal"
+        os.unlink(os.path.join(d, "filler"))
+        ids = [x["id"] for x in query(db, "SELECT id FROM runs")]
+        assert r["run_id"] not in ids
+        assert len(ids) == 2          # the 405 and the small run
+        # with space again, the same request runs
+        r = run_code(code, db=db, env=big)
+        assert r.status == 200 and r["output"] == MARKER + "\n", r
+
+
+# ---------------------------------------------------------------- not usable
+
+def test_not_a_database():
+    d = tempfile.mkdtemp(prefix="pyexec-test-")
+    try:
+        db = os.path.join(d, "pyexec.db")
+        with open(db, "wb") as f:
+            f.write(b"this is not an SQLite database\n" * 512)
+        digest = file_digest(db)
+        for r in requests(db):
+            assert_fail_closed(r)
+        assert file_digest(db) == digest
+    finally:
+        shutil.rmtree(d)
+
+
+def test_database_path_is_a_directory():
+    d = tempfile.mkdtemp(prefix="pyexec-test-")
+    try:
+        for r in requests(d):
+            assert_fail_closed(r)
+    finally:
+        shutil.rmtree(d)
+
+
+def test_database_newer_than_the_program():
+    db = fresh_db()
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    results = requests(db)
+    for r in results:
+        assert_fail_closed(r)
+    assert query(db, "PRAGMA user_version")[0]["user_version"] == 99
+    ids = [r["run_id"] for r in results]
+    assert query(db, "SELECT id FROM runs WHERE id IN (?, ?)", ids) == []

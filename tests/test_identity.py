@@ -1,0 +1,292 @@
+"""Identities: bearer tokens name users, no token means anonymous by client
+address (when allowed), and a user's own limits apply, under the host's
+ceilings.
+
+Tokens are accepted as `Authorization: Bearer <token>` and as the body's
+`token` field; the database keeps only their SHA-256.
+"""
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+
+import pytest
+
+from conftest import add_user, new_db, run_code
+
+
+# Databases made here are removed with the module.
+_made = []
+
+
+def fresh_db(quota=None, settings=None):
+    db = new_db(quota=quota, settings=settings)
+    _made.append(os.path.dirname(db))
+    return db
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_databases():
+    yield
+    for d in _made:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def query(db, sql, args=()):
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, args)]
+    finally:
+        con.close()
+
+
+def row(db, run_id):
+    found = query(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
+    assert len(found) == 1, "no audit row for %r" % run_id
+    return found[0]
+
+
+def bearer(token):
+    return {"HTTP_AUTHORIZATION": "Bearer " + token}
+
+
+def assert_401(r):
+    assert r.status == 401, r
+    assert r["success"] is False
+    assert r.headers["www-authenticate"].startswith("Bearer"), r.headers
+    assert r["output"] == ""
+
+
+@pytest.fixture(scope="module")
+def db():
+    return fresh_db()
+
+
+@pytest.fixture(scope="module")
+def alice(db):
+    return add_user(db, "alice")
+
+
+# ---------------------------------------------------------------- tokens
+
+def test_header_token_names_the_user(db, alice):
+    r = run_code("print('as alice')", db=db, env=bearer(alice))
+    assert r.status == 200 and r["output"] == "as alice\n", r
+    rec = row(db, r["run_id"])
+    assert rec["identity"] == "user:alice"
+    assert rec["user_name"] == "alice"
+
+
+def test_scheme_is_case_insensitive(db, alice):
+    r = run_code("print(1)", db=db, env={"HTTP_AUTHORIZATION": "bearer " + alice})
+    assert r.status == 200, r
+    assert row(db, r["run_id"])["identity"] == "user:alice"
+
+
+def test_body_token_names_the_user(db, alice):
+    r = run_code("print('body')", db=db, token=alice)
+    assert r.status == 200 and r["output"] == "body\n", r
+    assert row(db, r["run_id"])["identity"] == "user:alice"
+
+
+def test_same_token_in_header_and_body_is_accepted(db, alice):
+    r = run_code("print(2)", db=db, env=bearer(alice), token=alice)
+    assert r.status == 200, r
+    assert row(db, r["run_id"])["identity"] == "user:alice"
+
+
+def test_different_tokens_in_header_and_body_are_a_400(db, alice):
+    bob = add_user(db, "bob")
+    r = run_code("print('MARKER')", db=db, env=bearer(alice), token=bob)
+    assert r.status == 400, r
+    assert "MARKER" not in r.body.decode()
+    rec = row(db, r["run_id"])
+    assert rec["outcome"] == "rejected" and rec["http_status"] == 400
+    # Neither user's quota was touched.
+    assert rec["counted"] == 0
+
+
+def test_token_is_stored_only_as_its_sha256(db):
+    token = add_user(db, "carol")
+    assert len(token) == 68 and token.startswith("pyx_")
+    # used both ways, refused once (so every code path that sees it ran)
+    assert run_code("print(3)", db=db, env=bearer(token)).status == 200
+    assert run_code("print(4)", db=db, token=token).status == 200
+    assert run_code("print(5)", db=db, env=bearer(token),
+                    token=token + "x").status == 400
+    wrong = token[:-1] + ("1" if token.endswith("0") else "0")
+    assert run_code("print(6)", db=db, token=wrong).status == 401
+    stored = query(db, "SELECT token_hash FROM users WHERE name = 'carol'")
+    assert stored[0]["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
+    secret = token.encode()
+    hex_part = token[4:].encode()
+    for suffix in ("", "-wal", "-shm", ".slots"):
+        path = db + suffix
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                data = f.read()
+            assert secret not in data, path
+            assert hex_part not in data, path
+    audit = json.dumps(query(db, "SELECT * FROM runs"))
+    assert token[4:] not in audit
+
+
+# ---------------------------------------------------------------- refusals
+
+@pytest.mark.parametrize("header", [
+    "Basic YWxpY2U6c2VjcmV0",
+    "Token pyx_" + "0" * 64,
+    "Bearer",
+    "Bearer ",
+    "pyx_" + "0" * 64,
+], ids=["basic", "other-scheme", "bearer-alone", "bearer-empty", "bare-token"])
+def test_malformed_authorization_is_a_401(db, header):
+    r = run_code("print('MARKER')", db=db, env={"HTTP_AUTHORIZATION": header})
+    assert_401(r)
+    rec = row(db, r["run_id"])
+    assert rec["http_status"] == 401 and rec["outcome"] == "rejected"
+
+
+@pytest.mark.parametrize("where", ["header", "body"])
+@pytest.mark.parametrize("token", ["pyx_" + "a" * 64, "pyx_short", "x" * 68],
+                         ids=["unknown", "short", "not-a-token"])
+def test_unknown_token_is_a_401_and_audited(db, where, token):
+    kw = {"env": bearer(token)} if where == "header" else {"token": token}
+    r = run_code("print('MARKER')", db=db, **kw)
+    assert_401(r)
+    assert "MARKER" not in r.body.decode()
+    rec = row(db, r["run_id"])
+    assert rec["outcome"] == "rejected" and rec["http_status"] == 401
+    assert rec["error"] == r["error"]
+    assert token not in json.dumps(rec)
+
+
+def test_disabled_user_is_a_401_and_audited(db):
+    token = add_user(db, "dora", disabled=True)
+    for kw in ({"env": bearer(token)}, {"token": token}):
+        r = run_code("print('MARKER')", db=db, **kw)
+        assert_401(r)
+        rec = row(db, r["run_id"])
+        assert rec["http_status"] == 401 and rec["outcome"] == "rejected"
+    # enabling the user lets the same token in
+    with sqlite3.connect(db) as con:
+        con.execute("UPDATE users SET disabled = 0 WHERE name = 'dora'")
+    con.close()
+    r = run_code("print('MARKER')", db=db, env=bearer(token))
+    assert r.status == 200 and r["output"] == "MARKER\n", r
+
+
+# ---------------------------------------------------------------- anonymous
+
+def test_anonymous_by_client_address_by_default(db):
+    r = run_code("print(7)", db=db, env={"REMOTE_ADDR": "203.0.113.5"})
+    assert r.status == 200, r
+    rec = row(db, r["run_id"])
+    assert rec["identity"] == "anon:203.0.113.5"
+    assert rec["user_id"] is None
+
+
+def test_anonymous_deny_requires_a_token():
+    db = fresh_db(settings={"anonymous": "deny"})
+    r = run_code("print('MARKER')", db=db)
+    assert_401(r)
+    assert "MARKER" not in r.body.decode()
+    rec = row(db, r["run_id"])
+    assert rec["http_status"] == 401 and rec["outcome"] == "rejected"
+    token = add_user(db, "erin")
+    r = run_code("print('MARKER')", db=db, env=bearer(token))
+    assert r.status == 200 and r["output"] == "MARKER\n", r
+    r = run_code("print('MARKER')", db=db, token=token)
+    assert r.status == 200 and r["output"] == "MARKER\n", r
+
+
+def test_anonymous_allow_explicit():
+    db = fresh_db(settings={"anonymous": "allow"})
+    r = run_code("print(8)", db=db)
+    assert r.status == 200, r
+    assert row(db, r["run_id"])["identity"] == "anon:127.0.0.1"
+
+
+# ---------------------------------------------------------------- per-user limits
+
+# A program busy for 1.5 s of CPU, then done.
+BUSY_1500 = ("import datetime\nnow = datetime.datetime.now\nt = now()\n"
+             "while (now() - t).total_seconds() < 1.5:\n    pass\n"
+             "print('done')\n")
+NO_ENV_TIMEOUT = {"PYEXEC_TIMEOUT_MS": None}
+
+
+@pytest.fixture(scope="module")
+def limits_db():
+    # Global timeout 1000 ms, ceiling 2000 ms; memory 256 MB, ceiling 160 MB
+    # for users' own limits.
+    return fresh_db(settings={"timeout_ms": "1000", "max_timeout_ms": "2000",
+                              "max_memory_mb": "160"})
+
+
+def test_global_timeout_from_settings_applies_to_anonymous(limits_db):
+    r = run_code(BUSY_1500, db=limits_db, env=NO_ENV_TIMEOUT)
+    assert r.status == 200 and r["error_type"] == "TimeoutError", r
+    assert 750 <= r["execution_time_ms"] < 1400, r["execution_time_ms"]
+
+
+def test_user_gets_a_longer_timeout_of_their_own(limits_db):
+    token = add_user(limits_db, "patient", timeout_ms=1900)
+    r = run_code(BUSY_1500, db=limits_db, env=dict(NO_ENV_TIMEOUT, **bearer(token)))
+    assert r.status == 200 and r["success"] is True, r
+    assert r["output"] == "done\n"
+    rec = row(limits_db, r["run_id"])
+    assert rec["deadline_ms"] - rec["started_ms"] == 1900 + 10000 + 5000 + 30000
+
+
+def test_user_gets_a_shorter_timeout_of_their_own(limits_db):
+    token = add_user(limits_db, "hasty", timeout_ms=400)
+    r = run_code(BUSY_1500, db=limits_db, env=dict(NO_ENV_TIMEOUT, **bearer(token)))
+    assert r.status == 200 and r["error_type"] == "TimeoutError", r
+    assert 280 <= r["execution_time_ms"] < 900, r["execution_time_ms"]
+
+
+def test_user_timeout_is_capped_by_max_timeout_ms(limits_db):
+    token = add_user(limits_db, "greedy", timeout_ms=60000)
+    code = "while True:\n    pass\n"
+    r = run_code(code, db=limits_db, env=dict(NO_ENV_TIMEOUT, **bearer(token)))
+    assert r.status == 200 and r["error_type"] == "TimeoutError", r
+    assert 1500 <= r["execution_time_ms"] < 2600, r["execution_time_ms"]
+    rec = row(limits_db, r["run_id"])
+    assert rec["deadline_ms"] - rec["started_ms"] == 2000 + 10000 + 5000 + 30000
+
+
+ALLOC_200MB = "x = bytearray(200 * 2**20)\nprint('allocated')\n"
+
+
+def test_user_gets_a_smaller_memory_limit_of_their_own(limits_db):
+    # The suite's 256 MB (PYEXEC_MEMORY_MB) lets 200 MB through ...
+    r = run_code(ALLOC_200MB, db=limits_db)
+    assert r.status == 200 and r["output"] == "allocated\n", r
+    # ... a user limited to 128 MB cannot.
+    token = add_user(limits_db, "small", memory_mb=128)
+    r = run_code(ALLOC_200MB, db=limits_db, env=bearer(token))
+    assert r.status == 200 and r["error_type"] == "MemoryError", r
+    assert r["peak_memory_kb"] <= 128 * 1024 + 4096
+
+
+def test_user_memory_is_capped_by_max_memory_mb(limits_db):
+    token = add_user(limits_db, "hungry", memory_mb=4096)
+    r = run_code(ALLOC_200MB, db=limits_db, env=bearer(token))
+    assert r.status == 200 and r["error_type"] == "MemoryError", r
+    assert r["peak_memory_kb"] <= 160 * 1024 + 4096
+    r = run_code("x = bytearray(100 * 2**20)\nprint('ok')\n", db=limits_db,
+                 env=bearer(token))
+    assert r.status == 200 and r["output"] == "ok\n", r
+
+
+def test_user_gets_more_memory_of_their_own():
+    db = fresh_db(settings={"max_memory_mb": "512"})
+    token = add_user(db, "big", memory_mb=400)
+    code = "x = bytearray(300 * 2**20)\nprint('allocated')\n"
+    r = run_code(code, db=db)       # 256 MB for everyone else
+    assert r.status == 200 and r["error_type"] == "MemoryError", r
+    r = run_code(code, db=db, env=bearer(token))
+    assert r.status == 200 and r["output"] == "allocated\n", r

@@ -1,0 +1,522 @@
+"""Rate limits (a sliding window of executions per identity) and the
+host-wide cap on sandboxes running at once.
+
+The quota is checked and the run recorded in one write transaction, so it
+is exact under concurrency; refused requests (400, 401, 405, ..., 429) do
+not count. A sandbox slot is a byte-range lock beside the database, which
+the kernel drops when its holder dies.
+"""
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import (CGI, Response, add_user, base_env, cgi_raw, new_db,
+                      run_code)
+
+
+# Databases made here are removed with the module.
+_made = []
+
+
+def fresh_db(quota=None, settings=None):
+    db = new_db(quota=quota, settings=settings)
+    _made.append(os.path.dirname(db))
+    return db
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _remove_databases():
+    yield
+    for d in _made:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+SANDBOX_UID = "65534"
+
+IDLE = """\
+import random
+lock = random._os.sys.modules["_thread"].allocate_lock()
+lock.acquire()
+print("waiting")
+lock.acquire()
+print("never")
+"""
+
+
+# ---------------------------------------------------------------- helpers
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def query(db, sql, args=()):
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, args)]
+    finally:
+        con.close()
+
+
+def execute(db, sql, args=()):
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.execute(sql, args)
+    finally:
+        con.close()
+
+
+def header_lines(r, name):
+    """Every value of a header, from the raw response (duplicates kept)."""
+    head = r.raw.partition(b"\n\n")[0].decode()
+    return [l.partition(":")[2].strip() for l in head.split("\n")
+            if l.partition(":")[0].strip().lower() == name.lower()]
+
+
+def rate_headers(r):
+    return {k: r.headers.get(k) for k in
+            ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")}
+
+
+def assert_no_rate_headers(r):
+    assert rate_headers(r) == {"ratelimit-limit": None,
+                               "ratelimit-remaining": None,
+                               "ratelimit-reset": None}, r.headers
+
+
+def assert_rate_headers(r, limit, remaining, window):
+    assert len(header_lines(r, "RateLimit-Limit")) == 1, r.raw[:400]
+    assert int(r.headers["ratelimit-limit"]) == limit
+    assert int(r.headers["ratelimit-remaining"]) == remaining
+    assert 0 < int(r.headers["ratelimit-reset"]) <= window, r.headers
+
+
+def assert_429(r, limit, window):
+    assert r.status == 429, r
+    assert r["success"] is False and r["output"] == ""
+    ra = header_lines(r, "Retry-After")
+    assert len(ra) == 1, ra
+    assert 0 < int(ra[0]) <= window, "Retry-After %s, window %d" % (ra[0], window)
+    assert_rate_headers(r, limit, 0, window)
+
+
+def bearer(token):
+    return {"HTTP_AUTHORIZATION": "Bearer " + token}
+
+
+def sandbox_processes(session):
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % entry) as f:
+                status = f.read()
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        uid = [l for l in status.split("\n") if l.startswith("Uid:")]
+        if not uid or SANDBOX_UID not in uid[0].split()[1:]:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[3]) == session:
+            found.append(int(entry))
+    return found
+
+
+def start(body, db, env=None, send=True):
+    e = base_env(db)
+    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+              "CONTENT_LENGTH": str(len(body))})
+    for k, v in (env or {}).items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = v
+    p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=e, start_new_session=True)
+    if send:
+        p.stdin.write(body)
+        p.stdin.close()
+    return p
+
+
+def finish(p, timeout=30):
+    try:
+        p.wait(timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out, err = p.stdout.read(), p.stderr.read()
+    p.stdout.close()
+    p.stderr.close()
+    if p.stdin and not p.stdin.closed:
+        p.stdin.close()
+    return Response(out, p.returncode, err)
+
+
+def wait_for(predicate, seconds, step=0.02):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def start_idle(db, timeout_ms, env=None):
+    e = {"PYEXEC_TIMEOUT_MS": str(timeout_ms)}
+    e.update(env or {})
+    p = start(json.dumps({"code": IDLE}).encode(), db, env=e)
+    if not wait_for(lambda: sandbox_processes(p.pid), 2.0):
+        finish(p, 1)
+        raise AssertionError("the blocking program never started")
+    return p
+
+
+def kill(p):
+    """SIGKILLs a CGI started here (if still running) and reaps it."""
+    if p.poll() is None:
+        os.kill(p.pid, signal.SIGKILL)
+    p.wait(10)
+    for f in (p.stdin, p.stdout, p.stderr):
+        if f and not f.closed:
+            f.close()
+
+
+# ---------------------------------------------------------------- concurrency
+
+@pytest.mark.parametrize("trial", range(3))
+def test_quota_is_exact_under_concurrency(trial):
+    db = fresh_db(quota=10)
+    n = 40
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def one(i):
+        barrier.wait()
+        results[i] = run_code("print(%d)" % i, db=db)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert all(r is not None for r in results), "a request did not answer"
+    ok = [r for r in results if r.status == 200]
+    limited = [r for r in results if r.status == 429]
+    assert (len(ok), len(limited)) == (10, 30), sorted(r.status for r in results)
+    for r in ok:
+        assert r["success"] is True
+        assert_rate_headers(r, 10, int(r.headers["ratelimit-remaining"]), 3600)
+    # Serialized exactly: each remaining count was handed out once.
+    assert sorted(int(r.headers["ratelimit-remaining"]) for r in ok) == list(range(10))
+    for r in limited:
+        assert_429(r, 10, 3600)
+    rows = query(db, "SELECT outcome, http_status, counted FROM runs "
+                 "WHERE identity = 'anon:127.0.0.1' AND http_status != 405")
+    assert sorted((x["outcome"], x["http_status"], x["counted"]) for x in rows) == \
+        sorted([("ok", 200, 1)] * 10 + [("rejected", 429, 0)] * 30)
+
+
+def test_retry_after_never_exceeds_the_window():
+    # A request whose body arrives late started before a run that was
+    # counted while it waited; its wait is still at most the window.
+    db = fresh_db(quota=1)
+    body = json.dumps({"code": "print('late')"}).encode()
+    late = start(body, db, send=False)
+    try:
+        time.sleep(0.3)
+        first = run_code("print('first')", db=db)
+        assert first.status == 200, first
+        late.stdin.write(body)
+        late.stdin.close()
+        r = finish(late)
+    finally:
+        if late.poll() is None:
+            kill(late)
+    assert_429(r, 1, 3600)
+
+
+def test_retry_after_is_when_a_run_is_allowed_again():
+    # More runs in the window than the (lowered) quota: Retry-After must
+    # wait for enough of them to leave, not just the oldest one.
+    db = fresh_db(quota=5, settings={"quota_window_s": "3"})
+    t0 = time.monotonic()
+    assert run_code("print(1)", db=db).status == 200
+    time.sleep(1.5)
+    assert run_code("print(2)", db=db).status == 200
+    assert run_code("print(3)", db=db).status == 200
+    execute(db, "UPDATE settings SET value = '1' WHERE key = 'default_quota'")
+    r = run_code("print(4)", db=db)
+    assert_429(r, 1, 3)
+    wait = int(header_lines(r, "Retry-After")[0])
+    time.sleep(wait + 0.2)
+    assert time.monotonic() - t0 < 8
+    r = run_code("print('advised')", db=db)
+    assert r.status == 200 and r["output"] == "advised\n", \
+        "refused after waiting the advised %d s: %r" % (wait, r)
+
+
+# ---------------------------------------------------------------- the window
+
+def test_default_quota_is_ten_per_hour_with_headers():
+    db = fresh_db()
+    for i in range(10):
+        r = run_code("print(%d)" % i, db=db)
+        assert r.status == 200, r
+        assert_rate_headers(r, 10, 9 - i, 3600)
+    assert int(rate_headers(r)["ratelimit-reset"]) >= 3590
+    r = run_code("print('MARKER')", db=db)
+    assert_429(r, 10, 3600)
+    assert "MARKER" not in r.body.decode()
+    assert int(header_lines(r, "Retry-After")[0]) >= 3590
+
+
+def test_refused_requests_do_not_count():
+    db = fresh_db(quota=2)
+    refusals = [
+        (b"{", {}),
+        (b'{"code": 5}', {}),
+        (b'{"code": "print(1)"}', {"method": "GET"}),
+        (b'{"code": "print(1)"}', {"content_type": "text/html"}),
+        (b'{"code": "print(1)"}', {"content_length": False}),
+        (b'{"code": "print(1)"}', {"env": {"HTTP_AUTHORIZATION": "Basic eDp5"}}),
+        (b'{"code": "print(1)", "token": "pyx_' + b"1" * 64 + b'"}', {}),
+    ]
+    for _ in range(2):
+        for body, kw in refusals:
+            r = cgi_raw(body, db=db, **kw)
+            assert r.status in (400, 401, 405, 411, 415), r
+    r = run_code("1/0", db=db)          # a failed run is an execution
+    assert r.status == 200 and r["error_type"] == "ZeroDivisionError", r
+    assert_rate_headers(r, 2, 1, 3600)
+    r = run_code("print(2)", db=db)
+    assert r.status == 200, r
+    assert_rate_headers(r, 2, 0, 3600)
+    assert_429(run_code("print(3)", db=db), 2, 3600)
+    assert query(db, "SELECT count(*) AS n FROM runs WHERE counted = 1")[0]["n"] == 2
+
+
+def test_window_slides_and_429s_do_not_count():
+    db = fresh_db(quota=2, settings={"quota_window_s": "2"})
+    t0 = time.monotonic()
+    r1 = run_code("print(1)", db=db)
+    r2 = run_code("print(2)", db=db)
+    assert (r1.status, r2.status) == (200, 200), (r1, r2)
+    assert_429(run_code("print(3)", db=db), 2, 2)
+    time.sleep(max(0, t0 + 1.0 - time.monotonic()))
+    for _ in range(3):                  # still inside the window of r1, r2
+        assert_429(run_code("print(4)", db=db), 2, 2)
+    started = query(db, "SELECT max(started_ms) AS t FROM runs "
+                    "WHERE id IN (?, ?)", (r1["run_id"], r2["run_id"]))[0]["t"]
+    wait = (started + 2000 + 150 - now_ms()) / 1000.0
+    assert wait < 2.5
+    time.sleep(max(0, wait))
+    # r1 and r2 have left the window; the 429s of one second ago would
+    # still be in it, had they counted.
+    assert time.monotonic() - t0 < 2.9, "too slow to tell"
+    r = run_code("print(5)", db=db)
+    assert r.status == 200 and r["output"] == "5\n", r
+    assert_rate_headers(r, 2, 1, 2)
+
+
+def test_identities_have_separate_quotas():
+    db = fresh_db(quota=1)
+    token = add_user(db, "u1")
+    assert run_code("print(1)", db=db).status == 200
+    assert run_code("print(1)", db=db).status == 429
+    assert run_code("print(1)", db=db, env={"REMOTE_ADDR": "10.9.8.7"}).status == 200
+    r = run_code("print(1)", db=db, env=bearer(token))   # same address
+    assert r.status == 200, r
+    assert_rate_headers(r, 1, 0, 3600)
+    assert run_code("print(1)", db=db, env=bearer(token)).status == 429
+
+
+# ---------------------------------------------------------------- per user
+
+def test_user_quota_null_follows_the_default():
+    db = fresh_db(quota=2)
+    token = add_user(db, "dflt", quota=None)
+    for left in (1, 0):
+        r = run_code("print(1)", db=db, env=bearer(token))
+        assert r.status == 200, r
+        assert_rate_headers(r, 2, left, 3600)
+    assert_429(run_code("print(1)", db=db, env=bearer(token)), 2, 3600)
+
+
+def test_user_quota_of_their_own():
+    db = fresh_db(quota=2)
+    token = add_user(db, "three", quota=3)
+    for left in (2, 1, 0):
+        r = run_code("print(1)", db=db, token=token)
+        assert r.status == 200, r
+        assert_rate_headers(r, 3, left, 3600)
+    assert_429(run_code("print(1)", db=db, token=token), 3, 3600)
+
+
+def test_user_quota_zero_refuses_every_run():
+    db = fresh_db()
+    token = add_user(db, "none", quota=0)
+    r = run_code("print('MARKER')", db=db, env=bearer(token))
+    assert_429(r, 0, 3600)
+    assert "MARKER" not in r.body.decode()
+
+
+@pytest.mark.parametrize("kind", ["unlimited", "admin"])
+def test_unlimited_users_and_admins_have_no_limit_and_no_headers(kind):
+    db = fresh_db(quota=2)
+    if kind == "admin":
+        token = add_user(db, "root", admin=True, quota=1)
+    else:
+        token = add_user(db, "free", quota=-1)
+    for i in range(5):
+        r = run_code("print(%d)" % i, db=db, env=bearer(token))
+        assert r.status == 200 and r["output"] == "%d\n" % i, r
+        assert_no_rate_headers(r)
+        assert "retry-after" not in r.headers
+    # anonymous requests on the same database are limited (and told so)
+    r = run_code("print(1)", db=db)
+    assert r.status == 200
+    assert_rate_headers(r, 2, 1, 3600)
+
+
+def test_quota_reset_forgives_earlier_runs():
+    db = fresh_db(quota=2)
+    token = add_user(db, "forgiven")
+    for _ in range(2):
+        assert run_code("print(1)", db=db, env=bearer(token)).status == 200
+    assert_429(run_code("print(1)", db=db, env=bearer(token)), 2, 3600)
+    time.sleep(0.01)
+    execute(db, "UPDATE users SET quota_reset_ms = ? WHERE name = 'forgiven'",
+            (now_ms(),))
+    time.sleep(0.01)
+    r = run_code("print('again')", db=db, env=bearer(token))
+    assert r.status == 200 and r["output"] == "again\n", r
+    assert_rate_headers(r, 2, 1, 3600)
+    assert run_code("print(1)", db=db, env=bearer(token)).status == 200
+    assert_429(run_code("print(1)", db=db, env=bearer(token)), 2, 3600)
+
+
+# ---------------------------------------------------------------- concurrency cap
+
+def assert_503_busy(r):
+    assert r.status == 503, r
+    ra = header_lines(r, "Retry-After")
+    assert len(ra) == 1, "Retry-After headers: %r" % ra
+    assert int(ra[0]) > 0
+    for field in ("success", "output", "error", "execution_time_ms"):
+        assert field in r.json, field
+    assert r["success"] is False and r["output"] == ""
+    assert "busy" in r["error"]
+
+
+def test_over_the_cap_a_request_waits_then_gets_503():
+    db = fresh_db(settings={"max_concurrent": "1", "concurrency_wait_ms": "400"})
+    a = start_idle(db, 1500)
+    try:
+        t = time.monotonic()
+        r = run_code("print('MARKER')", db=db)
+        elapsed = time.monotonic() - t
+        assert_503_busy(r)
+        assert "MARKER" not in r.body.decode()
+        assert 0.38 <= elapsed < 1.3, elapsed
+        rec = query(db, "SELECT * FROM runs WHERE id = ?", (r["run_id"],))
+        assert rec and rec[0]["http_status"] == 503
+        assert rec[0]["outcome"] == "rejected" and rec[0]["counted"] == 0
+        # Waiting long enough, a request gets the slot when it frees.
+        execute(db, "UPDATE settings SET value = '5000' "
+                    "WHERE key = 'concurrency_wait_ms'")
+        t = time.monotonic()
+        r = run_code("print('after')", db=db)
+        elapsed = time.monotonic() - t
+        assert a.poll() is not None, "the slot holder was still running"
+        assert r.status == 200 and r["output"] == "after\n", r
+        assert elapsed > 0.2, elapsed
+        ra = finish(a)
+    finally:
+        kill(a)
+    assert ra.status == 200 and ra["error_type"] == "TimeoutError", ra
+
+
+def test_killed_broker_cannot_leak_its_slot():
+    db = fresh_db(settings={"max_concurrent": "1", "concurrency_wait_ms": "300"})
+    a = start_idle(db, 6000)
+    try:
+        assert_503_busy(run_code("print(1)", db=db))    # the slot is taken
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait(5)
+        assert wait_for(lambda: not sandbox_processes(a.pid), 2.0), \
+            "the sandbox outlived its broker"
+        t = time.monotonic()
+        r = run_code("print('free')", db=db)
+        assert r.status == 200 and r["output"] == "free\n", r
+        assert time.monotonic() - t < 1.5
+    finally:
+        kill(a)
+
+
+def test_busy_503_after_identification_carries_rate_headers():
+    # The cap is reached after the request was identified: its answer
+    # carries the identity's rate-limit headers like every other one, and
+    # the refused request did not count.
+    db = fresh_db(quota=5, settings={"max_concurrent": "1",
+                                     "concurrency_wait_ms": "200"})
+    admin = add_user(db, "holder", admin=True)
+    token = add_user(db, "client")
+    a = start_idle(db, 3000, env=bearer(admin))
+    try:
+        r = run_code("print(1)", db=db, env=bearer(token))
+        assert_503_busy(r)
+        assert_rate_headers(r, 5, 5, 3600)
+        rec = query(db, "SELECT * FROM runs WHERE id = ?", (r["run_id"],))[0]
+        assert rec["http_status"] == 503 and rec["counted"] == 0
+    finally:
+        kill(a)
+    r = run_code("print(2)", db=db, env=bearer(token))
+    assert r.status == 200, r
+    assert_rate_headers(r, 5, 4, 3600)
+
+
+def test_over_quota_is_429_even_when_the_host_is_busy():
+    db = fresh_db(quota=1, settings={"max_concurrent": "1",
+                                     "concurrency_wait_ms": "1000"})
+    admin = add_user(db, "holder", admin=True)
+    assert run_code("print(1)", db=db).status == 200      # quota used up
+    a = start_idle(db, 3000, env=bearer(admin))
+    try:
+        t = time.monotonic()
+        r = run_code("print(2)", db=db)
+        elapsed = time.monotonic() - t
+        assert_429(r, 1, 3600)
+        assert elapsed < 0.6, "an over-quota request waited for a sandbox"
+    finally:
+        kill(a)
+
+
+def test_default_cap_is_twice_the_cores():
+    cap = 2 * os.cpu_count()
+    db = fresh_db(settings={"concurrency_wait_ms": "300"})
+    admin = add_user(db, "ops", admin=True)
+    holders = []
+    try:
+        for _ in range(cap):
+            holders.append(start_idle(db, 8000, env=bearer(admin)))
+        r = run_code("print(1)", db=db, env=bearer(admin))
+        assert_503_busy(r)
+        assert ("all %d sandboxes are busy" % cap) in r["error"]
+        kill(holders.pop())
+        r = run_code("print('one free')", db=db, env=bearer(admin))
+        assert r.status == 200 and r["output"] == "one free\n", r
+    finally:
+        for p in holders:
+            kill(p)
