@@ -43,7 +43,8 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) \
               -Wl,-Bstatic -lcrypto -Wl,-Bdynamic
 DEFS    := -D_GNU_SOURCE -DOPENSSL_API_COMPAT=10101 -DPYEXEC_PYTHON_HOME='L"/usr"' \
            -DPYEXEC_PYTHON_STDLIB='L"$(PYSTDLIB)"' \
-           -DPYEXEC_PYTHON_STDLIB_NARROW='"$(PYSTDLIB)"'
+           -DPYEXEC_PYTHON_STDLIB_NARROW='"$(PYSTDLIB)"' \
+           -DPYEXEC_PYTHON_VERSION='"$(PYVER)"'
 CFLAGS_ALL  := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(DEFS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDFLAGS_ALL := $(OPT) $(HARDEN_LD) $(LDFLAGS)
 

@@ -80,7 +80,7 @@ static const struct command {
 	  "delete audit rows older than DURATION" },
 	{ "vacuum", cmd_vacuum, DB_RW, "vacuum",
 	  "reclaim the space of deleted rows" },
-	{ "doctor", cmd_doctor, DB_NONE, "doctor [--json]",
+	{ "doctor", cmd_doctor, DB_NONE, "doctor [--json] [--cgi PATH]",
 	  "check the kernel, the database and the sandbox, live" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -184,7 +184,9 @@ static int dispatch(int argc, char **argv, struct admin_ctx *ctx)
 		return help(argc - 1, argv + 1);
 	c = find(argc, argv, &words);
 	if (!c && is_group(argv[0]))
-		return argc < 2 ? (help_to(stderr, 1, argv), EXIT_USAGE) :
+		return argc < 2 ? (usage_error(NULL, "'%s' needs a subcommand",
+					       argv[0]),
+				   help_to(stderr, 1, argv), EXIT_USAGE) :
 		       usage_error(NULL, "unknown command '%s %s' (see "
 				   "pyexec-admin help %s)", argv[0], argv[1],
 				   argv[0]);
@@ -216,16 +218,23 @@ int main(int argc, char **argv)
 	int opt, rc;
 
 	ctx.db_path = store_default_path();
+	opterr = 0;	/* our messages, prefixed like every other */
 	/* '+': stop at the command; its own options are its business. */
-	while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
 		if (opt == 'd')
 			ctx.db_path = optarg;
 		else if (opt == 'h')
 			return help(0, NULL);
-		else
-			return usage_error(main_usage, "bad option");
+		else {
+			usage_error(NULL, opt == ':' ? "option '%s' needs a "
+				    "value" : "unknown option '%s'",
+				    argv[optind - 1]);
+			fputs(main_usage, stderr);
+			return EXIT_USAGE;
+		}
 	}
 	if (optind >= argc) {
+		usage_error(NULL, "missing COMMAND (see pyexec-admin help)");
 		fputs(main_usage, stderr);
 		return EXIT_USAGE;
 	}

@@ -34,6 +34,11 @@ int get_options(int argc, char **argv, const struct option *opts,
 		struct admin_ctx *ctx, int (*each)(int opt, const char *arg,
 						   void *state), void *state);
 
+/* For commands without options whose values may be negative numbers:
+ * a usage error (returns 2) for an argument that looks like an option
+ * ("--x", "-x"), else 0. */
+int no_options(int argc, char **argv, struct admin_ctx *ctx);
+
 /* Prints "pyexec-admin: <message>" on stderr; returns 1. */
 int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "pyexec-admin: <message>" and the usage line; returns 2. */

@@ -99,6 +99,8 @@ int cmd_config_get(int argc, char **argv, struct admin_ctx *ctx)
 	const struct setting_def *d;
 	struct set_value v;
 
+	if (no_options(argc, argv, ctx))
+		return EXIT_USAGE;
 	if (argc != 2)
 		return usage_error(ctx->usage, argc < 2 ? "missing KEY" :
 				   "too many arguments");
@@ -115,6 +117,8 @@ int cmd_config_set(int argc, char **argv, struct admin_ctx *ctx)
 	const struct setting_def *d;
 	char err[160];
 
+	if (no_options(argc, argv, ctx))
+		return EXIT_USAGE;
 	if (argc != 3)
 		return usage_error(ctx->usage, argc < 3 ? "missing arguments" :
 				   "too many arguments");
@@ -132,6 +136,8 @@ int cmd_config_unset(int argc, char **argv, struct admin_ctx *ctx)
 {
 	const struct setting_def *d;
 
+	if (no_options(argc, argv, ctx))
+		return EXIT_USAGE;
 	if (argc != 2)
 		return usage_error(ctx->usage, argc < 2 ? "missing KEY" :
 				   "too many arguments");

@@ -66,6 +66,8 @@ int cmd_quota_set(int argc, char **argv, struct admin_ctx *ctx)
 	long quota;
 	int rc;
 
+	if (no_options(argc, argv, ctx))
+		return EXIT_USAGE;
 	if (argc != 3)
 		return usage_error(ctx->usage, argc < 3 ? "missing arguments" :
 				   "too many arguments");
@@ -91,6 +93,8 @@ int cmd_quota_show(int argc, char **argv, struct admin_ctx *ctx)
 	char identity[96];
 	int rc;
 
+	if (no_options(argc, argv, ctx))
+		return EXIT_USAGE;
 	if (argc > 2)
 		return usage_error(ctx->usage, "too many arguments");
 	if (store_settings_load(ctx->db, &cfg) != STORE_OK)
@@ -133,6 +137,8 @@ int cmd_quota_reset(int argc, char **argv, struct admin_ctx *ctx)
 {
 	int rc;
 
+	if (no_options(argc, argv, ctx))
+		return EXIT_USAGE;
 	if (argc != 2)
 		return usage_error(ctx->usage, argc < 2 ? "missing NAME" :
 				   "too many arguments");

@@ -156,6 +156,11 @@ static const struct option format_opts[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
+static const struct option show_opts[] = {
+	{ "json", no_argument, NULL, 'j' },
+	{ NULL, 0, NULL, 0 },
+};
+
 int cmd_user_list(int argc, char **argv, struct admin_ctx *ctx)
 {
 	struct list_state st = { OUT_TABLE, 0 };
@@ -230,8 +235,12 @@ static int print_user(struct admin_ctx *ctx, const struct user *u, int json)
 	printf("name:       %s\n", u->name);
 	printf("admin:      %s\n", u->is_admin ? "yes" : "no");
 	printf("state:      %s\n", u->disabled ? "disabled" : "active");
-	printf("quota:      %s (%s per %ld s)\n", quota,
-	       us.limit < 0 ? "unlimited" : "runs", us.window_s);
+	if (us.limit < 0)
+		printf("quota:      %s\n", quota);
+	else
+		printf("quota:      %ld run%s per %ld s (%s)\n", us.limit,
+		       us.limit == 1 ? "" : "s", us.window_s,
+		       u->quota == -2 ? "the default" : "own");
 	if (us.limit >= 0)
 		printf("used:       %ld, remaining %ld, a slot frees at %s\n",
 		       us.used, us.remaining, reset);
@@ -253,7 +262,8 @@ int cmd_user_show(int argc, char **argv, struct admin_ctx *ctx)
 	const char *name;
 	int rc;
 
-	if (get_options(argc, argv, format_opts, ctx, format_opt, &fmt) != 0 ||
+	/* --json only: one user's record has no CSV form. */
+	if (get_options(argc, argv, show_opts, ctx, format_opt, &fmt) != 0 ||
 	    !(name = one_name(argc, argv, ctx)))
 		return EXIT_USAGE;
 	rc = store_user_by_name(ctx->db, name, &u);

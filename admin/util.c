@@ -61,6 +61,16 @@ int get_options(int argc, char **argv, const struct option *opts,
 	return 0;
 }
 
+int no_options(int argc, char **argv, struct admin_ctx *ctx)
+{
+	for (int i = 1; i < argc; i++)
+		if (argv[i][0] == '-' && argv[i][1] &&
+		    (argv[i][1] < '0' || argv[i][1] > '9'))
+			return usage_error(ctx->usage, "unknown option '%s'",
+					   argv[i]);
+	return 0;
+}
+
 int parse_int(const char *s, long min, long max, long *out)
 {
 	char *end;
