@@ -135,11 +135,22 @@ int store_settings_each(struct store *s, setting_cb cb, void *arg)
 
 /* --- the audit log -------------------------------------------------------- */
 
-#define RUN_COLUMNS "rowid, id, started_ms, finished_ms, deadline_ms, " \
-	"identity, user_name, client_addr, broker_pid, code_sha256, code, " \
-	"code_size, input_size, outcome, status, error_type, error, " \
-	"output_size, truncated, exec_ms, wall_ms, cpu_ms, peak_kb, " \
-	"http_status, counted"
+/*
+ * runs_view has no rowid of its own (a view's rowid reads as NULL), so the
+ * rows come from runs joined to the view on the id: the rowid from the
+ * table, 'status' from the view, which stays the one place that says what
+ * 'abandoned' means.
+ */
+#define RUN_COLUMNS "r.rowid, v.id, v.started_ms, v.finished_ms, " \
+	"v.deadline_ms, v.identity, v.user_name, v.client_addr, v.broker_pid, " \
+	"v.code_sha256, v.code, v.code_size, v.input_size, v.outcome, " \
+	"v.status, v.error_type, v.error, v.output_size, v.truncated, " \
+	"v.exec_ms, v.wall_ms, v.cpu_ms, v.peak_kb, v.http_status, v.counted"
+#define RUN_FROM " FROM runs AS r JOIN runs_view AS v ON v.id = r.id "
+
+/* Finished runs: neither refused nor still running (nor abandoned). */
+#define FINISHED_RUN "outcome NOT IN ('rejected', 'running') AND " \
+	"exec_ms IS NOT NULL"
 
 static const char *text(sqlite3_stmt *st, int i)
 {
@@ -149,33 +160,36 @@ static const char *text(sqlite3_stmt *st, int i)
 static void read_run(sqlite3_stmt *st, struct run_row *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->rowid = sqlite3_column_int64(st, 0);
-	r->id = text(st, 1);
-	r->started_ms = sqlite3_column_int64(st, 2);
-	r->has_finished = sqlite3_column_type(st, 3) != SQLITE_NULL;
-	r->finished_ms = sqlite3_column_int64(st, 3);
-	r->deadline_ms = sqlite3_column_int64(st, 4);
-	r->identity = text(st, 5);
-	r->user_name = text(st, 6);
-	r->client_addr = text(st, 7);
-	r->broker_pid = sqlite3_column_int64(st, 8);
-	r->code_sha256 = text(st, 9);
-	r->code = text(st, 10);
-	r->code_size = sqlite3_column_int64(st, 11);
-	r->input_size = sqlite3_column_int64(st, 12);
-	r->outcome = text(st, 13);
-	r->status = text(st, 14);
-	r->error_type = text(st, 15);
-	r->error = text(st, 16);
-	r->output_size = sqlite3_column_int64(st, 17);
-	r->truncated = sqlite3_column_int(st, 18);
-	r->has_exec = sqlite3_column_type(st, 19) != SQLITE_NULL;
-	r->exec_ms = sqlite3_column_double(st, 19);
-	r->wall_ms = sqlite3_column_double(st, 20);
-	r->cpu_ms = sqlite3_column_int64(st, 21);
-	r->peak_kb = sqlite3_column_int64(st, 22);
-	r->http_status = sqlite3_column_int(st, 23);
-	r->counted = sqlite3_column_int(st, 24);
+	for (int i = 0; i < RUN_NCOLUMNS; i++)
+		if (sqlite3_column_type(st, i) == SQLITE_NULL)
+			r->nulls |= 1u << i;
+	r->rowid = sqlite3_column_int64(st, RUN_ROWID);
+	r->id = text(st, RUN_ID);
+	r->started_ms = sqlite3_column_int64(st, RUN_STARTED_MS);
+	r->has_finished = !RUN_IS_NULL(r, RUN_FINISHED_MS);
+	r->finished_ms = sqlite3_column_int64(st, RUN_FINISHED_MS);
+	r->deadline_ms = sqlite3_column_int64(st, RUN_DEADLINE_MS);
+	r->identity = text(st, RUN_IDENTITY);
+	r->user_name = text(st, RUN_USER_NAME);
+	r->client_addr = text(st, RUN_CLIENT_ADDR);
+	r->broker_pid = sqlite3_column_int64(st, RUN_BROKER_PID);
+	r->code_sha256 = text(st, RUN_CODE_SHA256);
+	r->code = text(st, RUN_CODE);
+	r->code_size = sqlite3_column_int64(st, RUN_CODE_SIZE);
+	r->input_size = sqlite3_column_int64(st, RUN_INPUT_SIZE);
+	r->outcome = text(st, RUN_OUTCOME);
+	r->status = text(st, RUN_STATUS);
+	r->error_type = text(st, RUN_ERROR_TYPE);
+	r->error = text(st, RUN_ERROR);
+	r->output_size = sqlite3_column_int64(st, RUN_OUTPUT_SIZE);
+	r->truncated = sqlite3_column_int(st, RUN_TRUNCATED);
+	r->has_exec = !RUN_IS_NULL(r, RUN_EXEC_MS);
+	r->exec_ms = sqlite3_column_double(st, RUN_EXEC_MS);
+	r->wall_ms = sqlite3_column_double(st, RUN_WALL_MS);
+	r->cpu_ms = sqlite3_column_int64(st, RUN_CPU_MS);
+	r->peak_kb = sqlite3_column_int64(st, RUN_PEAK_KB);
+	r->http_status = sqlite3_column_int(st, RUN_HTTP_STATUS);
+	r->counted = sqlite3_column_int(st, RUN_COUNTED);
 }
 
 static int each_run(struct store *s, sqlite3_stmt *st, run_cb cb, void *arg,
@@ -199,17 +213,20 @@ static int each_run(struct store *s, sqlite3_stmt *st, run_cb cb, void *arg,
 int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
 		     void *arg)
 {
-	char sql[1024];
+	char sql[1536];
 	sqlite3_stmt *st;
 	int rc, seen = 0;
 
-	snprintf(sql, sizeof(sql), "SELECT " RUN_COLUMNS " FROM runs_view WHERE "
-		 "(?1 IS NULL OR user_name = ?1) AND "
-		 "(?2 = 0 OR identity LIKE 'anon:%%') AND "
-		 "(?3 IS NULL OR client_addr = ?3) AND "
-		 "(?4 = 0 OR started_ms >= ?4) AND (?5 = 0 OR started_ms < ?5) AND "
-		 "(?6 IS NULL OR status = ?6) AND (?7 = 0 OR status <> 'ok') AND "
-		 "rowid > ?8 ORDER BY rowid %s LIMIT ?9",
+	snprintf(sql, sizeof(sql), "SELECT " RUN_COLUMNS RUN_FROM "WHERE "
+		 "(?1 IS NULL OR v.user_name = ?1) AND "
+		 "(?2 = 0 OR v.identity LIKE 'anon:%%') AND "
+		 "(?3 IS NULL OR v.client_addr = ?3) AND "
+		 "(?4 = 0 OR v.started_ms >= ?4) AND "
+		 "(?5 = 0 OR v.started_ms < ?5) AND "
+		 "(?6 IS NULL OR v.status = ?6) AND "
+		 "(?7 = 0 OR v.status <> 'ok') AND "
+		 "r.rowid > ?8 AND (?10 = 0 OR r.rowid <= ?10) "
+		 "ORDER BY r.rowid %s LIMIT ?9",
 		 f->newest_first ? "DESC" : "ASC");
 	if ((rc = store_prepare(s, sql, &st)))
 		return rc;
@@ -225,6 +242,7 @@ int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
 	sqlite3_bind_int(st, 7, f->failed);
 	sqlite3_bind_int64(st, 8, f->after_rowid);
 	sqlite3_bind_int64(st, 9, f->limit > 0 ? f->limit : -1);
+	sqlite3_bind_int64(st, 10, f->upto_rowid);
 	return each_run(s, st, cb, arg, &seen);
 }
 
@@ -233,14 +251,166 @@ int store_run_by_id(struct store *s, const char *id, run_cb cb, void *arg)
 	sqlite3_stmt *st;
 	int rc, seen = 0;
 
-	if ((rc = store_prepare(s, "SELECT " RUN_COLUMNS " FROM runs_view "
-				"WHERE id = ?1", &st)))
+	if ((rc = store_prepare(s, "SELECT " RUN_COLUMNS RUN_FROM
+				"WHERE r.id = ?1", &st)))
 		return rc;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	rc = each_run(s, st, cb, arg, &seen);
 	if (rc == STORE_OK && !seen)
 		return store_fail(s, STORE_NOTFOUND, "no request '%s'", id);
 	return rc;
+}
+
+int store_run_resolve(struct store *s, const char *prefix, char id[33])
+{
+	char pattern[34];
+	sqlite3_stmt *st;
+	size_t n = strlen(prefix);
+	int rc, found = 0;
+
+	if (n < 1 || n > 32)
+		return store_fail(s, STORE_NOTFOUND, "no request '%s'", prefix);
+	/* Ids are lower-case hex: anything else matches none, and the
+	 * pattern holds no GLOB wildcard but its own. */
+	for (size_t i = 0; i < n; i++) {
+		char c = prefix[i];
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return store_fail(s, STORE_NOTFOUND, "no request '%s'",
+					  prefix);
+		pattern[i] = c;
+	}
+	pattern[n] = '*';
+	pattern[n + 1] = 0;
+	if ((rc = store_prepare(s, "SELECT id FROM runs WHERE id GLOB ?1 "
+				"LIMIT 2", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (found++ == 0)
+			snprintf(id, 33, "%s", text(st, 0) ? text(st, 0) : "");
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return store_sqlite_fail(s, rc, "find the request");
+	if (!found)
+		return store_fail(s, STORE_NOTFOUND, "no request '%s'", prefix);
+	if (found > 1)
+		return store_fail(s, STORE_CONFLICT, "request id '%s' is "
+				  "ambiguous: give more of it", prefix);
+	return STORE_OK;
+}
+
+int store_runs_last_rowid(struct store *s, int64_t *rowid)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_prepare(s, "SELECT max(rowid) FROM runs", &st)))
+		return rc;
+	rc = sqlite3_step(st);
+	*rowid = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? STORE_OK :
+	       store_sqlite_fail(s, rc, "read the audit log");
+}
+
+int store_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
+		    enum scan_order order, brief_cb cb, void *arg)
+{
+	static const char *const order_by[] = {
+		[SCAN_BY_TIME] = "started_ms",
+		[SCAN_BY_IDENTITY] = "identity, started_ms",
+		[SCAN_BY_STATUS] = "status, started_ms",
+	};
+	struct run_brief b;
+	char sql[512];
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((unsigned)order >= sizeof(order_by) / sizeof(order_by[0]))
+		return store_fail(s, STORE_INVALID, "unknown order");
+	snprintf(sql, sizeof(sql), "SELECT started_ms, identity, status, "
+		 "http_status, exec_ms, " FINISHED_RUN " FROM runs_view "
+		 "WHERE (?1 = 0 OR started_ms >= ?1) AND "
+		 "(?2 = 0 OR started_ms < ?2) ORDER BY %s", order_by[order]);
+	if ((rc = store_prepare(s, sql, &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, since_ms);
+	sqlite3_bind_int64(st, 2, until_ms);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		b.started_ms = sqlite3_column_int64(st, 0);
+		b.identity = text(st, 1);
+		b.status = text(st, 2);
+		b.http_status = sqlite3_column_int(st, 3);
+		b.exec_ms = sqlite3_column_double(st, 4);
+		b.has_exec = sqlite3_column_int(st, 5);
+		if (cb(&b, arg))
+			break;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	       store_sqlite_fail(s, rc, "read the audit log");
+}
+
+int store_exec_percentile(struct store *s, int pct, double *value, long *n)
+{
+	sqlite3_stmt *st;
+	int64_t count, rank;
+	int rc;
+
+	*value = 0;
+	*n = 0;
+	if (pct < 1 || pct > 100)
+		return store_fail(s, STORE_INVALID, "percentile %d", pct);
+	if ((rc = store_prepare(s, "SELECT count(*) FROM runs WHERE "
+				FINISHED_RUN, &st)))
+		return rc;
+	rc = sqlite3_step(st);
+	count = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return store_sqlite_fail(s, rc, "read the audit log");
+	if (count == 0)
+		return STORE_OK;
+	/* Nearest rank: the smallest value with pct% of them at or below. */
+	rank = (count * pct + 99) / 100;
+	if ((rc = store_prepare(s, "SELECT exec_ms FROM runs WHERE "
+				FINISHED_RUN " ORDER BY exec_ms LIMIT 1 "
+				"OFFSET ?1", &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, rank - 1);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*value = sqlite3_column_double(st, 0);
+		*n = (long)count;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	       store_sqlite_fail(s, rc, "read the audit log");
+}
+
+int store_top_identities(struct store *s, int64_t since_ms, int64_t until_ms,
+			 long n, count_cb cb, void *arg)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_prepare(s, "SELECT identity, count(*) AS c FROM runs "
+				"WHERE outcome <> 'rejected' AND "
+				"(?1 = 0 OR started_ms >= ?1) AND "
+				"(?2 = 0 OR started_ms < ?2) GROUP BY identity "
+				"ORDER BY c DESC, identity LIMIT ?3", &st)))
+		return rc;
+	sqlite3_bind_int64(st, 1, since_ms);
+	sqlite3_bind_int64(st, 2, until_ms);
+	sqlite3_bind_int64(st, 3, n);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (cb(text(st, 0), (long)sqlite3_column_int64(st, 1), arg))
+			break;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? STORE_OK :
+	       store_sqlite_fail(s, rc, "read the audit log");
 }
 
 /* --- maintenance ---------------------------------------------------------- */

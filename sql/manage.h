@@ -55,8 +55,20 @@ struct run_filter {
 	const char *status;	/* runs_view.status */
 	int failed;		/* status not 'ok' */
 	int64_t after_rowid;	/* only newer rows (for --follow) */
+	int64_t upto_rowid;	/* only rows up to this one (0: open) */
 	long limit;		/* 0: all */
 	int newest_first;
+};
+
+/* The columns of a run_row, in the order they are read; bit (1 << RUN_x)
+ * of run_row.nulls is set when the column is NULL. */
+enum run_column {
+	RUN_ROWID, RUN_ID, RUN_STARTED_MS, RUN_FINISHED_MS, RUN_DEADLINE_MS,
+	RUN_IDENTITY, RUN_USER_NAME, RUN_CLIENT_ADDR, RUN_BROKER_PID,
+	RUN_CODE_SHA256, RUN_CODE, RUN_CODE_SIZE, RUN_INPUT_SIZE, RUN_OUTCOME,
+	RUN_STATUS, RUN_ERROR_TYPE, RUN_ERROR, RUN_OUTPUT_SIZE, RUN_TRUNCATED,
+	RUN_EXEC_MS, RUN_WALL_MS, RUN_CPU_MS, RUN_PEAK_KB, RUN_HTTP_STATUS,
+	RUN_COUNTED, RUN_NCOLUMNS
 };
 
 /* One row of runs_view; strings are valid during the callback only. */
@@ -77,14 +89,54 @@ struct run_row {
 	int http_status;
 	int counted;
 	int has_finished, has_exec;	/* NULL-ness of finished_ms, exec_ms */
+	uint32_t nulls;			/* every column's NULL-ness */
 };
+
+#define RUN_IS_NULL(r, col) ((((r)->nulls) >> (col)) & 1u)
 
 typedef int (*run_cb)(const struct run_row *r, void *arg);
 
+/* Rows by rowid (the order they were written), oldest first unless
+ * newest_first. */
 int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
 		     void *arg);
 /* STORE_NOTFOUND when no row has that id. */
 int store_run_by_id(struct store *s, const char *id, run_cb cb, void *arg);
+/* The full id of the one row whose id starts with prefix (hex, any case):
+ * STORE_NOTFOUND when none does, STORE_CONFLICT when several do. */
+int store_run_resolve(struct store *s, const char *prefix, char id[33]);
+/* The rowid of the newest row (0: none). */
+int store_runs_last_rowid(struct store *s, int64_t *rowid);
+
+/* A row in brief, for aggregates (stats, costs). */
+struct run_brief {
+	int64_t started_ms;
+	const char *identity, *status;	/* valid during the callback */
+	int http_status;
+	int has_exec;		/* a finished run (neither refused nor
+				 * running) with an exec_ms */
+	double exec_ms;
+};
+
+typedef int (*brief_cb)(const struct run_brief *b, void *arg);
+
+enum scan_order { SCAN_BY_TIME, SCAN_BY_IDENTITY, SCAN_BY_STATUS };
+
+/* Every row started in [since_ms, until_ms) (0: open), in the order asked
+ * (ties by start time), so that a group's rows arrive together. */
+int store_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
+		    enum scan_order order, brief_cb cb, void *arg);
+
+/* The pct-th percentile (nearest rank) of exec_ms over the finished runs
+ * (neither refused nor running); *n is their count (0: *value is 0). */
+int store_exec_percentile(struct store *s, int pct, double *value, long *n);
+
+typedef int (*count_cb)(const char *key, long count, void *arg);
+
+/* The identities with the most runs (refused requests aside) started in
+ * [since_ms, until_ms), most first, at most n of them. */
+int store_top_identities(struct store *s, int64_t since_ms, int64_t until_ms,
+			 long n, count_cb cb, void *arg);
 
 /* --- maintenance ---------------------------------------------------------- */
 
