@@ -43,14 +43,20 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) \
               -Wl,-Bstatic -lcrypto -Wl,-Bdynamic
 DEFS    := -D_GNU_SOURCE -DOPENSSL_API_COMPAT=10101 -DPYEXEC_PYTHON_HOME='L"/usr"' \
            -DPYEXEC_PYTHON_STDLIB='L"$(PYSTDLIB)"' \
-           -DPYEXEC_PYTHON_STDLIB_NARROW='"$(PYSTDLIB)"'
+           -DPYEXEC_PYTHON_STDLIB_NARROW='"$(PYSTDLIB)"' \
+           -DPYEXEC_PYTHON_VERSION='"$(PYVER)"'
 CFLAGS_ALL  := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(DEFS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 LDFLAGS_ALL := $(OPT) $(HARDEN_LD) $(LDFLAGS)
 
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
                cgi/identity.c cgi/slots.c
-SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c
+SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
+               sql/manage.c
+ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
+               admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
+               admin/cmd_stats.c admin/cmd_cost.c admin/cmd_prune.c \
+               admin/cmd_doctor.c
 SANDBOX_SRC := sandbox/spawn.c sandbox/child.c sandbox/fds.c sandbox/rlimit.c \
                sandbox/ns.c sandbox/landlock.c sandbox/seccomp.c \
                sandbox/audit.c sandbox/pyrun.c sandbox/pyerr.c \
@@ -60,6 +66,7 @@ PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
 
 CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
 SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
+ADMIN_OBJ   := $(ADMIN_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
 NOPY_OBJ    := $(filter-out $(PYLAYER_SRC:%.c=$(BUILD)/%.o),$(SANDBOX_OBJ)) \
                $(PYLAYER_SRC:%.c=$(BUILD)/nopy/%.o)
@@ -68,12 +75,16 @@ UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) $(SANDBOX_OBJ) $(SQL_OBJ)
 
 CGI      := pyexec.cgi
+ADMIN    := pyexec-admin
 NOPY_CGI := $(BUILD)/tests/pyexec-nopy.cgi
 UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(BUILD)/tests/try-syscall
 
 .PHONY: all test unit blackbox deps check-deps clean print-flags
-all: $(CGI)
+all: $(CGI) $(ADMIN)
+
+$(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(CGI): $(CGI_OBJ) $(SANDBOX_OBJ) $(SQL_OBJ)
 	@mkdir -p $(dir $@)
@@ -128,13 +139,14 @@ unit: $(UNIT)
 	$(UNIT)
 
 test: check-deps
-	@$(MAKE) --no-print-directory $(CGI) $(NOPY_CGI) $(UNIT) $(TRY)
+	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(NOPY_CGI) $(UNIT) $(TRY)
 	$(UNIT)
 ifneq ($(SANITIZE),1)
 	@$(MAKE) --no-print-directory SANITIZE=1 build-san/tests/unit-tests
 	build-san/tests/unit-tests
 endif
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
+	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
@@ -146,6 +158,6 @@ print-flags:
 	@echo "PYTHON   = $(PYVER) from $(PYSTDLIB)"
 
 clean:
-	rm -rf build build-san $(CGI)
+	rm -rf build build-san $(CGI) $(ADMIN)
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)

@@ -78,6 +78,14 @@ int store_prepare(struct store *s, const char *sql, sqlite3_stmt **st)
 	return rc == SQLITE_OK ? STORE_OK : store_sqlite_fail(s, rc, "prepare");
 }
 
+int store_step_done(struct store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, what);
+}
+
 int store_exec(struct store *s, const char *sql, const char *what)
 {
 	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);

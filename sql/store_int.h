@@ -20,4 +20,12 @@ int store_sqlite_fail(struct store *s, int rc, const char *what);
 int store_prepare(struct store *s, const char *sql, sqlite3_stmt **st);
 int store_exec(struct store *s, const char *sql, const char *what);
 
+/* The columns store_read_user expects, in its order. */
+#define USER_COLUMNS "id, name, is_admin, disabled, quota, timeout_ms, " \
+		     "memory_mb, quota_reset_ms, created_ms"
+void store_read_user(sqlite3_stmt *st, struct user *u);
+
+/* Runs a prepared statement to its end; finalizes it. */
+int store_step_done(struct store *s, sqlite3_stmt *st, const char *what);
+
 #endif

@@ -9,10 +9,7 @@
 #include "digest.h"
 #include "../cgi/banned.h"
 
-#define USER_COLUMNS "id, name, is_admin, disabled, quota, timeout_ms, " \
-		     "memory_mb, quota_reset_ms, created_ms"
-
-static void read_user(sqlite3_stmt *st, struct user *u)
+void store_read_user(sqlite3_stmt *st, struct user *u)
 {
 	const char *name = (const char *)sqlite3_column_text(st, 1);
 
@@ -34,7 +31,7 @@ static int one_user(struct store *s, sqlite3_stmt *st, struct user *u)
 	int rc = sqlite3_step(st);
 
 	if (rc == SQLITE_ROW)
-		read_user(st, u);
+		store_read_user(st, u);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
 		return STORE_OK;
