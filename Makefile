@@ -49,7 +49,7 @@ LDFLAGS_ALL := $(OPT) $(HARDEN_LD) $(LDFLAGS)
 
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
-               cgi/identity.c cgi/slots.c
+               cgi/identity.c cgi/slots.c cgi/cancel.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c
 SANDBOX_SRC := sandbox/spawn.c sandbox/child.c sandbox/fds.c sandbox/rlimit.c \
                sandbox/ns.c sandbox/landlock.c sandbox/seccomp.c \
