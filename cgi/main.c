@@ -274,6 +274,10 @@ static void handle(struct ctx *c)
 	return;
 refused:
 	refuse(c, &e);
+	/* Refused before its body was read (not after a stalled or short
+	 * one): take it in, or some servers lose the answer. */
+	if (!c->req.body)
+		request_discard(STDIN_FILENO, c->cfg.body_timeout_ms);
 }
 
 int main(void)
