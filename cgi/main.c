@@ -286,6 +286,10 @@ int main(void)
 
 	sane_stdio();
 	signal(SIGPIPE, SIG_IGN);
+	/* A SIGCHLD ignored by whoever started us (exec keeps SIG_IGN) would
+	 * have the kernel reap the child itself: wait4 would never see it end
+	 * (every run a timeout) nor report its usage. */
+	signal(SIGCHLD, SIG_DFL);
 	c.cancel_fd = cancel_init();
 	c.slot_fd = -1;
 	c.db_path = store_default_path();
