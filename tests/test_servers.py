@@ -689,9 +689,14 @@ def test_wrapper_deadline_cancels_the_run(wrapper_db):
 # --- make serve, make install ------------------------------------------------------
 
 def make_env():
-    # A make of our own, not a sub-make of the one running the tests.
-    return {k: v for k, v in os.environ.items()
-            if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    """A make of our own, not a sub-make of the one running the tests (no
+    jobserver), but with its variables (SANITIZE=1 builds the same CGI)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    flags = os.environ.get("MAKEFLAGS", "")
+    if " -- " in " " + flags:
+        env["MAKEFLAGS"] = "-- " + (" " + flags).split(" -- ", 1)[1]
+    return env
 
 
 def test_make_serve():
