@@ -1,8 +1,11 @@
 # pyexec: run untrusted Python behind a CGI, in a kernel sandbox.
 #
 #   make            build pyexec.cgi
+#   make serve      serve it with lighttpd on 127.0.0.1:8080 (PORT= to change),
+#                   installing lighttpd first if it is missing (as root)
 #   make test       install missing packages (as root), build, run every test
-#   make deps       apt-get the build and test packages
+#   make install    PREFIX=/usr/local, DESTDIR= for staging
+#   make deps       apt-get the build, serve and test packages
 #   make print-flags  show the flags that reach the compiler and linker
 #   make clean
 #
@@ -50,7 +53,7 @@ LDFLAGS_ALL := $(OPT) $(HARDEN_LD) $(LDFLAGS)
 
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
-               cgi/identity.c cgi/slots.c
+               cgi/identity.c cgi/slots.c cgi/cancel.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
@@ -80,7 +83,8 @@ NOPY_CGI := $(BUILD)/tests/pyexec-nopy.cgi
 UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(BUILD)/tests/try-syscall
 
-.PHONY: all test unit blackbox deps check-deps clean print-flags
+.PHONY: all test unit blackbox deps check-deps serve serve-deps install \
+        clean print-flags
 all: $(CGI) $(ADMIN)
 
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
@@ -122,18 +126,97 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
+# Debian packages: to build; to serve (make serve); to test, which drives
+# pyexec.cgi through every server in cgi/conf/ (apache2-bin is Apache's
+# binary and modules without the service, which would take port 80).
+BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
+              libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
+SERVE_DEBS := lighttpd curl
+TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap
+LIGHTTPD   := /usr/sbin/lighttpd
+SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap
+HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
+
+define apt_install
+	@if [ "$$(id -u)" != 0 ]; then echo "make $@: run as root (apt-get)"; exit 1; fi
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(1)
+endef
+
 # The tests need the packages first; install them when something is missing.
 check-deps:
-	@$(PKG_CONFIG) --exists $(PKGS) && $(PYTHON) -c 'import pytest' 2>/dev/null \
-	  && test -f /usr/include/openssl/sha.h && command -v curl >/dev/null \
+	@$(HAVE_BUILD) && $(PYTHON) -c 'import pytest' 2>/dev/null \
+	  && command -v curl >/dev/null $(foreach s,$(SERVERS),&& test -x $(s)) \
 	  || $(MAKE) --no-print-directory deps
 
 deps:
-	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get)"; exit 1; fi
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	  build-essential pkg-config python3 libpython3-dev libseccomp-dev \
-	  libsqlite3-dev libcjson-dev libssl-dev python3-pytest curl
+	$(call apt_install,$(BUILD_DEBS) $(SERVE_DEBS) $(TEST_DEBS))
+
+serve-deps:
+	$(call apt_install,$(BUILD_DEBS) $(SERVE_DEBS))
+
+# make serve: a development server, on loopback, in the foreground. lighttpd
+# runs as you, from a copy of the shipped cgi/conf/lighttpd.conf in which
+# only its EDIT lines change (port, paths, database; no user switch; errors
+# to the terminal). The database is $(VARDIR)/pyexec.db.
+PORT   ?= 8080
+VARDIR ?= var
+SERVE_DIR := $(abspath $(VARDIR))
+
+define SERVE_BANNER
+
+pyexec on http://127.0.0.1:$(PORT)/ (lighttpd in the foreground; Ctrl-C stops it)
+database: $(SERVE_DIR)/pyexec.db
+
+Try it:
+  curl -X POST http://localhost:$(PORT) -H "Content-Type: application/json" -d '{"code": "print(\"Hello from Python!\")\nprint(sum([1,2,3,4,5]))", "input_data": {}}'
+
+Anonymous requests get 10 runs an hour per address. For an admin and a token
+(printed once; send it as "Authorization: Bearer <token>"):
+  pyexec-admin --db $(SERVE_DIR)/pyexec.db user add alice --admin
+
+endef
+export SERVE_BANNER
+
+serve:
+	@$(HAVE_BUILD) && test -x $(LIGHTTPD) && command -v curl >/dev/null \
+	  || $(MAKE) --no-print-directory serve-deps
+	@$(MAKE) -q $(CGI) 2>/dev/null || $(MAKE) --no-print-directory $(CGI)
+	@mkdir -p $(SERVE_DIR)/lighttpd
+	@sed -e 's|^server\.port = .*|server.port = $(PORT)|' \
+	     -e '/^server\.username = /d' -e '/^server\.groupname = /d' \
+	     -e 's|^var\.pyexec_cgi = .*|var.pyexec_cgi = "$(abspath $(CGI))"|' \
+	     -e 's|^var\.pyexec_db = .*|var.pyexec_db = "$(SERVE_DIR)/pyexec.db"|' \
+	     -e 's|^var\.state_dir = .*|var.state_dir = "$(SERVE_DIR)/lighttpd"|' \
+	     -e '/^server\.pid-file = /d' -e '/^server\.errorlog = /d' \
+	     cgi/conf/lighttpd.conf > $(SERVE_DIR)/lighttpd.conf
+	@grep -qxF 'var.pyexec_cgi = "$(abspath $(CGI))"' $(SERVE_DIR)/lighttpd.conf \
+	  && grep -qx 'server\.port = $(PORT)' $(SERVE_DIR)/lighttpd.conf \
+	  || { echo "make serve: cgi/conf/lighttpd.conf lacks the lines it edits"; exit 1; }
+	@if [ -x $(ADMIN) ]; then ./$(ADMIN) --db $(SERVE_DIR)/pyexec.db init; fi
+	@printf '%s\n' "$$SERVE_BANNER"
+	@exec $(LIGHTTPD) -D -f $(SERVE_DIR)/lighttpd.conf
+
+# make install: the CGI in a directory of its own (a web server given that
+# directory can run nothing else), the admin command, man pages, and the
+# server configurations as examples, with the CGI's path set to this one.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/lib/pyexec
+MANDIR     ?= $(PREFIX)/share/man
+DOCDIR     ?= $(PREFIX)/share/doc/pyexec
+
+install: $(CGI)
+	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
+	install -m 0755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi
+	if [ -f $(ADMIN) ]; then install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/$(ADMIN); fi
+	for f in $(wildcard man/*.[1-8]); do \
+	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
+	for f in cgi/conf/*.conf; do \
+	  sed 's|/usr/local/lib/pyexec/pyexec\.cgi|$(LIBEXECDIR)/pyexec.cgi|' $$f \
+	    > $(DESTDIR)$(DOCDIR)/examples/$${f##*/} && \
+	  chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$${f##*/} || exit 1; done
+	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
 
 unit: $(UNIT)
 	$(UNIT)

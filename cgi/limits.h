@@ -40,6 +40,10 @@
 
 /* How long a client may take to send a body it announced. */
 #define BODY_READ_TIMEOUT_MS    10000
+/* The most of a refused body read and dropped so that the refusal reaches
+ * the client (request_discard): above the shipped servers' own body limits
+ * (2 MiB), with room. */
+#define DISCARD_MAX_BYTES       (16 * 1024 * 1024)
 
 /* The child's structured result: error type and message (the traceback). */
 #define RESULT_TYPE_MAX         128

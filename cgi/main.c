@@ -3,8 +3,12 @@
  * main.c: pyexec.cgi, one request from top to bottom.
  *
  *   open the database (or 503) -> settings -> read the request -> validate
- *   -> identify -> take a sandbox slot -> quota check + audit row -> close
+ *   -> identify -> quota check + audit row -> take a sandbox slot -> close
  *   the database -> run in the sandbox -> complete the audit row -> answer
+ *
+ * A web server that gives up on the request mid-run (SIGTERM: its client
+ * went away, its own timeout, a shutdown) cancels the run: the child is
+ * killed and the row completed as 'Cancelled' (cancel.c).
  *
  * This process is the broker: it never runs the program itself, and it
  * outlives whatever the program does. Every request leaves an audit row,
@@ -19,6 +23,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
+#include "cancel.h"
 #include "config.h"
 #include "identity.h"
 #include "job.h"
@@ -46,6 +51,7 @@ struct ctx {
 	char anon[80];
 	int slot_fd;
 	int retry_s;		/* Retry-After of a 503, when not the default */
+	int cancel_fd;		/* readable once the web server cancels */
 	int audited;		/* the request's row is written */
 	int db_failed;		/* the database refused a read or write */
 };
@@ -223,12 +229,29 @@ static void complete(struct ctx *c, const struct sb_result *res, double wall)
 	c->db = NULL;
 }
 
+/* Nobody is reading the answer any more: the row says why, and the HTTP
+ * status there is nginx's 499 (no response was sent). */
+static void cancelled(struct ctx *c, struct sb_result *res)
+{
+	const char *sig = sigabbrev_np(cancel_signal());
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s (SIG%s from the web server: its client "
+		 "went away, its own timeout or a shutdown)",
+		 res->error ? res->error : "the run was stopped",
+		 sig ? sig : "?");
+	free(res->error);
+	res->error = strdup(msg);
+	fprintf(stderr, "pyexec.cgi: request %s: %s\n", c->reply.run_id, msg);
+}
+
 static void run(struct ctx *c)
 {
 	struct sb_job sj = {
 		.code = c->job.code, .code_len = c->job.code_len,
 		.input_json = c->req.body, .input_json_len = c->req.len,
 		.input_key = "input_data", .input_empty = c->job.input_empty,
+		.cancel_fd = c->cancel_fd,
 	};
 	struct sb_limits lim = {
 		.timeout_ms = c->id.timeout_ms, .cpu_ms = c->id.cpu_ms,
@@ -250,8 +273,11 @@ static void run(struct ctx *c)
 	if (res.outcome == SB_INTERNAL)
 		fprintf(stderr, "pyexec.cgi: request %s: sandbox failed: %s\n",
 			c->reply.run_id, res.error ? res.error : "?");
+	if (res.outcome == SB_CANCELLED)
+		cancelled(c, &res);
 	complete(c, &res, (double)(now_ms() - t0));
-	respond_result(&res, &c->reply);
+	if (res.outcome != SB_CANCELLED)
+		respond_result(&res, &c->reply);
 	sb_result_release(&res);
 }
 
@@ -276,6 +302,10 @@ static void handle(struct ctx *c)
 	return;
 refused:
 	refuse(c, &e);
+	/* Refused before its body was read (not after a stalled or short
+	 * one): take it in, or some servers lose the answer. */
+	if (!c->req.body)
+		request_discard(STDIN_FILENO, c->cfg.body_timeout_ms);
 }
 
 int main(void)
@@ -284,6 +314,11 @@ int main(void)
 
 	sane_stdio();
 	signal(SIGPIPE, SIG_IGN);
+	/* A SIGCHLD ignored by whoever started us (exec keeps SIG_IGN) would
+	 * have the kernel reap the child itself: wait4 would never see it end
+	 * (every run a timeout) nor report its usage. */
+	signal(SIGCHLD, SIG_DFL);
+	c.cancel_fd = cancel_init();
 	c.slot_fd = -1;
 	c.db_path = store_default_path();
 	new_run_id(c.reply.run_id);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include "request.h"
 #include "config.h"
+#include "limits.h"
 #include "banned.h"
 
 static const char *skip_ws(const char *s)
@@ -114,6 +115,35 @@ int request_read(struct request *req, int fd, long body_limit,
 	if (!req->body)
 		return http_fail(e, 500, "out of memory");
 	return read_body(req, fd, timeout_ms, e);
+}
+
+void request_discard(int fd, long timeout_ms)
+{
+	const char *cl = getenv("CONTENT_LENGTH");
+	long deadline = now_ms() + timeout_ms, left;
+	char buf[16384];
+
+	if (!cl || parse_long(cl, 0, 0x7fffffffffffffffL, &left) != 0)
+		return;		/* no length: nothing is known to follow */
+	if (left > DISCARD_MAX_BYTES)
+		left = DISCARD_MAX_BYTES;
+	while (left > 0) {
+		struct pollfd p = { fd, POLLIN, 0 };
+		long wait = deadline - now_ms();
+		int ready = wait > 0 ? poll(&p, 1, (int)wait) : 0;
+		ssize_t n;
+
+		if (ready < 0 && errno == EINTR)
+			continue;
+		if (ready <= 0)
+			return;
+		n = read(fd, buf, (size_t)left < sizeof(buf) ? (size_t)left : sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			return;
+		left -= n;
+	}
 }
 
 void request_release(struct request *req)

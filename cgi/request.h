@@ -21,6 +21,16 @@ int request_read(struct request *req, int fd, long body_limit,
 		 long timeout_ms, struct http_error *e);
 void request_release(struct request *req);
 
+/*
+ * Reads and drops the body CONTENT_LENGTH announces, at most
+ * DISCARD_MAX_BYTES of it, within timeout_ms; for a request refused before
+ * its body was read, once the answer is written. A server that gives the
+ * CGI one socket as stdin and stdout (Apache's mod_cgid) loses the answer
+ * when the CGI exits with bytes unread (the socket is reset), and fcgiwrap
+ * answers 502 when it cannot write the whole body.
+ */
+void request_discard(int fd, long timeout_ms);
+
 /* Exposed for the unit tests. */
 int content_type_ok(const char *ct);
 

@@ -85,6 +85,8 @@ void respond_refusal(const struct http_error *e, const struct reply *r)
 
 int result_status(const struct sb_result *res)
 {
+	if (res->outcome == SB_CANCELLED)
+		return 499;	/* nginx's "client closed request": none sent */
 	return res->outcome == SB_INTERNAL ? 500 : 200;
 }
 

@@ -35,6 +35,20 @@ static void empty_environment(void)
 	tzset();
 }
 
+/* The broker's signal handlers are not the program's: a fork keeps them
+ * where an exec would reset them, so reset them as exec does (ignored
+ * signals stay ignored). */
+static void default_signals(void)
+{
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+
+		if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
+		    sa.sa_handler != SIG_IGN)
+			signal(sig, SIG_DFL);
+	}
+}
+
 static void die_with_parent(pid_t broker)
 {
 	/* Set after the credential changes, which clear it. */
@@ -51,6 +65,7 @@ void sandbox_enter(const struct sb_job *job, const struct sb_limits *lim,
 	unsigned layers = SB_LAYER_RLIMITS;
 	int abi = 0;
 
+	default_signals();
 	if (fds_setup(out_fd, res_fd, null_fd) != 0)
 		_exit(2);	/* no result pipe to report on */
 	setpgid(0, 0);

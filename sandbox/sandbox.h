@@ -31,6 +31,9 @@ struct sb_job {
 	size_t input_json_len;
 	const char *input_key;
 	int input_empty;
+	/* Readable: stop the run now, the request was cancelled (cgi/cancel.h).
+	 * -1 for none; 0 is a real descriptor. */
+	int cancel_fd;
 };
 
 enum sb_outcome {
@@ -42,6 +45,7 @@ enum sb_outcome {
 	SB_SECURITY,		/* refused by the audit hook or the kernel */
 	SB_CRASH,		/* the interpreter died on a signal */
 	SB_INTERNAL,		/* the sandbox itself failed */
+	SB_CANCELLED,		/* stopped through cancel_fd */
 };
 
 /* Layers the child confirmed active before running the code. */

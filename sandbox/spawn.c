@@ -28,7 +28,8 @@
 struct run {
 	pid_t pid;
 	int out_fd, res_fd, pid_fd;
-	int exited, timed_out, over_output;
+	int cancel_fd;
+	int exited, timed_out, over_output, cancelled;
 	char *out;
 	size_t out_len, out_cap, out_limit;
 	char res[RESULT_BUF];
@@ -36,7 +37,7 @@ struct run {
 	struct rec_view rec;
 	int status;
 	struct rusage ru;
-	uint64_t end_ns;
+	uint64_t start_ns, end_ns;
 };
 
 int sandbox_prepare(char *err, size_t errlen)
@@ -101,16 +102,17 @@ static void kill_child(struct run *r)
 }
 
 /* The event loop: until the child is gone and both pipes are drained, or
- * the deadline or the output cap is passed. */
+ * the deadline or the output cap is passed, or the run is cancelled. */
 static void watch(struct run *r, uint64_t deadline_ns)
 {
 	int out_open = 1, res_open = 1;
 
 	while (out_open || res_open || !r->exited) {
-		struct pollfd p[3] = {
+		struct pollfd p[4] = {
 			{ out_open ? r->out_fd : -1, POLLIN, 0 },
 			{ res_open ? r->res_fd : -1, POLLIN, 0 },
 			{ r->exited ? -1 : r->pid_fd, POLLIN, 0 },
+			{ r->cancel_fd, POLLIN, 0 },
 		};
 		uint64_t now = mono_ns();
 		int wait_ms;
@@ -122,8 +124,15 @@ static void watch(struct run *r, uint64_t deadline_ns)
 		wait_ms = (int)((deadline_ns - now + 999999) / 1000000);
 		if (r->pid_fd < 0 && !r->exited && wait_ms > 10)
 			wait_ms = 10;	/* no pidfd: poll for the exit */
-		if (poll(p, 3, wait_ms) < 0 && errno != EINTR)
+		if (poll(p, 4, wait_ms) < 0 && errno != EINTR)
 			return;
+		if (p[3].revents) {
+			if (!r->exited) {
+				r->cancelled = 1;
+				return;
+			}
+			r->cancel_fd = -1;	/* over already: keep its outcome */
+		}
 		if (out_open && (p[0].revents & (POLLIN | POLLHUP | POLLERR)))
 			out_open = read_output(r);
 		if (r->over_output)
@@ -291,7 +300,11 @@ static void classify(struct run *r, const struct sb_limits *lim,
 		res->exec_ms = (double)r->rec.final.exec_ns / 1e6;
 	else if (r->rec.have_ready && r->end_ns > r->rec.ready_ns)
 		res->exec_ms = (double)(r->end_ns - r->rec.ready_ns) / 1e6;
-	if (r->timed_out)
+	if (r->cancelled)
+		set_error(res, SB_CANCELLED, "Cancelled",
+			  "the run was stopped after %.0f ms: its request was "
+			  "cancelled", (double)(r->end_ns - r->start_ns) / 1e6);
+	else if (r->timed_out)
 		set_error(res, SB_TIMEOUT, "TimeoutError",
 			  "execution exceeded the time limit of %ld ms",
 			  lim->timeout_ms);
@@ -314,7 +327,7 @@ static int fail(struct sb_result *res, const char *what)
 
 static void reap(struct run *r)
 {
-	if (r->timed_out || r->over_output || !r->exited)
+	if (r->timed_out || r->over_output || r->cancelled || !r->exited)
 		kill_child(r);
 	if (!r->exited) {
 		while (wait4(r->pid, &r->status, 0, &r->ru) < 0 && errno == EINTR)
@@ -334,6 +347,7 @@ int sandbox_run(const struct sb_job *job, const struct sb_limits *lim,
 	memset(res, 0, sizeof(*res));
 	memset(&r, 0, sizeof(r));
 	r.out_limit = (size_t)lim->output_bytes;
+	r.cancel_fd = job->cancel_fd;
 	if (pipe2(out, O_CLOEXEC) != 0)
 		return fail(res, "pipe");
 	if (pipe2(rp, O_CLOEXEC) != 0)
@@ -341,7 +355,8 @@ int sandbox_run(const struct sb_job *job, const struct sb_limits *lim,
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null_fd < 0)
 		return fail(res, "/dev/null");
-	uint64_t deadline = mono_ns() + (uint64_t)lim->timeout_ms * 1000000u;
+	r.start_ns = mono_ns();
+	uint64_t deadline = r.start_ns + (uint64_t)lim->timeout_ms * 1000000u;
 	r.pid = fork();
 	if (r.pid < 0)
 		return fail(res, "fork");
@@ -380,6 +395,9 @@ const char *sb_outcome_name(enum sb_outcome o)
 		[SB_MEMORY] = "memory", [SB_OUTPUT_LIMIT] = "output_limit",
 		[SB_SECURITY] = "security", [SB_CRASH] = "crash",
 		[SB_INTERNAL] = "internal",
+		/* The audit log has no outcome of its own for it: error_type
+		 * 'Cancelled' says which. */
+		[SB_CANCELLED] = "internal",
 	};
 	return (unsigned)o < sizeof(names) / sizeof(names[0]) ? names[o] : "?";
 }

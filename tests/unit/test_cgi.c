@@ -1337,6 +1337,51 @@ void test_request_exact_read(void)
 	cgi_env(NULL, NULL, NULL);
 }
 
+void test_request_discard(void)
+{
+	char left[64];
+	struct timespec t0;
+	long ms;
+	int p[2];
+
+	/* What CONTENT_LENGTH announces is read and dropped, not more. */
+	cgi_env("POST", "application/json", "6");
+	pipe_with(p, S("unreadEXTRA"), 0);
+	request_discard(p[0], 1000);
+	CHECK_EQ(pipe_left(p[0], left, sizeof(left)), 5);
+	CHECK_STR(left, "EXTRA");
+	close_pipe(p);
+
+	/* A body that never comes: back at the deadline. */
+	cgi_env("POST", "application/json", "10");
+	pipe_with(p, S("abc"), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	request_discard(p[0], 100);
+	ms = elapsed_ms(&t0);
+	CHECKF(ms >= 90 && ms < 3000, "returned after %ld ms", ms);
+	close_pipe(p);
+
+	/* A body shorter than announced: back at its end. */
+	pipe_with(p, S("abc"), 1);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	request_discard(p[0], 5000);
+	CHECKF(elapsed_ms(&t0) < 1000, "waited past the end of the body");
+	close_pipe(p);
+
+	/* No length, or not a number: nothing is known to follow. */
+	cgi_env("POST", "application/json", NULL);
+	pipe_with(p, S("unread"), 1);
+	request_discard(p[0], 1000);
+	CHECK_EQ(pipe_left(p[0], left, sizeof(left)), 6);
+	close_pipe(p);
+	cgi_env("POST", "application/json", "abc");
+	pipe_with(p, S("unread"), 1);
+	request_discard(p[0], 1000);
+	CHECK_EQ(pipe_left(p[0], left, sizeof(left)), 6);
+	close_pipe(p);
+	cgi_env(NULL, NULL, NULL);
+}
+
 /*
  * config.c
  */

@@ -82,6 +82,7 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(request_short_body)						\
 	X(request_timeout)						\
 	X(request_exact_read)						\
+	X(request_discard)						\
 	X(parse_long_cases)						\
 	X(config_defaults)						\
 	X(config_each_variable)						\

@@ -1,0 +1,770 @@
+"""End to end through real web servers. Each configuration shipped in
+cgi/conf/ runs with Debian's own server binaries on a free loopback port,
+changed only in its EDIT lines (port, paths, database), so the files an
+operator copies are the files tested; the tests start and stop the servers
+themselves. Also here: `make serve`, `make install`, a Functions-style
+wrapper, and what happens when a web server gives up on a run.
+
+A missing server binary is a failure, not a skip: `make deps` installs them.
+"""
+import hashlib
+import http.client
+import json
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import CGI, add_user, new_db
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+CONF = os.path.join(REPO, "cgi", "conf")
+SEED_CODE = 'print("Hello from Python!")\nprint(sum([1,2,3,4,5]))'
+SEED_OUTPUT = "Hello from Python!\n15\n"
+# The servers' databases keep the default settings (10 anonymous runs an
+# hour) but for a short wall clock, so that a timeout costs two seconds.
+RUN_TIMEOUT_MS = 2000
+# pyexec's longest request with the default settings, in seconds:
+# max_timeout_ms + body_timeout_ms + concurrency_wait_ms + the database's
+# busy timeout. A server's CGI timeout must be longer (sql/settings.c).
+LONGEST_REQUEST_S = (300000 + 10000 + 5000 + 5000) / 1000
+BODY_BYTES = 1048576		# the default body_bytes
+START_S = 20			# a server has this long to accept connections
+# The shipped configurations run the CGI as www-data; so do the tests when
+# they run as root (as in CI), with the database directory owned by it.
+ROOT = os.geteuid() == 0
+WWW = pwd.getpwnam("www-data") if ROOT else None
+
+
+def need(path):
+    assert os.access(path, os.X_OK), "%s is not installed: run make deps" % path
+    return path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def render(name, subs):
+    """cgi/conf/NAME with its EDIT lines changed. subs maps a pattern that
+    must match exactly one whole line to that line's replacement, so a test
+    never runs a stale copy of the shipped file."""
+    with open(os.path.join(CONF, name)) as f:
+        text = f.read()
+    for pattern, line in subs.items():
+        rx = re.compile(r"^" + pattern + r"$", re.M)
+        assert len(rx.findall(text)) == 1, "%s: no one line matches %r" % (name, pattern)
+        text = rx.sub(lambda m: line, text)
+    return text
+
+
+def give_to_www(path):
+    """The CGI's user owns the database's directory and what is in it."""
+    if not WWW:
+        return
+    for p in [path] + [os.path.join(path, f) for f in os.listdir(path)]:
+        os.chown(p, WWW.pw_uid, WWW.pw_gid)
+
+
+def rows(db, sql, *args):
+    # As root SQLite gives the files it creates (-wal, -shm) to the
+    # database's owner, so reading here does not lock the CGI out.
+    with sqlite3.connect(db, timeout=10) as c:
+        return c.execute(sql, args).fetchall()
+
+
+# --- processes ---------------------------------------------------------------
+
+def proc_table():
+    """{pid: (ppid, comm, uid)} of every process."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            with open("/proc/%s/status" % name) as f:
+                uid = int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
+        except (OSError, AttributeError):
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        table[int(name)] = (ppid, comm, uid)
+    return table
+
+
+def descendants(roots):
+    table = proc_table()
+    kids = {}
+    for pid, (ppid, _, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    out, todo = {}, list(roots)
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            if k not in out:
+                out[k] = table[k]
+                todo.append(k)
+    return out
+
+
+def pyexec_procs(roots):
+    """The brokers and sandbox children under roots: {pid: (ppid, uid)}."""
+    return {p: (pp, uid) for p, (pp, comm, uid) in descendants(roots).items()
+            if comm == "pyexec.cgi"}
+
+
+def wait_for(what, cond, timeout):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    pytest.fail("timed out after %s s waiting for %s" % (timeout, what))
+
+
+# --- HTTP ----------------------------------------------------------------------
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+        try:
+            self.json = json.loads(body)
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return "<Reply %d %r>" % (self.status, self.body[:300])
+
+
+def request(port, body=b"", path="/", headers=None, method="POST",
+            source="127.0.0.1", timeout=60):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
+                                   source_address=(source, 0))
+    try:
+        h = {"Content-Type": "application/json"}
+        h.update(headers or {})
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        return Reply(r.status, r.getheaders(), r.read())
+    finally:
+        c.close()
+
+
+def post(port, code, bearer=None, path="/", source="127.0.0.1", **fields):
+    """POSTs {"code": code, **fields}, with "Authorization: Bearer" when
+    bearer is given."""
+    fields["code"] = code
+    h = {"Authorization": "Bearer " + bearer} if bearer else {}
+    return request(port, json.dumps(fields).encode(), path, h, source=source)
+
+
+def raw_request(port, head):
+    """Sends raw bytes and returns the connected socket."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(head)
+    return s
+
+
+# --- the servers -----------------------------------------------------------------
+
+class Server:
+    """A web server on a free loopback port, from a shipped configuration,
+    with its own database (default settings but RUN_TIMEOUT_MS) and a user
+    'alice' with an unlimited quota."""
+    # Whether the server tells pyexec when a client goes away mid-run.
+    cancels_on_disconnect = False
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.dir = tempfile.mkdtemp(prefix="pyexec-%s-" % kind)
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        # Installed as `make install` does, where any user can run it.
+        self.cgi = os.path.join(self.dir, "pyexec.cgi")
+        shutil.copy2(CGI, self.cgi)
+        os.chmod(self.cgi, 0o755)
+        self.db = new_db(settings={"timeout_ms": str(RUN_TIMEOUT_MS)})
+        self.token = add_user(self.db, "alice", quota=-1)
+        give_to_www(os.path.dirname(self.db))
+        self.procs = []
+
+    def path(self, *p):
+        return os.path.join(self.dir, *p)
+
+    def own_dir(self, name):
+        d = self.path(name)
+        os.makedirs(d, exist_ok=True)
+        give_to_www(d)
+        return d
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+    def spawn(self, argv, as_www=False):
+        def drop():
+            if as_www and WWW:
+                os.setgroups([])
+                os.setgid(WWW.pw_gid)
+                os.setuid(WWW.pw_uid)
+        log = open(self.path("%s.out" % os.path.basename(argv[0])), "ab")
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                             stderr=subprocess.STDOUT, cwd=self.dir,
+                             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                             start_new_session=True, preexec_fn=drop)
+        log.close()
+        self.procs.append(p)
+        return p
+
+    def logs(self):
+        out = []
+        for d, _, files in os.walk(self.dir):
+            for f in sorted(files):
+                if f.endswith((".log", ".out")):
+                    with open(os.path.join(d, f), errors="replace") as fh:
+                        out.append("--- %s\n%s" % (f, fh.read()[-3000:]))
+        return "\n".join(out)
+
+    def ready(self):
+        for p in self.procs:
+            if p.poll() is not None:
+                pytest.fail("%s exited with %s:\n%s" % (p.args[0], p.returncode, self.logs()))
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def start(self):
+        self.launch()
+        wait_for("%s on port %d" % (self.kind, self.port), self.ready, START_S)
+
+    def roots(self):
+        return [p.pid for p in self.procs]
+
+    def stop(self):
+        # Every run is over: no broker or sandbox is left behind.
+        try:
+            wait_for("the runs under %s to end" % self.kind,
+                     lambda: not pyexec_procs(self.roots()), 10)
+        finally:
+            for p in self.procs:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+            for p in self.procs:
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(10)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            shutil.rmtree(os.path.dirname(self.db), ignore_errors=True)
+
+
+class Lighttpd(Server):
+    cancels_on_disconnect = True	# stream-request-body + tcp-fin-propagate
+
+    def launch(self):
+        conf = render("lighttpd.conf", {
+            r"server\.port = .*": "server.port = %d" % self.port,
+            r"var\.pyexec_cgi = .*": 'var.pyexec_cgi = "%s"' % self.cgi,
+            r"var\.pyexec_db = .*": 'var.pyexec_db = "%s"' % self.db,
+            r"var\.state_dir = .*": 'var.state_dir = "%s"' % self.own_dir("state"),
+            r"server\.pid-file = .*": 'server.pid-file = "%s"' % self.path("lighttpd.pid"),
+            # lighttpd opens its log as www-data (Debian's /var/log/lighttpd).
+            r"server\.errorlog = .*": 'server.errorlog = "%s/error.log"' % self.own_dir("log"),
+        })
+        self.spawn([need("/usr/sbin/lighttpd"), "-D", "-f", self.write("lighttpd.conf", conf)])
+
+
+class Apache(Server):
+    """The shipped site inside the main configuration that Debian's
+    apache2.conf, envvars and mods-enabled/ would otherwise provide."""
+    MODS = "/usr/lib/apache2/modules/"
+
+    def __init__(self, kind, mpm, cgi_module):
+        super().__init__(kind)
+        self.mpm, self.cgi_module = mpm, cgi_module
+
+    def launch(self):
+        site = render("apache2.conf", {
+            r"Define PYEXEC_CGI .*": "Define PYEXEC_CGI %s" % self.cgi,
+            r"Define PYEXEC_DB .*": "Define PYEXEC_DB %s" % self.db,
+            r"<VirtualHost \*:80>": "<VirtualHost *:%d>" % self.port,
+        })
+        mods = ["mpm_%s" % self.mpm, "authz_core", "alias", "env", self.cgi_module]
+        main = "\n".join(
+            ["ServerRoot %s" % self.dir, "DefaultRuntimeDir %s" % self.dir,
+             "PidFile %s" % self.path("httpd.pid"),
+             "ErrorLog %s" % self.path("error.log"), "LogLevel warn",
+             "ServerName localhost", "User www-data", "Group www-data"]
+            + ["LoadModule %s_module %smod_%s.so" % (m, self.MODS, m) for m in mods]
+            + ["ScriptSock %s" % self.path("cgid.sock")] * (self.cgi_module == "cgid")
+            + ["Listen 127.0.0.1:%d" % self.port,
+               "Include %s" % self.write("pyexec.conf", site), ""])
+        self.spawn([need("/usr/sbin/apache2"), "-f", self.write("httpd.conf", main),
+                    "-DFOREGROUND"])
+
+
+class Nginx(Server):
+    """The shipped site inside the main configuration Debian's nginx.conf
+    would provide, and fcgiwrap as Debian's fcgiwrap.socket runs it, with
+    as many processes as pyexec runs sandboxes (2 x cores)."""
+
+    def launch(self):
+        run = self.own_dir("run")
+        sock = os.path.join(run, "fcgiwrap.socket")
+        site = render("nginx.conf", {
+            r"\s*listen .*;": "    listen 127.0.0.1:%d;" % self.port,
+            r"\s*fastcgi_param SCRIPT_FILENAME .*;":
+                "        fastcgi_param SCRIPT_FILENAME %s;" % self.cgi,
+            r"\s*fastcgi_param PYEXEC_DB .*;":
+                "        fastcgi_param PYEXEC_DB %s;" % self.db,
+            r"\s*fastcgi_pass .*;": "        fastcgi_pass unix:%s;" % sock,
+        })
+        shutil.copy(os.path.join("/etc/nginx/fastcgi_params"), self.path("fastcgi_params"))
+        tmp = self.own_dir("tmp")
+        main = "\n".join([
+            "user www-data;", "worker_processes 2;", "daemon off;",
+            "pid %s;" % self.path("nginx.pid"),
+            "error_log %s warn;" % self.path("error.log"),
+            "events { worker_connections 1024; }",
+            "http {", "    access_log off;",
+            "    client_body_temp_path %s/body;" % tmp,
+            "    fastcgi_temp_path %s/fastcgi;" % tmp,
+            "    proxy_temp_path %s/proxy;" % tmp,
+            "    uwsgi_temp_path %s/uwsgi;" % tmp,
+            "    scgi_temp_path %s/scgi;" % tmp,
+            "    include %s;" % self.write("pyexec.conf", site), "}", ""])
+        self.spawn([need("/usr/sbin/fcgiwrap"), "-f", "-c", str(2 * os.cpu_count()),
+                    "-s", "unix:" + sock], as_www=True)
+        wait_for("fcgiwrap's socket", lambda: os.path.exists(sock), START_S)
+        self.spawn([need("/usr/sbin/nginx"), "-p", self.dir, "-e", self.path("error.log"),
+                    "-c", self.write("nginx.conf", main)])
+
+
+SERVERS = {
+    "lighttpd": lambda: Lighttpd("lighttpd"),
+    "apache-cgid": lambda: Apache("apache-cgid", "event", "cgid"),
+    "apache-cgi": lambda: Apache("apache-cgi", "prefork", "cgi"),
+    "nginx-fcgiwrap": lambda: Nginx("nginx-fcgiwrap"),
+}
+
+
+@pytest.fixture(scope="module", params=list(SERVERS))
+def server(request):
+    s = SERVERS[request.param]()
+    try:
+        s.start()
+    except BaseException:
+        s.stop()
+        raise
+    yield s
+    s.stop()
+
+
+def row(server, run_id):
+    r = rows(server.db, "SELECT identity, outcome, status, error_type, "
+             "http_status FROM runs_view WHERE id = ?", run_id)
+    assert len(r) == 1, "no audit row for %s" % run_id
+    return r[0]
+
+
+def readme_curl():
+    """The seed's test request as the README gives it."""
+    with open(os.path.join(REPO, "README.md")) as f:
+        lines = [l.strip() for l in f if l.startswith("curl -X POST http://localhost:8080 ")
+                 and "Hello from Python!" in l]
+    assert lines, "README.md has no seed curl line"
+    return lines[0]
+
+
+def run_readme_curl(port):
+    argv = shlex.split(readme_curl().replace("localhost:8080", "localhost:%d" % port))
+    p = subprocess.run(argv, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+# --- through each server -----------------------------------------------------
+
+def test_seed_request(server):
+    r = run_readme_curl(server.port)
+    assert r["success"] is True and r["output"] == SEED_OUTPUT, r
+    assert r["error"] is None and r["execution_time_ms"] >= 0
+    assert row(server, r["run_id"])[:2] == ("anon:127.0.0.1", "ok")
+
+
+def test_any_path_reaches_the_cgi(server):
+    for path in ("/execute", "/v1/run?x=1"):
+        r = post(server.port, SEED_CODE, path=path)
+        assert r.status == 200 and r.json["output"] == SEED_OUTPUT, (path, r)
+    r = request(server.port, method="GET", path="/execute")
+    assert r.status == 405 and r.headers["allow"] == "POST", r
+    assert r.json["error_type"] == "MethodNotAllowed"
+
+
+def test_bearer_token(server):
+    r = post(server.port, "print(6 * 7)", bearer=server.token)
+    assert r.status == 200 and r.json["output"] == "42\n", r
+    assert "ratelimit-limit" not in r.headers	# alice is unlimited
+    assert row(server, r.json["run_id"])[:2] == ("user:alice", "ok")
+
+
+def test_body_token(server):
+    r = post(server.port, "print(6 * 7)", token=server.token)
+    assert r.status == 200 and r.json["output"] == "42\n", r
+    assert row(server, r.json["run_id"])[:2] == ("user:alice", "ok")
+
+
+def test_unknown_token(server):
+    r = post(server.port, "print(1)", bearer="pyx_" + "0" * 64)
+    assert r.status == 401, r
+    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert r.json["error_type"] == "Unauthorized"
+    assert row(server, r.json["run_id"])[1:] == ("rejected", "rejected", "Unauthorized", 401)
+
+
+def test_eleventh_anonymous_run_in_an_hour(server):
+    # A client address of its own, so that the other tests' runs do not count.
+    src = "127.0.0.2"
+    for i in range(10):
+        r = post(server.port, "print(%d)" % i, source=src)
+        assert r.status == 200, r
+        assert r.headers["ratelimit-remaining"] == str(9 - i)
+    r = post(server.port, "print(10)", source=src)
+    assert r.status == 429, r
+    assert int(r.headers["retry-after"]) > 0
+    assert r.json["error_type"] == "RateLimited"
+    assert row(server, r.json["run_id"])[:2] == ("anon:" + src, "rejected")
+
+
+def test_sandbox_timeout_fires_before_the_servers(server):
+    t0 = time.monotonic()
+    r = post(server.port, "while True: pass", bearer=server.token)
+    took = time.monotonic() - t0
+    assert r.status == 200, r
+    assert r.json["error_type"] == "TimeoutError", r
+    # The wall clock or the CPU limit (the same 2 s by default), whichever
+    # the busy loop meets first.
+    assert re.search(r"time limit of (%d ms|%d s)" % (RUN_TIMEOUT_MS, RUN_TIMEOUT_MS // 1000),
+                     r.json["error"]), r
+    assert RUN_TIMEOUT_MS / 1000 <= took < RUN_TIMEOUT_MS / 1000 + 5
+    assert row(server, r.json["run_id"])[1] == "timeout"
+
+
+def test_refused_before_the_body_is_read(server):
+    # pyexec answers from the headers alone; the server still relays it.
+    body = json.dumps({"code": "print(1)"}).encode()
+    r = request(server.port, body, headers={"Content-Type": "text/plain"})
+    assert r.status == 415 and r.json["error_type"] == "UnsupportedMediaType", r
+    r = request(server.port, body, method="PUT")
+    assert r.status == 405 and r.headers["allow"] == "POST", r
+
+
+def test_body_over_pyexecs_limit(server):
+    # The server passes it on, and pyexec refuses it in JSON, audited.
+    body = json.dumps({"code": "#" * BODY_BYTES}).encode()
+    r = request(server.port, body)
+    assert r.status == 413, r
+    assert r.json["error_type"] == "PayloadTooLarge"
+    assert row(server, r.json["run_id"])[1:] == ("rejected", "rejected", "PayloadTooLarge", 413)
+
+
+def test_body_over_the_servers_limit(server):
+    # Announced, not sent: the server refuses it from the headers.
+    s = raw_request(server.port, b"POST / HTTP/1.1\r\nHost: localhost\r\n"
+                    b"Content-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % (8 * BODY_BYTES))
+    with s:
+        status = s.recv(4096).split(b"\r\n", 1)[0]
+    assert status.split()[1] == b"413", status
+
+
+def test_client_disconnects_mid_run(server):
+    marker = "# disconnect %s" % os.urandom(8).hex()
+    body = json.dumps({"code": "while True: pass\n" + marker}).encode()
+    s = raw_request(server.port, b"POST /execute HTTP/1.1\r\nHost: localhost\r\n"
+                    b"Content-Type: application/json\r\n"
+                    b"Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n"
+                    % (server.token.encode(), len(body)))
+    # The body a moment later, as from a client across a network: lighttpd
+    # watches a connection only once it has had to wait on it (a request
+    # read whole at its first read runs on to its end, as under the others).
+    time.sleep(0.2)
+    s.sendall(body)
+    def sandbox_children():
+        procs = pyexec_procs(server.roots())
+        return {p: v for p, v in procs.items() if v[0] in procs}
+    # The broker and its sandbox child, running.
+    child, (broker, uid) = next(iter(wait_for("the sandbox child", sandbox_children, 10).items()))
+    assert uid != 0, "the program runs as root"
+    if WWW:
+        assert uid == WWW.pw_uid
+    time.sleep(0.3)
+    s.close()
+    t0 = time.monotonic()
+    wait_for("no process left behind", lambda: not pyexec_procs(server.roots()),
+             RUN_TIMEOUT_MS / 1000 + 5)
+    gone = time.monotonic() - t0
+    assert not os.path.exists("/proc/%d" % child)
+    digest = hashlib.sha256(json.loads(body)["code"].encode()).hexdigest()
+    found = rows(server.db, "SELECT outcome, status, error_type, error, http_status, "
+                 "broker_pid, wall_ms FROM runs_view WHERE code_sha256 = ?", digest)
+    assert len(found) == 1, found
+    outcome, status, error_type, error, http_status, broker_pid, wall_ms = found[0]
+    assert broker_pid == broker
+    if server.cancels_on_disconnect:
+        # The server sends SIGTERM: the run stops then, before its limit,
+        # and the row says so.
+        assert (outcome, error_type, http_status) == ("internal", "Cancelled", 499), found
+        assert "SIGTERM" in error, error
+        assert wall_ms < RUN_TIMEOUT_MS - 500, (wall_ms, gone)
+    else:
+        # Nothing tells pyexec: the run ends at its own limit.
+        assert (outcome, error_type) == ("timeout", "TimeoutError"), found
+    assert status == outcome		# completed, not 'running' or 'abandoned'
+
+
+def test_50_concurrent_requests(server, capsys):
+    n, marker = 50, "# concurrent %s" % os.urandom(8).hex()
+    code = 'print(input_data["n"] * 2)\n' + marker
+    replies = [None] * n
+    go = threading.Barrier(n)
+
+    def one(i):
+        go.wait()
+        replies[i] = post(server.port, code, bearer=server.token, input_data={"n": i})
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    t0 = time.monotonic()
+    for t in threads:
+        t.join(120)
+    took = time.monotonic() - t0
+    for i, r in enumerate(replies):
+        assert r is not None and r.status == 200, (i, r)
+        assert r.json["output"] == "%d\n" % (2 * i), (i, r)
+    ids = {r.json["run_id"] for r in replies}
+    assert len(ids) == n
+    digest = hashlib.sha256(code.encode()).hexdigest()
+    logged = rows(server.db, "SELECT id, outcome, http_status FROM runs "
+                  "WHERE code_sha256 = ?", digest)
+    assert sorted(logged) == sorted((i, "ok", 200) for i in ids)
+    with capsys.disabled():
+        print("\n%s: %d concurrent requests in %.2f s (%.1f req/s)"
+              % (server.kind, n, took, n / took))
+
+
+# --- the shipped files ------------------------------------------------------------
+
+def conf_text(name):
+    with open(os.path.join(CONF, name)) as f:
+        return f.read()
+
+
+def test_shipped_servers_wait_longer_than_pyexec():
+    light, apache, nginx = (conf_text(n) for n in ("lighttpd.conf", "apache2.conf", "nginx.conf"))
+    for t in re.findall(r'"(?:read|write)-timeout" => (\d+)', light):
+        assert int(t) > LONGEST_REQUEST_S
+    assert int(re.search(r"^server\.max-request-size = (\d+)", light, re.M).group(1)) * 1024 > BODY_BYTES
+    for d in ("CGIDScriptTimeout", "CGIScriptTimeout"):
+        assert int(re.search(r"^\s*%s (\d+)" % d, apache, re.M).group(1)) > LONGEST_REQUEST_S
+    assert int(re.search(r"^\s*LimitRequestBody (\d+)", apache, re.M).group(1)) > BODY_BYTES
+    assert re.search(r"^\s*CGIPassAuth On", apache, re.M)
+    assert int(re.search(r"^\s*fastcgi_read_timeout (\d+)s;", nginx, re.M).group(1)) > LONGEST_REQUEST_S
+    assert int(re.search(r"^\s*client_max_body_size (\d+)m;", nginx, re.M).group(1)) * 1048576 > BODY_BYTES
+    for text in (light, apache, nginx):
+        assert "# EDIT:" in text
+
+
+# --- cancellation, and a Functions-style wrapper ------------------------------------
+
+def functions_call(event, db, deadline_s=60, ignore_sigchld=False):
+    """What a Functions-style wrapper does with one HTTP request (an event
+    with method, path, headers, body and the client's address): run
+    pyexec.cgi once with the CGI/1.1 environment and the body on stdin, and
+    turn the CGI response on stdout into an HTTP one. At its own deadline
+    it sends SIGTERM (pyexec stops the run and records it), then SIGKILL."""
+    body = event.get("body", "").encode()
+    env = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
+           "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_METHOD": event["method"],
+           "SCRIPT_NAME": "", "PATH_INFO": event["path"],
+           "REMOTE_ADDR": event["source_ip"], "CONTENT_LENGTH": str(len(body)),
+           "PYEXEC_DB": db}
+    for name, value in event["headers"].items():
+        key = name.upper().replace("-", "_")
+        env[key if key in ("CONTENT_TYPE",) else "HTTP_" + key] = value
+    # Some wrappers ignore SIGCHLD for their own children, and exec keeps it.
+    ign = (lambda: signal.signal(signal.SIGCHLD, signal.SIG_IGN)) if ignore_sigchld else None
+    p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env, preexec_fn=ign)
+    try:
+        out, err = p.communicate(body, timeout=deadline_s)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGTERM)
+        try:
+            out, err = p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+    if not out:
+        return {"statusCode": 504, "headers": {}, "body": "", "log": err.decode()}
+    head, _, payload = out.partition(b"\n\n")
+    headers = dict(line.split(": ", 1) for line in head.decode().split("\n"))
+    status = int(headers.pop("Status").split()[0])
+    return {"statusCode": status, "headers": headers, "body": payload.decode(),
+            "log": err.decode()}
+
+
+@pytest.fixture(scope="module")
+def wrapper_db():
+    db = new_db()
+    yield db, add_user(db, "bob", quota=-1)
+    shutil.rmtree(os.path.dirname(db), ignore_errors=True)
+
+
+def test_functions_style_wrapper(wrapper_db):
+    db, token = wrapper_db
+    seed = {"method": "POST", "path": "/", "source_ip": "192.0.2.7",
+            "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"code": SEED_CODE, "input_data": {}})}
+    r = functions_call(seed, db)
+    assert r["statusCode"] == 200 and r["headers"]["Content-Type"] == "application/json"
+    out = json.loads(r["body"])
+    assert out["success"] is True and out["output"] == SEED_OUTPUT
+    assert int(r["headers"]["Content-Length"]) == len(r["body"].encode())
+    assert rows(db, "SELECT identity FROM runs WHERE id = ?", out["run_id"]) == [("anon:192.0.2.7",)]
+    auth = dict(seed, headers={"Content-Type": "application/json",
+                               "Authorization": "Bearer " + token})
+    out = json.loads(functions_call(auth, db)["body"])
+    assert rows(db, "SELECT identity FROM runs WHERE id = ?", out["run_id"]) == [("user:bob",)]
+    r = functions_call(dict(seed, method="GET", body=""), db)
+    assert r["statusCode"] == 405 and r["headers"]["Allow"] == "POST"
+    t0 = time.monotonic()
+    r = functions_call(seed, db, ignore_sigchld=True)
+    out = json.loads(r["body"])
+    assert out["success"] is True and out["output"] == SEED_OUTPUT, out
+    assert time.monotonic() - t0 < 5 and out["cpu_time_ms"] > 0
+
+
+def test_wrapper_deadline_cancels_the_run(wrapper_db):
+    db, token = wrapper_db
+    marker = "# cancelled %s" % os.urandom(8).hex()
+    event = {"method": "POST", "path": "/", "source_ip": "192.0.2.8",
+             "headers": {"Content-Type": "application/json", "Authorization": "Bearer " + token},
+             "body": json.dumps({"code": "while True: pass\n" + marker})}
+    t0 = time.monotonic()
+    r = functions_call(event, db, deadline_s=1)
+    assert time.monotonic() - t0 < 3
+    assert r["statusCode"] == 504 and "SIGTERM" in r["log"]
+    digest = hashlib.sha256(json.loads(event["body"])["code"].encode()).hexdigest()
+    found = rows(db, "SELECT outcome, status, error_type, http_status, error FROM runs_view "
+                 "WHERE code_sha256 = ?", digest)
+    assert len(found) == 1
+    assert found[0][:4] == ("internal", "internal", "Cancelled", 499), found
+    assert "SIGTERM" in found[0][4]
+
+
+# --- make serve, make install ------------------------------------------------------
+
+def make_env():
+    """A make of our own, not a sub-make of the one running the tests (no
+    jobserver), but with its variables (SANITIZE=1 builds the same CGI)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    flags = os.environ.get("MAKEFLAGS", "")
+    if " -- " in " " + flags:
+        env["MAKEFLAGS"] = "-- " + (" " + flags).split(" -- ", 1)[1]
+    return env
+
+
+def test_make_serve():
+    need("/usr/sbin/lighttpd")
+    port, var = free_port(), tempfile.mkdtemp(prefix="pyexec-serve-")
+    out = open(os.path.join(var, "out"), "w+b")
+    p = subprocess.Popen(["make", "--no-print-directory", "-C", REPO, "serve",
+                          "PORT=%d" % port, "VARDIR=" + var],
+                         stdout=out, stderr=subprocess.STDOUT, env=make_env(),
+                         start_new_session=True)
+    try:
+        def up():
+            assert p.poll() is None, open(out.name).read()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return True
+            except OSError:
+                return False
+        wait_for("make serve", up, 120)
+        r = run_readme_curl(port)
+        assert r["success"] is True and r["output"] == SEED_OUTPUT, r
+        r = post(port, SEED_CODE, path="/execute")
+        assert r.status == 200 and r.json["output"] == SEED_OUTPUT, r
+        banner = open(out.name).read()
+        assert "http://127.0.0.1:%d/" % port in banner
+        assert readme_curl().replace("8080", str(port)) in banner
+        assert "pyexec-admin --db %s/pyexec.db user add" % var in banner
+        assert len(rows(os.path.join(var, "pyexec.db"), "SELECT id FROM runs")) == 2
+    finally:
+        os.killpg(p.pid, signal.SIGINT)		# Ctrl-C
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+            pytest.fail("make serve did not stop on Ctrl-C")
+        out.close()
+        shutil.rmtree(var, ignore_errors=True)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def test_make_install():
+    dest = tempfile.mkdtemp(prefix="pyexec-install-")
+    try:
+        p = subprocess.run(["make", "--no-print-directory", "-C", REPO, "install",
+                            "DESTDIR=" + dest, "PREFIX=/usr"],
+                           capture_output=True, env=make_env(), timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr
+        got = {os.path.relpath(os.path.join(d, f), dest)
+               for d, _, files in os.walk(dest) for f in files}
+        want = {"usr/lib/pyexec/pyexec.cgi", "usr/share/doc/pyexec/README.md",
+                "usr/share/doc/pyexec/LICENSE"}
+        want |= {"usr/share/doc/pyexec/examples/" + f for f in os.listdir(CONF)}
+        if os.path.exists(os.path.join(REPO, "pyexec-admin")):
+            want.add("usr/bin/pyexec-admin")
+        man = os.path.join(REPO, "man")
+        for f in os.listdir(man) if os.path.isdir(man) else []:
+            if re.search(r"\.[1-8]$", f):
+                want.add("usr/share/man/man%s/%s" % (f[-1], f))
+        assert got == want
+        cgi = os.path.join(dest, "usr/lib/pyexec/pyexec.cgi")
+        assert os.stat(cgi).st_mode & 0o777 == 0o755
+        with open(cgi, "rb") as a, open(os.path.join(REPO, "pyexec.cgi"), "rb") as b:
+            assert a.read() == b.read()
+        for f in os.listdir(CONF):
+            with open(os.path.join(dest, "usr/share/doc/pyexec/examples", f)) as fh:
+                text = fh.read()
+            assert "/usr/lib/pyexec/pyexec.cgi" in text and "/usr/local/" not in text, f
+    finally:
+        shutil.rmtree(dest, ignore_errors=True)
