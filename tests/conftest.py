@@ -140,3 +140,133 @@ def run_code(code, input_data=None, env=None, cgi=None, db=None, **fields):
 @pytest.fixture
 def run():
     return run_code
+
+
+# ---------------------------------------------------------------------------
+# Helpers the black-box suites share: databases made per module, rows of the
+# audit log, the sandbox's processes, and a CGI started in the background.
+
+SANDBOX_UID = "65534"
+
+# Blocks in the kernel (a futex) without using CPU: a program that waits.
+IDLE = """\
+import random
+lock = random._os.sys.modules["_thread"].allocate_lock()
+lock.acquire()
+print("waiting")
+lock.acquire()
+print("never")
+"""
+
+_made_dbs = []
+
+
+def fresh_db(quota=None, settings=None):
+    """A new database (see new_db), removed at the end of the session."""
+    db = new_db(quota=quota, settings=settings)
+    _made_dbs.append(os.path.dirname(db))
+    return db
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_fresh_dbs():
+    yield
+    for d in _made_dbs:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def query(db, sql, args=()):
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, args)]
+    finally:
+        con.close()
+
+
+def row(db, run_id):
+    """The request's row in runs_view (its status included)."""
+    found = query(db, "SELECT * FROM runs_view WHERE id = ?", (run_id,))
+    assert len(found) == 1, "no audit row %r (found %d)" % (run_id, len(found))
+    return found[0]
+
+
+def sandbox_process_info(session):
+    """Processes of the sandbox uid in the given session: (pid, state, name).
+
+    Scoped to the session of a CGI started as a session leader, so that runs
+    elsewhere on the machine cannot interfere (the sandbox cannot setsid)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/status" % entry) as f:
+                status = f.read()
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue    # exited while we looked
+        uid_line = [l for l in status.split("\n") if l.startswith("Uid:")]
+        if not uid_line or SANDBOX_UID not in uid_line[0].split()[1:]:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == session:
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            found.append((int(entry), fields[0], name))
+    return found
+
+
+def sandbox_processes(session):
+    """pids of the sandbox uid's processes in the given session."""
+    return [pid for pid, _, _ in sandbox_process_info(session)]
+
+
+def wait_for(predicate, seconds, step=0.02):
+    """predicate()'s first true value within seconds, else its last value."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def start_cgi(body, db, env=None, send=True):
+    """Starts the CGI as the leader of a new session; sends body (bytes)
+    unless send is false."""
+    e = base_env(db)
+    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+              "CONTENT_LENGTH": str(len(body))})
+    for k, v in (env or {}).items():
+        if v is None:
+            e.pop(k, None)
+        else:
+            e[k] = v
+    p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=e, start_new_session=True)
+    if send:
+        p.stdin.write(body)
+        p.stdin.close()
+    return p
+
+
+def finish_cgi(p, timeout=30):
+    """Waits for a CGI started with start_cgi (killing it past timeout) and
+    returns its Response."""
+    try:
+        p.wait(timeout)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    out, err = p.stdout.read(), p.stderr.read()
+    p.stdout.close()
+    p.stderr.close()
+    if p.stdin and not p.stdin.closed:
+        p.stdin.close()
+    return Response(out, p.returncode, err)

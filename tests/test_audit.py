@@ -9,91 +9,27 @@ sandbox child never holds the database (nor its -wal/-shm or .slots files).
 import hashlib
 import json
 import os
-import shutil
 import signal
 import sqlite3
-import subprocess
 import time
 
 import pytest
 
-from conftest import CGI, add_user, base_env, cgi_raw, new_db, run_code
+from conftest import (IDLE, add_user, cgi_raw, finish_cgi as finish, fresh_db,
+                      now_ms, query, row, run_code, sandbox_processes,
+                      start_cgi, wait_for)
 
 
-# Databases made here are removed with the module.
-_made = []
+def start(code, db, env=None):
+    """Starts the CGI on {"code": code} as the leader of a new session."""
+    return start_cgi(json.dumps({"code": code}).encode(), db, env)
 
-
-def fresh_db(quota=None, settings=None):
-    db = new_db(quota=quota, settings=settings)
-    _made.append(os.path.dirname(db))
-    return db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remove_databases():
-    yield
-    for d in _made:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-SANDBOX_UID = "65534"
-
-# Blocks in the kernel (a futex) without using CPU: a program that waits.
-IDLE = """\
-import random
-lock = random._os.sys.modules["_thread"].allocate_lock()
-lock.acquire()
-print("waiting")
-lock.acquire()
-print("never")
-"""
 
 
 # ---------------------------------------------------------------- helpers
 
-def now_ms():
-    return int(time.time() * 1000)
-
-
-def query(db, sql, args=()):
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, args)]
-    finally:
-        con.close()
-
-
-def row(db, run_id):
-    found = query(db, "SELECT * FROM runs_view WHERE id = ?", (run_id,))
-    assert len(found) == 1, "no audit row %r (found %d)" % (run_id, len(found))
-    return found[0]
-
-
 def count_rows(db):
     return query(db, "SELECT count(*) AS n FROM runs")[0]["n"]
-
-
-def sandbox_processes(session):
-    """pids of the sandbox uid's processes in the given session."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/status" % entry) as f:
-                status = f.read()
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        uid = [l for l in status.split("\n") if l.startswith("Uid:")]
-        if not uid or SANDBOX_UID not in uid[0].split()[1:]:
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[3]) == session:
-            found.append(int(entry))
-    return found
 
 
 def fd_links(pid):
@@ -104,47 +40,6 @@ def fd_links(pid):
         except OSError:
             pass
     return links
-
-
-def start(code, db, env=None):
-    """Starts the CGI as the leader of a new session, body sent."""
-    body = json.dumps({"code": code}).encode()
-    e = base_env(db)
-    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
-              "CONTENT_LENGTH": str(len(body))})
-    for k, v in (env or {}).items():
-        if v is None:
-            e.pop(k, None)
-        else:
-            e[k] = v
-    p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=e, start_new_session=True)
-    p.stdin.write(body)
-    p.stdin.close()
-    return p
-
-
-def finish(p, timeout=30):
-    from conftest import Response
-    try:
-        p.wait(timeout)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    out, err = p.stdout.read(), p.stderr.read()
-    p.stdout.close()
-    p.stderr.close()
-    return Response(out, p.returncode, err)
-
-
-def wait_for(predicate, seconds, step=0.02):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def running_row(db, pid):

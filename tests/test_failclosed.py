@@ -21,24 +21,7 @@ import time
 
 import pytest
 
-from conftest import add_user, cgi_raw, new_db, run_code
-
-
-# Databases made here are removed with the module.
-_made = []
-
-
-def fresh_db(quota=None, settings=None):
-    db = new_db(quota=quota, settings=settings)
-    _made.append(os.path.dirname(db))
-    return db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remove_databases():
-    yield
-    for d in _made:
-        shutil.rmtree(d, ignore_errors=True)
+from conftest import (add_user, cgi_raw, fresh_db, query, run_code)
 
 
 MARKER = "FAILCLOSED_MARKER_7f3a"
@@ -64,15 +47,6 @@ def tmpfs(size="4m", options=""):
 def remount_ro(d):
     subprocess.run(["mount", "-o", "remount,ro", d], check=True,
                    capture_output=True)
-
-
-def query(db, sql, args=()):
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, args)]
-    finally:
-        con.close()
 
 
 def assert_fail_closed(r):

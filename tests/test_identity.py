@@ -8,44 +8,11 @@ Tokens are accepted as `Authorization: Bearer <token>` and as the body's
 import hashlib
 import json
 import os
-import shutil
 import sqlite3
 
 import pytest
 
-from conftest import add_user, new_db, run_code
-
-
-# Databases made here are removed with the module.
-_made = []
-
-
-def fresh_db(quota=None, settings=None):
-    db = new_db(quota=quota, settings=settings)
-    _made.append(os.path.dirname(db))
-    return db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remove_databases():
-    yield
-    for d in _made:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def query(db, sql, args=()):
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, args)]
-    finally:
-        con.close()
-
-
-def row(db, run_id):
-    found = query(db, "SELECT * FROM runs WHERE id = ?", (run_id,))
-    assert len(found) == 1, "no audit row for %r" % run_id
-    return found[0]
+from conftest import (add_user, fresh_db, query, row, run_code)
 
 
 def bearer(token):

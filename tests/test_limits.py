@@ -7,51 +7,15 @@ to the session so that a concurrent run elsewhere on the machine cannot make
 it fail; the sandbox cannot leave the session, setsid is not allowed.)
 """
 import json
-import os
 import subprocess
 import time
 
 import pytest
 
-from conftest import CGI, FAST_LIMITS, Response, base_env
-
-SANDBOX_UID = "65534"
-
-# Blocks in the kernel (a futex) without using CPU: a program that waits.
-IDLE = """\
-import random
-lock = random._os.sys.modules["_thread"].allocate_lock()
-lock.acquire()
-print("waiting")
-lock.acquire()
-print("never")
-"""
+from conftest import (CGI, IDLE, Response, base_env,
+                      sandbox_process_info as sandbox_processes)
 
 BUSY = "print('spinning')\nwhile True:\n    pass\n"
-
-
-def sandbox_processes(session):
-    """Processes of the sandbox uid in the given session: (pid, state, name)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/status" % entry) as f:
-                status = f.read()
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue    # exited while we looked
-        uid_line = [l for l in status.split("\n") if l.startswith("Uid:")]
-        if not uid_line or SANDBOX_UID not in uid_line[0].split()[1:]:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        state, sid = fields[0], int(fields[3])
-        if sid == session:
-            name = stat[stat.index("(") + 1:stat.rindex(")")]
-            found.append((int(entry), state, name))
-    return found
 
 
 def run_tracked(code, env=None, timeout=120):

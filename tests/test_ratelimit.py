@@ -8,62 +8,19 @@ the kernel drops when its holder dies.
 """
 import json
 import os
-import shutil
 import signal
 import sqlite3
-import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import (CGI, Response, add_user, base_env, cgi_raw, new_db,
-                      run_code)
-
-
-# Databases made here are removed with the module.
-_made = []
-
-
-def fresh_db(quota=None, settings=None):
-    db = new_db(quota=quota, settings=settings)
-    _made.append(os.path.dirname(db))
-    return db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remove_databases():
-    yield
-    for d in _made:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-SANDBOX_UID = "65534"
-
-IDLE = """\
-import random
-lock = random._os.sys.modules["_thread"].allocate_lock()
-lock.acquire()
-print("waiting")
-lock.acquire()
-print("never")
-"""
+from conftest import (IDLE, add_user, cgi_raw, finish_cgi as finish, fresh_db,
+                      now_ms, query, run_code, sandbox_processes,
+                      start_cgi as start, wait_for)
 
 
 # ---------------------------------------------------------------- helpers
-
-def now_ms():
-    return int(time.time() * 1000)
-
-
-def query(db, sql, args=()):
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, args)]
-    finally:
-        con.close()
-
 
 def execute(db, sql, args=()):
     con = sqlite3.connect(db)
@@ -110,67 +67,6 @@ def assert_429(r, limit, window):
 
 def bearer(token):
     return {"HTTP_AUTHORIZATION": "Bearer " + token}
-
-
-def sandbox_processes(session):
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/status" % entry) as f:
-                status = f.read()
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        uid = [l for l in status.split("\n") if l.startswith("Uid:")]
-        if not uid or SANDBOX_UID not in uid[0].split()[1:]:
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[3]) == session:
-            found.append(int(entry))
-    return found
-
-
-def start(body, db, env=None, send=True):
-    e = base_env(db)
-    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
-              "CONTENT_LENGTH": str(len(body))})
-    for k, v in (env or {}).items():
-        if v is None:
-            e.pop(k, None)
-        else:
-            e[k] = v
-    p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=e, start_new_session=True)
-    if send:
-        p.stdin.write(body)
-        p.stdin.close()
-    return p
-
-
-def finish(p, timeout=30):
-    try:
-        p.wait(timeout)
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    out, err = p.stdout.read(), p.stderr.read()
-    p.stdout.close()
-    p.stderr.close()
-    if p.stdin and not p.stdin.closed:
-        p.stdin.close()
-    return Response(out, p.returncode, err)
-
-
-def wait_for(predicate, seconds, step=0.02):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
 
 
 def start_idle(db, timeout_ms, env=None):

@@ -14,37 +14,11 @@ import threading
 
 import pytest
 
-from conftest import cgi_raw, new_db, run_code
-
-
-# Databases made here are removed with the module.
-_made = []
-
-
-def fresh_db(quota=None, settings=None):
-    db = new_db(quota=quota, settings=settings)
-    _made.append(os.path.dirname(db))
-    return db
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _remove_databases():
-    yield
-    for d in _made:
-        shutil.rmtree(d, ignore_errors=True)
+from conftest import (cgi_raw, fresh_db, query, run_code)
 
 
 FLOOD = "while True:\n    print('x' * 49)\n"
 NO_ENV_TIMEOUT = {"PYEXEC_TIMEOUT_MS": None}
-
-
-def query(db, sql, args=()):
-    con = sqlite3.connect(db)
-    con.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in con.execute(sql, args)]
-    finally:
-        con.close()
 
 
 def set_setting(db, key, value):
