@@ -73,17 +73,7 @@ int no_options(int argc, char **argv, struct admin_ctx *ctx)
 
 int parse_int(const char *s, long min, long max, long *out)
 {
-	char *end;
-	long v;
-
-	if (!s || !*s || (*s != '-' && (*s < '0' || *s > '9')))
-		return -1;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
+	return setting_parse_int(s, min, max, out);
 }
 
 int parse_duration(const char *s, long *seconds)

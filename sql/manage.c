@@ -97,25 +97,6 @@ int store_user_rotate(struct store *s, const char *name,
 	return rc;
 }
 
-int store_window_usage(struct store *s, const char *identity, int64_t since_ms,
-		       long *count, int64_t *oldest_ms)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	if ((rc = store_prepare(s, "SELECT count(*), min(started_ms) FROM runs "
-				"WHERE identity = ?1 AND counted = 1 AND "
-				"started_ms > ?2", &st)))
-		return rc;
-	sqlite3_bind_text(st, 1, identity, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, since_ms);
-	rc = sqlite3_step(st);
-	*count = (long)sqlite3_column_int64(st, 0);
-	*oldest_ms = sqlite3_column_int64(st, 1);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? STORE_OK : store_sqlite_fail(s, rc, "usage");
-}
-
 int store_settings_each(struct store *s, setting_cb cb, void *arg)
 {
 	sqlite3_stmt *st;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "store_int.h"
+#include "manage.h"
 #include "digest.h"
 #include "../cgi/banned.h"
 
@@ -110,9 +111,10 @@ int store_run_reject(struct store *s, const struct run_rec *r,
 	return insert(s, r, cfg, 1, 0);
 }
 
-/* Runs of the identity counted in the window, and the oldest of them. */
-static int count_window(struct store *s, const char *identity, int64_t since,
-			long *count, int64_t *oldest)
+/* Runs of the identity counted in the window, and the oldest of them
+ * (the quota check, and pyexec-admin's usage figures). */
+int store_window_usage(struct store *s, const char *identity, int64_t since,
+		       long *count, int64_t *oldest)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -173,7 +175,7 @@ static int decide(struct store *s, const struct run_rec *r, long limit,
 	since = r->started_ms - window;
 	if (since < reset_ms)
 		since = reset_ms;
-	if ((rc = count_window(s, r->identity, since, &count, &oldest)))
+	if ((rc = store_window_usage(s, r->identity, since, &count, &oldest)))
 		return rc;
 	q->refused = count >= limit;
 	q->remaining = q->refused ? 0 : limit - count - 1;

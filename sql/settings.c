@@ -71,7 +71,7 @@ const struct setting_def *setting_find(const char *key)
 	return NULL;
 }
 
-static int parse_int(const char *s, long min, long max, long *out)
+int setting_parse_int(const char *s, long min, long max, long *out)
 {
 	char *end;
 	long v;
@@ -124,7 +124,7 @@ int setting_validate(const struct setting_def *d, const char *value,
 
 	switch (d->kind) {
 	case SET_INT:
-		if (parse_int(value, d->min, d->max, &l) == 0)
+		if (setting_parse_int(value, d->min, d->max, &l) == 0)
 			return 0;
 		snprintf(err, errlen, "%s must be an integer from %ld to %ld",
 			 d->key, d->min, d->max);
@@ -168,7 +168,7 @@ int settings_apply(struct settings *s, const char *key, const char *value)
 	if (!d || setting_validate(d, value, err, sizeof(err)) != 0)
 		return -1;
 	if (d->kind == SET_INT)
-		parse_int(value, d->min, d->max, &l);
+		setting_parse_int(value, d->min, d->max, &l);
 	else if (d->kind == SET_PRICE)
 		parse_price(value, &p);
 #define INT(name) if (strcmp(key, #name) == 0) { s->name = l; return 0; }

@@ -42,6 +42,9 @@ const struct setting_def *setting_find(const char *key);
 int setting_validate(const struct setting_def *d, const char *value,
 		     char *err, size_t errlen);
 
+/* Parses a decimal (a leading '-' allowed) in [min, max]; 0 or -1. */
+int setting_parse_int(const char *s, long min, long max, long *out);
+
 /* Fills s with the defaults. */
 void settings_defaults(struct settings *s);
 
