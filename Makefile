@@ -206,11 +206,13 @@ LIBEXECDIR ?= $(PREFIX)/lib/pyexec
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pyexec
 
-install: $(CGI)
+MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8
+
+install: $(CGI) $(ADMIN)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi
-	if [ -f $(ADMIN) ]; then install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/$(ADMIN); fi
-	for f in $(wildcard man/*.[1-8]); do \
+	install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/$(ADMIN)
+	for f in $(MANPAGES); do \
 	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
 	for f in cgi/conf/*.conf; do \
 	  sed 's|/usr/local/lib/pyexec/pyexec\.cgi|$(LIBEXECDIR)/pyexec.cgi|' $$f \
