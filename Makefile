@@ -6,6 +6,7 @@
 #   make test       install missing packages (as root), build, run every test
 #   make install    PREFIX=/usr/local, DESTDIR= for staging
 #   make deps       apt-get the build, serve and test packages
+#   make loadtest   60 s of mixed load through lighttpd, then its checks
 #   make print-flags  show the flags that reach the compiler and linker
 #   make clean
 #
@@ -84,7 +85,7 @@ UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(BUILD)/tests/try-syscall
 
 .PHONY: all test unit blackbox deps check-deps serve serve-deps install \
-        clean print-flags
+        clean print-flags loadtest
 all: $(CGI) $(ADMIN)
 
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
@@ -234,6 +235,15 @@ endif
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
+
+# The full load test through lighttpd (tests/loadtest.py; make test runs an
+# 8 s variant): LOAD_SECONDS at LOAD_CONCURRENCY, then its proofs.
+LOAD_SECONDS     ?= 60
+LOAD_CONCURRENCY ?= 16
+loadtest: check-deps
+	@$(MAKE) --no-print-directory $(CGI)
+	PYEXEC_CGI=$(abspath $(CGI)) $(PYTHON) tests/loadtest.py \
+	  -d $(LOAD_SECONDS) -c $(LOAD_CONCURRENCY)
 
 print-flags:
 	@echo "CC       = $(CC)"

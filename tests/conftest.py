@@ -270,3 +270,63 @@ def finish_cgi(p, timeout=30):
     if p.stdin and not p.stdin.closed:
         p.stdin.close()
     return Response(out, p.returncode, err)
+
+
+# --------------------------------------------------------------------------
+# The red team's tally (tests/test_escapes.py): every attack runs once per
+# build; a passing attack test is an attempt that was blocked, a failing one
+# an escape (or a barrier other than the one named). The layer that stopped
+# it is what the test recorded with note_layer().
+
+ESCAPE_LAYERS = {}
+
+
+def note_layer(layer):
+    """Records the layer that stopped the current attack test."""
+    current = os.environ.get("PYTEST_CURRENT_TEST", "")
+    ESCAPE_LAYERS[current.rpartition(" ")[0] or current] = layer
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    callspec = getattr(item, "callspec", None)
+    build = callspec.params.get("build") if callspec else None
+    if build is None or "test_escapes.py" not in item.nodeid:
+        return
+    report.user_properties.append(("escape_build", build))
+    report.user_properties.append(("escape_layer", ESCAPE_LAYERS.get(item.nodeid, "")))
+
+
+def pytest_terminal_summary(terminalreporter):
+    tally = {}
+    for key in ("passed", "failed", "error"):
+        for rep in terminalreporter.stats.get(key, []):
+            props = dict(getattr(rep, "user_properties", ()))
+            build = props.get("escape_build")
+            if build is None:
+                continue
+            t = tally.setdefault(build, {"ok": set(), "bad": set(),
+                                         "not_run": set(), "layers": {}})
+            if rep.when == "call" and rep.passed:
+                t["ok"].add(rep.nodeid)
+                layer = props.get("escape_layer") or "other"
+                t["layers"][layer] = t["layers"].get(layer, 0) + 1
+            elif rep.when == "call" and rep.failed:
+                t["bad"].add(rep.nodeid)
+            elif rep.failed:		# the harness failed, not the sandbox
+                t["not_run"].add(rep.nodeid)
+    if not tally:
+        return
+    terminalreporter.section("red team: escape attempts")
+    for build in sorted(tally, key=lambda b: (b != "full", b)):
+        t = tally[build]
+        blocked = len(t["ok"] - t["bad"])
+        layers = ", ".join("%s %d" % kv for kv in
+                           sorted(t["layers"].items(), key=lambda kv: -kv[1]))
+        terminalreporter.write_line("%s: %d blocked, %d escaped  (stopped by: %s)"
+                                    % (build, blocked, len(t["bad"]), layers))
+        if t["not_run"]:
+            terminalreporter.write_line("%s: %d attempts not run (setup errors)"
+                                        % (build, len(t["not_run"] - t["ok"])))

@@ -26,6 +26,18 @@ Each test checks two things:
 
 Where the attack is stopped by a layer other than the one it targets, or
 where a test can only show that a barrier fired, the docstring says so.
+
+The attacks are grouped by the attacker's goal: read a secret and write a
+file (every route to open(), os-like modules, filesystem calls), reach the
+network, spawn a process, signal another process, trace or read another
+process (ptrace, process_vm_readv, /proc/<pid>/mem, pidfds), native code
+(ctypes), crafted code objects, resource limits, the web server's
+environment, exhaust the host (fork and thread bombs, disk, descriptors,
+output, CPU, memory), and break the broker or the audit log (the result
+pipe, closed pipes, giant or looping errors, invalid output, odd exit codes,
+the database itself). Each test records the layer that stopped it
+(conftest.note_layer), and the session ends with the tally per build:
+"full: N blocked, N escaped" and "kernel-only: N blocked, N escaped".
 """
 import glob
 import marshal
@@ -35,6 +47,7 @@ import secrets
 import select
 import signal
 import socket
+import sqlite3
 import stat
 import string
 import subprocess
@@ -45,7 +58,7 @@ import time
 import pytest
 
 import conftest
-from conftest import CGI, NOPY_CGI, run_code
+from conftest import CGI, NOPY_CGI, note_layer, run_code
 
 FULL = "full"
 KERNEL = "kernel-only"
@@ -226,9 +239,24 @@ def seccomp(*calls):
     return ("seccomp", calls)
 
 
-def pyerr(etype, text):
-    """Stopped by a Python-level barrier raising etype with text."""
-    return ("python", etype, text)
+def pyerr(etype, text, layer=None):
+    """Stopped by a Python-level barrier raising etype with text; layer
+    names the barrier when the exception type alone does not."""
+    return ("python", etype, text, layer)
+
+
+def python_layer(spec):
+    """The barrier a pyerr() names, for the red team's tally."""
+    etype, text, layer = spec[1:]
+    if layer:
+        return layer
+    if etype == "ImportError" and "is not allowed" in text:
+        return "import allowlist"
+    if etype == "ImportError":
+        return "built-in module table"
+    if etype in ("NameError", "KeyError", "AttributeError"):
+        return "restricted builtins"
+    return "python"
 
 
 def crash():
@@ -249,7 +277,12 @@ def spawn_refused():
 SECCOMP_MSG = re.compile(r"system call '([^']+)' refused by seccomp")
 
 
+LAYER_OF = {"audit": "audit hook", "seccomp": "seccomp", "spawn": "seccomp",
+            "crash": "broker (crash contained)"}
+
+
 def assert_refused(r, spec):
+    note_layer(python_layer(spec) if spec[0] == "python" else LAYER_OF[spec[0]])
     assert r.status == 200, r
     assert r["success"] is False, "the attack ran to the end: %r" % (r,)
     kind = spec[0]
@@ -786,8 +819,8 @@ def test_ctypes_via_builtin_importer(build, host):
     exist; the extension-loader routes below are the real attempt)."""
     code = WALK + "BuiltinImporter.load_module('_ctypes')"
     attack(build, host, code,
-           full=pyerr("ImportError", "'_ctypes' is not a built-in module"),
-           kernel=pyerr("ImportError", "'_ctypes' is not a built-in module"))
+           full=pyerr("ImportError", "'_ctypes' is not a built-in module", "CPython (no such route)"),
+           kernel=pyerr("ImportError", "'_ctypes' is not a built-in module", "CPython (no such route)"))
 
 
 def test_ctypes_via_extension_file_loader(build, host):
@@ -993,8 +1026,8 @@ def test_resource_via_builtin_importer(build, host):
         r.setrlimit(r.RLIMIT_AS, (-1, -1))
     """
     attack(build, host, code,
-           full=pyerr("ImportError", "'resource' is not a built-in module"),
-           kernel=pyerr("ImportError", "'resource' is not a built-in module"))
+           full=pyerr("ImportError", "'resource' is not a built-in module", "CPython (no such route)"),
+           kernel=pyerr("ImportError", "'resource' is not a built-in module", "CPython (no such route)"))
 
 
 def test_setrlimit_then_memory_bomb(build, host):
@@ -1045,6 +1078,7 @@ def test_environ_is_empty(build, host):
         print(sorted(os.environ), sorted(os.sys.modules['posix'].environ))
         print(os.getenv('PYEXEC_TEST_SECRET'), os.getenv('HTTP_AUTHORIZATION'))
     """
+    note_layer("environment wipe")
     r = build.run(textwrap.dedent(code), env=env)
     host.assert_untouched(r)
     assert_env_absent(r, env)
@@ -1071,6 +1105,7 @@ def test_direct_os_environ(build, host):
     """import os; os.environ: the allowlist (ImportError) / in the
     kernel-only build the import works and the environment is empty."""
     env = secret_env()
+    note_layer("environment wipe")
     r = build.run("import os\nprint(dict(os.environ))", env=env)
     host.assert_untouched(r)
     assert_env_absent(r, env)
@@ -1107,6 +1142,7 @@ def test_sandbox_memory_holds_no_environment(build, host):
     that the child runs as uid 65534 in its own user and network
     namespaces."""
     env = secret_env()
+    note_layer("environment wipe")
     canary = "canary-" + secrets.token_hex(12)
     code = textwrap.dedent("""
         c = %r
@@ -1207,7 +1243,7 @@ def test_help(build, host):
     in both; the next test tries pydoc itself."""
     attack(build, host, "help()",
            full=pyerr("NameError", "name 'help' is not defined"),
-           kernel=pyerr("NameError", "name 'help' is not defined"))
+           kernel=pyerr("NameError", "name 'help' is not defined", "CPython (no site module)"))
 
 
 def test_pydoc(build, host):
@@ -1224,7 +1260,7 @@ def test_input(build, host):
     socket: EOFError."""
     attack(build, host, "print(input())",
            full=pyerr("NameError", "name 'input' is not defined"),
-           kernel=pyerr("EOFError", "EOF when reading a line"))
+           kernel=pyerr("EOFError", "EOF when reading a line", "fds (stdin is /dev/null)"))
 
 
 def test_input_via_real_builtins(build, host):
@@ -1236,7 +1272,7 @@ def test_input_via_real_builtins(build, host):
         print((b if isinstance(b, dict) else b.__dict__)['input']())
     """
     attack(build, host, code, full=audit("builtins.input"),
-           kernel=pyerr("EOFError", "EOF when reading a line"))
+           kernel=pyerr("EOFError", "EOF when reading a line", "fds (stdin is /dev/null)"))
 
 
 def test_exit(build, host):
@@ -1244,7 +1280,7 @@ def test_exit(build, host):
     kernel-only one: NameError in both (exit is not a way out anyway)."""
     attack(build, host, "exit(0)",
            full=pyerr("NameError", "name 'exit' is not defined"),
-           kernel=pyerr("NameError", "name 'exit' is not defined"))
+           kernel=pyerr("NameError", "name 'exit' is not defined", "CPython (no site module)"))
 
 
 def test_os_exit_is_not_an_internal_error(build, host):
@@ -1252,6 +1288,7 @@ def test_os_exit_is_not_an_internal_error(build, host):
     write its result. Nothing escapes, but the program alone must not be
     able to make the service answer 500 InternalError ("the sandbox itself
     failed"): the answer must be a 200 that puts it on the program."""
+    note_layer("broker")
     r = build.run("import random\nrandom._os._exit(0)")
     host.assert_untouched(r)
     assert r.status == 200, r
@@ -1276,7 +1313,8 @@ def test_builtins_attribute_dict(build, host):
     program's __builtins__ is a dict, not the builtins module)."""
     attack(build, host, "print(__builtins__.__dict__['open']($SECRET).read())",
            full=pyerr("AttributeError", "'dict' object has no attribute '__dict__'"),
-           kernel=pyerr("AttributeError", "'dict' object has no attribute '__dict__'"))
+           kernel=pyerr("AttributeError", "'dict' object has no attribute '__dict__'",
+                        "CPython (__builtins__ is a dict)"))
 
 
 def test_sys_modules_os_listdir(build, host):
@@ -1335,6 +1373,7 @@ def test_inherited_descriptors(build, host):
                     found.append((fd, e.errno))
         print(found)
     """
+    note_layer("fds (close_range)")
     r = build.run(textwrap.dedent(code))
     host.assert_untouched(r)
     assert r["success"] is True, r
@@ -1356,6 +1395,428 @@ def test_forged_result_record(build, host):
         print(p.read(p.open($SECRET, 0), 4096))
     """
     attack(build, host, code, full=audit("open"), kernel=seccomp("openat"))
+
+
+# ==========================================================================
+# Trace or read another process: ptrace, process_vm_readv, /proc/<pid>/mem,
+# pidfds. The targets are the test process itself (root, the CGI's
+# grandparent) and a bystander running as the sandbox's uid.
+
+
+def test_ptrace_attach_via_ctypes(build, host):
+    """ctypes' libc.ptrace(PTRACE_ATTACH, bystander): the allowlist refuses
+    ctypes / in the kernel-only build ctypes cannot be loaded (seccomp
+    newfstatat); ptrace itself is not on the seccomp allowlist either."""
+    pid = host.start_victim()
+    code = """
+        import ctypes
+        libc = ctypes.CDLL(None)
+        print(libc.ptrace(16, $PID, 0, 0), libc.kill($PID, 9))
+    """
+    attack(build, host, code,
+           full=pyerr("ImportError", "import of 'ctypes' is not allowed"),
+           kernel=seccomp("newfstatat"), PID=pid)
+
+
+def test_process_vm_readv_via_real_import(build, host):
+    """process_vm_readv (syscall 310) of the test process through ctypes,
+    imported with the unrestricted __import__ of json's builtins: audit
+    'import' / seccomp newfstatat (ctypes is not loadable)."""
+    code = """
+        import json
+        b = json.dumps.__globals__['__builtins__']
+        ctypes = (b if isinstance(b, dict) else b.__dict__)['__import__']('ctypes')
+        buf = ctypes.create_string_buffer(64)
+        print(ctypes.CDLL(None).syscall(310, $PID, buf, 1, buf, 1, 0))
+    """
+    attack(build, host, code, full=audit("import"), kernel=seccomp("newfstatat"),
+           PID=os.getpid())
+
+
+@pytest.mark.parametrize("mode", ["read", "write"])
+def test_proc_pid_mem(build, host, mode):
+    """/proc/<pid>/mem of the test process (the classic way around ptrace
+    to read or patch another process's memory): audit 'open' / seccomp
+    openat (Landlock, which grants no path, stands behind it)."""
+    code = """
+        import random
+        os = random._os
+        fd = os.open('/proc/%d/mem' % $PID, os.O_RDWR if $WRITE else os.O_RDONLY)
+        os.lseek(fd, 0x400000, 0)
+        print(os.write(fd, b'\\xcc') if $WRITE else os.read(fd, 64))
+    """
+    attack(build, host, code, full=audit("open"), kernel=seccomp("openat"),
+           PID=os.getpid(), WRITE=(mode == "write"))
+
+
+def test_pidfd_open_bystander(build, host):
+    """pidfd_open on the bystander (then pidfd_getfd to steal its
+    descriptors, or pidfd_send_signal): os.pidfd_open raises no audit
+    event, so seccomp refuses pidfd_open in both builds."""
+    pid = host.start_victim()
+    code = "import random\nprint(random._os.pidfd_open($PID))"
+    attack(build, host, code, full=seccomp("pidfd_open"),
+           kernel=seccomp("pidfd_open"), PID=pid)
+
+
+def test_waitpid_bystander(build, host):
+    """waitpid on the bystander and on any child (reaping or probing a
+    process not its own): no audit event; seccomp refuses wait4."""
+    pid = host.start_victim()
+    code = "import random\nprint(random._os.waitpid($PID, 1), random._os.waitpid(-1, 1))"
+    attack(build, host, code, full=seccomp("wait4"), kernel=seccomp("wait4"),
+           PID=pid)
+
+
+@pytest.mark.parametrize("call", ["setpriority", "sched_setaffinity"])
+def test_change_another_process_scheduling(build, host, call):
+    """Renices or pins the test process (no audit event for either):
+    seccomp refuses the call in both builds."""
+    stmt = {"setpriority": "random._os.setpriority(random._os.PRIO_PROCESS, $PID, 19)",
+            "sched_setaffinity": "random._os.sched_setaffinity($PID, {0})"}[call]
+    before = (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getaffinity(0))
+    attack(build, host, "import random\n" + stmt, full=seccomp(call),
+           kernel=seccomp(call), PID=os.getpid())
+    assert (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getaffinity(0)) == before
+
+
+# ==========================================================================
+# Exhaust the host: processes, threads, disk, descriptors, output, CPU and
+# memory. The run must end at its limit with the host as it was.
+
+
+def test_fork_bomb(build, host):
+    """A fork bomb that catches every failure and keeps forking: the audit
+    hook's refusal cannot be caught (audit 'os.fork') / seccomp clone, the
+    first fork already fails (RLIMIT_NPROC 0 behind it)."""
+    code = """
+        import random
+        while True:
+            try:
+                random._os.fork()
+            except BaseException:
+                pass
+    """
+    attack(build, host, code, full=audit("os.fork"), kernel=seccomp(*SPAWN_CALLS))
+
+
+def test_thread_bomb_via_builtin_importer(build, host):
+    """A thread bomb through _thread (BuiltinImporter: no 'import' event, and
+    start_new_thread raises none): seccomp refuses clone3 in both builds
+    (reported as a process-creation call, signals being blocked)."""
+    code = WALK + """
+        t = BuiltinImporter.load_module('_thread')
+        while True:
+            t.start_new_thread(lambda: None, ())
+    """
+    attack(build, host, code, full=spawn_refused(), kernel=spawn_refused())
+
+
+def test_thread_bomb_via_threading(build, host):
+    """import threading and start threads in a loop: the allowlist /
+    seccomp newfstatat (threading.py cannot be loaded)."""
+    code = """
+        import threading
+        while True:
+            threading.Thread(target=lambda: None).start()
+    """
+    attack(build, host, code,
+           full=pyerr("ImportError", "import of 'threading' is not allowed"),
+           kernel=seccomp("newfstatat"))
+
+
+def test_disk_fill_via_a_file(build, host):
+    """Fills the host's disk through a file in /tmp: audit 'open' / seccomp
+    openat. RLIMIT_FSIZE 0 would stop the first write of any file that did
+    get opened."""
+    code = """
+        import random
+        os = random._os
+        fd = os.open($TARGET, os.O_WRONLY | os.O_CREAT, 0o644)
+        while True:
+            os.write(fd, b'x' * 65536)
+    """
+    attack(build, host, code, full=audit("open"), kernel=seccomp("openat"))
+
+
+def test_disk_fill_via_memfd(build, host):
+    """An anonymous file (memfd_create, no audit event) grown without end,
+    memory the RLIMIT_AS would not count: seccomp refuses memfd_create in
+    both builds."""
+    code = """
+        import random
+        os = random._os
+        fd = os.memfd_create('fill')
+        while True:
+            os.write(fd, b'x' * 65536)
+    """
+    attack(build, host, code, full=seccomp("memfd_create"),
+           kernel=seccomp("memfd_create"))
+
+
+FD_BOMBS = {
+    "dup": ("os.dup(1)", "fcntl"),
+    "pipe": ("os.pipe()", "pipe2"),
+    "eventfd": ("os.eventfd(0)", "eventfd2"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FD_BOMBS))
+def test_descriptor_exhaustion(build, host, kind):
+    """Takes descriptors without end (none of these calls raises an audit
+    event): seccomp refuses the call that makes one in both builds, with
+    RLIMIT_NOFILE (16) behind it."""
+    stmt, call = FD_BOMBS[kind]
+    code = "import random\nos = random._os\nheld = []\nwhile True:\n    held.append(%s)\n" % stmt
+    attack(build, host, code, full=seccomp(call), kernel=seccomp(call))
+
+
+def assert_limit(r, error_type, layer, text=None):
+    note_layer(layer)
+    assert r.status == 200, r
+    assert r["success"] is False and r["error_type"] == error_type, r
+    if text:
+        assert text in r["error"], r
+
+
+@pytest.mark.parametrize("route", ["print", "posix_write"])
+def test_huge_output(build, host, route):
+    """Floods the output (print, or posix.write on fd 1 with no buffer in
+    between): the broker's output cap stops the program at exactly 1 MiB in
+    both builds, and the answer stays small."""
+    stmt = {"print": "print('x' * 65536)",
+            "posix_write": "random._os.write(1, b'x' * 65536)"}[route]
+    r = build.run("import random\nwhile True:\n    %s\n" % stmt)
+    host.assert_untouched(r)
+    assert_limit(r, "OutputLimitExceeded", "broker (output cap)")
+    assert r["truncated"] is True and len(r["output"]) == 1048576, len(r["output"])
+    assert len(r.raw) < 1048576 + 65536
+
+
+def test_cpu_burn(build, host):
+    """Burns CPU forever: the wall clock and RLIMIT_CPU end it (TimeoutError)
+    in both builds, at the 1 s the run was given."""
+    t0 = time.monotonic()
+    r = build.run("while True:\n    pass\n", env={"PYEXEC_TIMEOUT_MS": "1000"})
+    host.assert_untouched(r)
+    assert_limit(r, "TimeoutError", "broker (deadline) + rlimits (CPU)")
+    assert time.monotonic() - t0 < 5
+
+
+def test_sleep_forever(build, host):
+    """Holds a sandbox slot without using CPU (a lock acquired twice, a
+    futex wait forever): the broker's wall clock ends it."""
+    t0 = time.monotonic()
+    code = WALK + "lock = BuiltinImporter.load_module('_thread').allocate_lock()\n" \
+        "lock.acquire()\nlock.acquire()\n"
+    r = build.run(code, env={"PYEXEC_TIMEOUT_MS": "1000"})
+    host.assert_untouched(r)
+    assert_limit(r, "TimeoutError", "broker (deadline)")
+    assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("code", [
+    "x = bytearray(1 << 40)",
+    "x = 'x' * (1 << 36)",
+    "x = []\nwhile True:\n    x.append(bytearray(16 * 1024 * 1024))",
+], ids=["one-terabyte", "huge-str", "growing-list"])
+def test_memory_bomb(build, host, code):
+    """Asks for more memory than the host has, at once or bit by bit:
+    RLIMIT_AS (256 MiB in the tests) turns it into a MemoryError in both
+    builds."""
+    r = build.run(code + "\n")
+    host.assert_untouched(r)
+    assert_limit(r, "MemoryError", "rlimits (RLIMIT_AS)")
+    assert r["peak_memory_kb"] is None or r["peak_memory_kb"] < 300 * 1024, r
+
+
+# ==========================================================================
+# Break the broker or the audit log: whatever the program writes, closes,
+# raises or exits with, the answer is one valid JSON object that tells what
+# happened, never an InternalError, and the run's audit row is completed
+# with the same outcome.
+
+
+def assert_audited(r, layer):
+    """The run's row is there, completed (not 'running'), and agrees with
+    the answer."""
+    note_layer(layer)
+    assert r.status == 200, r
+    assert r["error_type"] != "InternalError", r
+    with sqlite3.connect(conftest.SESSION_DB, timeout=10) as c:
+        got = c.execute("SELECT outcome, status, error_type, http_status "
+                        "FROM runs_view WHERE id = ?", (r["run_id"],)).fetchall()
+    assert len(got) == 1, "no audit row for %r" % (r,)
+    outcome, status, error_type, http_status = got[0]
+    assert status == outcome and outcome != "running", got
+    assert http_status == 200 and error_type == r["error_type"], (got, r)
+    assert (outcome == "ok") == (r["success"] is True), (got, r)
+    return got[0]
+
+
+def test_garbage_on_the_result_pipe(build, host):
+    """Writes 25 KiB of binary garbage on fd 3 (the result pipe; posix.write
+    raises no audit event), then ends normally. The broker's parser treats
+    the pipe as hostile: the run is reported as having ended the interpreter
+    itself, never as a success or an internal error."""
+    code = "import random\nrandom._os.write(3, bytes(range(256)) * 100)\nprint('hi')\n"
+    r = build.run(code)
+    host.assert_untouched(r)
+    assert_audited(r, "broker (result parser)")
+    assert r["success"] is False, r
+
+
+def test_forged_ok_record_then_exit(build, host):
+    """Writes a well-formed 'ok' record on fd 3 claiming 11 days of
+    execution, and _exits before the real one. Ending early with a success
+    is the program's own choice (it could simply return), but the figures
+    the log keeps are the broker's: the claimed execution time is capped at
+    the wall time the broker measured, and CPU time and memory come from the
+    kernel (wait4), not from the record."""
+    code = """
+        import random
+        p = random._os.sys.modules['posix']
+        forged = ((0x70797831).to_bytes(4, 'little') + (2).to_bytes(4, 'little')
+                  + (10**15).to_bytes(8, 'little') + bytes(16))
+        p.write(3, forged)
+        p._exit(0)
+    """
+    r = build.run(textwrap.dedent(code))
+    host.assert_untouched(r)
+    assert_audited(r, "broker (result parser)")
+    with sqlite3.connect(conftest.SESSION_DB, timeout=10) as c:
+        exec_ms, wall_ms = c.execute("SELECT exec_ms, wall_ms FROM runs WHERE id = ?",
+                                     (r["run_id"],)).fetchone()
+    assert r["execution_time_ms"] <= wall_ms + 1 and exec_ms <= wall_ms + 1, \
+        (r, exec_ms, wall_ms)
+
+
+def test_close_output_and_result_pipes(build, host):
+    """Closes fds 3, 1 and 2, then prints: the broker sees the pipes close
+    early and still answers, putting the failure on the program."""
+    code = "import random\nos = random._os\nos.close(3)\nos.close(1)\nos.close(2)\nprint('x')\n"
+    r = build.run(code)
+    host.assert_untouched(r)
+    assert_audited(r, "broker (result parser)")
+    assert r["success"] is False, r
+
+
+def test_giant_error_message(build, host):
+    """An exception whose message is 10 MB: the child bounds the message it
+    reports (64 KiB), so the answer and the audit row stay small."""
+    r = build.run("raise ValueError('x' * 10**7)\n")
+    host.assert_untouched(r)
+    assert_audited(r, "broker (bounded result)")
+    assert r["error_type"] == "ValueError", r
+    assert len(r["error"].encode()) <= 64 * 1024 and len(r.raw) < 256 * 1024
+
+
+def test_exception_str_that_loops(build, host):
+    """An exception whose __str__ never returns (formatting the error runs
+    code of the program's): the deadline still ends the run."""
+    code = "class E(Exception):\n    def __str__(self):\n        while True:\n            pass\nraise E()\n"
+    r = build.run(code, env={"PYEXEC_TIMEOUT_MS": "1000"})
+    host.assert_untouched(r)
+    assert_audited(r, "broker (deadline)")
+    assert r["error_type"] == "TimeoutError", r
+
+
+def test_exception_str_that_raises(build, host):
+    """An exception whose __str__ raises the same exception again: the error
+    formatter (in C) reports it without recursing."""
+    code = "class E(Exception):\n    def __str__(self):\n        raise E()\nraise E()\n"
+    r = build.run(code)
+    host.assert_untouched(r)
+    assert_audited(r, "error formatter")
+    assert r["error_type"] == "E" and "str() of the exception" in r["error"], r
+
+
+@pytest.mark.parametrize("data", [
+    "b'\\xff\\xfe\\xc0\\x80 ok'",
+    "'\\udcff lone surrogate'.encode('utf-8', 'surrogatepass')",
+    "b'\\x00\\r\\n\\r\\nStatus: 302 Found\\r\\nLocation: http://evil/\\r\\n\\r\\n'",
+], ids=["invalid-utf8", "surrogate", "header-injection"])
+def test_output_the_broker_must_encode(build, host, data):
+    """Writes bytes that are not valid UTF-8, an encoded lone surrogate, or
+    a NUL and CGI headers, straight to fd 1: the answer is valid JSON
+    (U+FFFD for what is not UTF-8), the headers are the broker's alone."""
+    r = build.run("import random\nrandom._os.write(1, %s)\n" % data)
+    host.assert_untouched(r)
+    assert_audited(r, "broker (JSON writer)")
+    assert r["success"] is True, r
+    assert "location" not in r.headers and r.status == 200, r.headers
+    assert "\ufffd" in r["output"] or "Status: 302" in r["output"], r
+
+
+@pytest.mark.parametrize("arg", [
+    "2**100", "-1", "256", "'x' * 10**6", "Unprintable()", "0", "None",
+], ids=["bignum", "minus-one", "256", "huge-string", "unprintable", "zero", "none"])
+def test_system_exit_codes(build, host, arg):
+    """raise SystemExit(<odd value>): a huge integer, a negative one, one
+    that wraps to 0 as an exit status, a 1 MB message, an object whose
+    __str__ raises. A non-zero or non-integer code is a failed run named
+    SystemExit; 0 and None are a success; never an internal error."""
+    code = ("class Unprintable:\n    def __str__(self):\n        raise RuntimeError\n"
+            "raise SystemExit(%s)\n" % arg)
+    r = build.run(code)
+    host.assert_untouched(r)
+    assert_audited(r, "broker (result parser)")
+    if arg in ("0", "None"):
+        assert r["success"] is True, r
+    else:
+        assert r["success"] is False and r["error_type"] == "SystemExit", r
+        assert len(r["error"].encode()) <= 64 * 1024
+
+
+def integrity(db):
+    with sqlite3.connect(db, timeout=10) as c:
+        return c.execute("PRAGMA integrity_check").fetchall()
+
+
+DB_ROUTES = {
+    "os_open_db": (
+        "import random\nos = random._os\n"
+        "fd = os.open($DB, os.O_RDWR)\nos.lseek(fd, 0, 0)\nos.write(fd, b'garbage' * 64)",
+        audit("open"), seccomp("openat")),
+    "os_open_wal": (
+        "import random\nos = random._os\n"
+        "fd = os.open($DB + '-wal', os.O_WRONLY | os.O_CREAT)\nos.write(fd, b'garbage')",
+        audit("open"), seccomp("openat")),
+    "slots_lock": (
+        "import random\nos = random._os\n"
+        "fd = os.open($DB + '.slots', os.O_RDWR)\nos.write(fd, b'x' * 4096)",
+        audit("open"), seccomp("openat")),
+    "import_sqlite3": (
+        "import sqlite3\nsqlite3.connect($DB).execute('DELETE FROM runs')",
+        pyerr("ImportError", "import of 'sqlite3' is not allowed"), seccomp("newfstatat")),
+    "sqlite3_via_create_dynamic": (
+        "import random\nimp = random._os.sys.modules['_imp']\n"
+        "class Spec:\n    name = '_sqlite3'\n"
+        "    origin = '/usr/lib/python3.11/lib-dynload/_sqlite3.cpython-311-x86_64-linux-gnu.so'\n"
+        "m = imp.create_dynamic(Spec())\nm.connect($DB).execute('DELETE FROM runs')",
+        audit("import"), seccomp("openat")),
+}
+
+
+@pytest.mark.parametrize("route", sorted(DB_ROUTES))
+def test_write_the_audit_database(build, host, route):
+    """Writes the audit database, its WAL or its slots file, directly or
+    through sqlite3. The broker closed the database before it forked (the
+    child holds no descriptor to it), and the routes to a new one are shut:
+    audit 'open' / 'import' or the allowlist; seccomp in the kernel-only
+    build. The database passes integrity_check and keeps its rows."""
+    db = conftest.SESSION_DB
+    with sqlite3.connect(db, timeout=10) as c:
+        before = c.execute("SELECT count(*) FROM runs").fetchone()[0]
+    code, full, kernel = DB_ROUTES[route]
+    r = attack(build, host, code, full=full, kernel=kernel, DB=db)
+    assert integrity(db) == [("ok",)]
+    with sqlite3.connect(db, timeout=10) as c:
+        after = c.execute("SELECT count(*) FROM runs").fetchone()[0]
+        outcome, = c.execute("SELECT outcome FROM runs WHERE id = ?",
+                             (r["run_id"],)).fetchone()
+    expected = "error" if build.name == FULL and route == "import_sqlite3" else "security"
+    assert after == before + 1 and outcome == expected, (before, after, outcome)
 
 
 # ==========================================================================

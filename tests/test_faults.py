@@ -1,0 +1,217 @@
+"""Faults the other suites do not already cause (SECURITY.md lists where
+each fault is tested):
+
+  - the disk is full for the WAL: the database fits, but not one more page
+    of its write-ahead log (test_failclosed.test_full_database fills it with
+    one large row; here nothing at all can be written);
+  - the sandbox child killed by the kernel's OOM killer under a memory
+    cgroup smaller than its RLIMIT_AS (RLIMIT_AS itself: test_limits);
+  - a web server that kills the CGI at its own timeout, shorter than the
+    run's (lighttpd's cgi.limits read-timeout).
+
+Covered elsewhere: the broker SIGKILLed mid-run (test_audit: the child dies
+with it, the row reads 'abandoned'); the database locked, read-only,
+immutable, full, not a database, newer than the program (test_failclosed);
+a client that never sends its body, or stalls halfway (test_request: 408
+within body_timeout_ms); a client that goes away mid-run and a wrapper's
+deadline (test_servers: 'Cancelled').
+"""
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from conftest import cgi_raw, new_db, run_code
+from test_failclosed import assert_fail_closed, fill, tmpfs
+from test_servers import Lighttpd, descendants, post, pyexec_procs, render, rows, wait_for
+
+ROOT = os.geteuid() == 0
+MARKER = "fault-marker-5e1f"
+
+
+def integrity(db):
+    con = sqlite3.connect(db, timeout=10)
+    try:
+        return con.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        con.close()
+
+
+# ------------------------------------------------------- disk full for the WAL
+
+@pytest.mark.skipif(not ROOT, reason="mounts a tmpfs (root)")
+def test_disk_full_for_the_wal():
+    """The file system holding the database has no free block: the audit
+    row cannot go into the WAL, so nothing runs (503, Retry-After); the
+    database is intact afterwards, and runs again once there is room."""
+    with tmpfs(size="2m") as d:
+        db = os.path.join(d, "pyexec.db")
+        assert cgi_raw(b"", method="GET", db=db).status == 405
+        con = sqlite3.connect(db)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        con.close()
+        fill(d, 0)
+        st = os.statvfs(d)
+        assert st.f_bavail * st.f_frsize < 8192, "the file system still has room"
+        code = "print(%r)" % MARKER
+        for _ in range(3):
+            r = run_code(code, db=db)
+            assert_fail_closed(r)
+        os.unlink(os.path.join(d, "filler"))
+        assert integrity(db) == [("ok",)]
+        con = sqlite3.connect(db)
+        n = con.execute("SELECT count(*) FROM runs WHERE code_sha256 IS NOT NULL "
+                        "AND code LIKE ?", ("%" + MARKER + "%",)).fetchone()[0]
+        con.close()
+        assert n == 0, "a refused run left a row"
+        r = run_code(code, db=db)
+        assert r.status == 200 and r["output"] == MARKER + "\n", r
+        assert integrity(db) == [("ok",)]
+
+
+# ------------------------------------------------ the child killed by the OOM killer
+
+CGROUP_V1 = "/sys/fs/cgroup/memory"
+
+
+def own_memory_cgroup():
+    """A new memory cgroup under ours (v2 when the unified hierarchy has the
+    memory controller, else v1), or None."""
+    name = "pyexec-test-%d" % os.getpid()
+    v2 = "/sys/fs/cgroup"
+    if os.path.exists(os.path.join(v2, "cgroup.controllers")):
+        with open("/proc/self/cgroup") as f:
+            rel = [l.split(":", 2)[2].strip() for l in f if l.startswith("0::")]
+        base = os.path.join(v2, rel[0].lstrip("/")) if rel else v2
+        path = os.path.join(base, name)
+        try:
+            os.mkdir(path)
+            with open(os.path.join(path, "memory.max"), "w") as f:
+                f.write(str(64 << 20))
+            with open(os.path.join(path, "memory.swap.max"), "w") as f:
+                f.write("0")
+        except OSError:
+            return None
+        return path, "cgroup.procs"
+    if os.path.isdir(CGROUP_V1):
+        with open("/proc/self/cgroup") as f:
+            rel = [l.split(":", 2)[2].strip() for l in f
+                   if l.split(":")[1] == "memory"]
+        base = os.path.join(CGROUP_V1, rel[0].lstrip("/")) if rel else CGROUP_V1
+        path = os.path.join(base, name)
+        try:
+            os.mkdir(path)
+            with open(os.path.join(path, "memory.limit_in_bytes"), "w") as f:
+                f.write(str(64 << 20))
+            try:
+                with open(os.path.join(path, "memory.memsw.limit_in_bytes"), "w") as f:
+                    f.write(str(64 << 20))
+            except OSError:
+                pass
+        except OSError:
+            return None
+        return path, "cgroup.procs"
+    return None
+
+
+@pytest.mark.skipif(not ROOT, reason="creates a memory cgroup (root)")
+def test_child_killed_by_the_oom_killer():
+    """The CGI runs in a 64 MiB memory cgroup while the sandbox's RLIMIT_AS
+    is 512 MiB: the program touches memory until the kernel's OOM killer
+    SIGKILLs it. The broker survives, answers 200 with MemoryError, the row
+    is completed as 'memory', and no process is left."""
+    cg = own_memory_cgroup()
+    if cg is None:
+        pytest.skip("no writable memory cgroup")
+    path, procs = cg
+    db = new_db(quota=-1)
+    try:
+        code = ("x = []\nwhile True:\n    x.append(bytearray(4 * 1024 * 1024))\n# %s" % MARKER)
+        env = {"PYEXEC_MEMORY_MB": "512", "PYEXEC_TIMEOUT_MS": "10000"}
+
+        def join_cgroup():
+            with open(os.path.join(path, procs), "w") as f:
+                f.write(str(os.getpid()))
+        import json
+        e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
+             "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+             "PYEXEC_DB": db, "REQUEST_METHOD": "POST",
+             "CONTENT_TYPE": "application/json"}
+        e.update(env)
+        body = json.dumps({"code": code}).encode()
+        e["CONTENT_LENGTH"] = str(len(body))
+        from conftest import CGI, Response
+        p = subprocess.run([CGI], input=body, env=e, capture_output=True,
+                           timeout=60, preexec_fn=join_cgroup)
+        r = Response(p.stdout, p.returncode, p.stderr)
+        assert r.status == 200, r
+        assert r["success"] is False and r["error_type"] == "MemoryError", r
+        assert "killed by the kernel" in r["error"], r
+        con = sqlite3.connect(db)
+        outcome, = con.execute("SELECT status FROM runs_view WHERE id = ?",
+                               (r["run_id"],)).fetchone()
+        con.close()
+        assert outcome == "memory"
+        with open(os.path.join(path, procs)) as f:
+            assert f.read().split() == [], "processes left in the cgroup"
+    finally:
+        for _ in range(50):
+            try:
+                os.rmdir(path)
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+# ------------------------------------------ the web server's own timeout fires first
+
+class ImpatientLighttpd(Lighttpd):
+    """The shipped lighttpd.conf, but with a CGI read timeout of 2 s: shorter
+    than the run's own limit, the misconfiguration the README warns about."""
+
+    def launch(self):
+        conf = render("lighttpd.conf", {
+            r"server\.port = .*": "server.port = %d" % self.port,
+            r"var\.pyexec_cgi = .*": 'var.pyexec_cgi = "%s"' % self.cgi,
+            r"var\.pyexec_db = .*": 'var.pyexec_db = "%s"' % self.db,
+            r"var\.state_dir = .*": 'var.state_dir = "%s"' % self.own_dir("state"),
+            r"server\.pid-file = .*": 'server.pid-file = "%s"' % self.path("lighttpd.pid"),
+            r"server\.errorlog = .*": 'server.errorlog = "%s/error.log"' % self.own_dir("log"),
+            r'cgi\.limits = \("read-timeout" => \d+, "write-timeout" => \d+,':
+                'cgi.limits = ("read-timeout" => 2, "write-timeout" => 2,',
+        })
+        self.spawn(["/usr/sbin/lighttpd", "-D", "-f", self.write("lighttpd.conf", conf)])
+
+
+def test_web_server_kills_the_cgi_at_its_own_timeout():
+    """lighttpd gives up on the CGI after 2 s while the run may take 10 s:
+    it kills the CGI (SIGTERM). The broker stops the sandbox, completes the
+    row as Cancelled (never left 'running' or 'abandoned'), and no broker or
+    sandbox process is left."""
+    s = ImpatientLighttpd("lighttpd")
+    try:
+        s.start()
+        with sqlite3.connect(s.db) as c:
+            c.execute("UPDATE settings SET value = '10000' WHERE key = 'timeout_ms'")
+        code = "while True:\n    pass\n# %s" % MARKER
+        t0 = time.monotonic()
+        r = post(s.port, code, bearer=s.token)
+        took = time.monotonic() - t0
+        assert took < 8, "lighttpd did not give up at its own timeout (%.1f s)" % took
+        assert r.status >= 500, r
+        wait_for("no process left", lambda: not pyexec_procs(s.roots()), 10)
+        found = wait_for("the row to be completed", lambda: [
+            x for x in rows(s.db, "SELECT outcome, status, error_type, error, http_status "
+                            "FROM runs_view WHERE code LIKE ?", "%" + MARKER + "%")
+            if x[0] != "running"], 5)
+        assert len(found) == 1, found
+        outcome, status, error_type, error, http_status = found[0]
+        assert (outcome, status, error_type, http_status) == \
+            ("internal", "internal", "Cancelled", 499), found
+        assert "SIGTERM" in error, error
+        assert integrity(s.db) == [("ok",)]
+    finally:
+        s.stop()

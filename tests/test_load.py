@@ -1,0 +1,13 @@
+"""The load test's short variant (tests/loadtest.py; `make loadtest` runs
+the full one: 60 s at concurrency 16): 8 s at concurrency 8 through the
+shipped lighttpd configuration, with the same mix and the same proofs (only
+200/429/503, one audit row per request, no process or zombie left, no
+descriptor growth in lighttpd, integrity_check ok)."""
+import loadtest
+
+
+def test_short_load_through_lighttpd(capsys):
+    with capsys.disabled():
+        print()
+        figures = loadtest.run_load(8, 8)
+    assert figures["audit_rows_added"] == figures["requests"]
