@@ -83,8 +83,9 @@ NOPY_CGI := $(BUILD)/tests/pyexec-nopy.cgi
 UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(BUILD)/tests/try-syscall
 
+.SECONDEXPANSION:
 .PHONY: all test unit blackbox deps check-deps serve serve-deps install \
-        clean print-flags
+        clean print-flags fuzz fuzz-build fuzz-smoke
 all: $(CGI) $(ADMIN)
 
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
@@ -132,10 +133,13 @@ $(BUILD)/%.o: %.c
 BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
               libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
 SERVE_DEBS := lighttpd curl
-TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap
+TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev
 LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap
 HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
+# clang with libFuzzer's runtime (libclang-rt-14-dev), for make fuzz.
+HAVE_FUZZ  := command -v $(FUZZ_CC) >/dev/null \
+              && test -n "$(wildcard /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a)"
 
 define apt_install
 	@if [ "$$(id -u)" != 0 ]; then echo "make $@: run as root (apt-get)"; exit 1; fi
@@ -147,6 +151,7 @@ endef
 check-deps:
 	@$(HAVE_BUILD) && $(PYTHON) -c 'import pytest' 2>/dev/null \
 	  && command -v curl >/dev/null $(foreach s,$(SERVERS),&& test -x $(s)) \
+	  && $(HAVE_FUZZ) \
 	  || $(MAKE) --no-print-directory deps
 
 deps:
@@ -233,6 +238,49 @@ endif
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
 
+# libFuzzer harnesses (tests/fuzz/), with ASan and UBSan, in build-fuzz/.
+# make fuzz runs each for FUZZ_SECONDS on the seed corpus in
+# tests/fuzz/corpus/<name>/ (read only: what the run finds goes to
+# build-fuzz/corpus/<name>/), a crash is saved in tests/fuzz/crashes/.
+# make fuzz-smoke, part of make test, runs FUZZ_RUNS inputs per harness.
+FUZZ_CC      := clang
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= 2000
+FUZZ_NAMES   := request encoder scan
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
+FUZZ_SRC_request := cgi/request.c cgi/job.c cgi/jsonscan.c cgi/utf8.c \
+                    cgi/http.c cgi/config.c sql/settings.c
+FUZZ_SRC_encoder := cgi/jsonw.c cgi/utf8.c
+FUZZ_SRC_scan    := cgi/jsonscan.c
+FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(wildcard cgi/*.h sql/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) -lcjson -lm
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@for h in $(FUZZ_NAMES); do \
+	  mkdir -p build-fuzz/corpus/$$h tests/fuzz/crashes/$$h || exit 1; \
+	  echo "fuzz_$$h: $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	    -print_final_stats=1 -artifact_prefix=tests/fuzz/crashes/$$h/ \
+	    build-fuzz/corpus/$$h tests/fuzz/corpus/$$h || exit 1; \
+	done
+
+fuzz-smoke: $(FUZZ_BIN)
+	@for h in $(FUZZ_NAMES); do \
+	  rm -rf build-fuzz/smoke/$$h && mkdir -p build-fuzz/smoke/$$h || exit 1; \
+	  build-fuzz/fuzz_$$h -runs=$(FUZZ_RUNS) -seed=1 -max_len=8192 \
+	    -artifact_prefix=build-fuzz/smoke/$$h- build-fuzz/smoke/$$h \
+	    tests/fuzz/corpus/$$h 2>build-fuzz/smoke/$$h.log \
+	  && echo "fuzz_$$h: $(FUZZ_RUNS) runs over tests/fuzz/corpus/$$h, no crash" \
+	  || { tail -40 build-fuzz/smoke/$$h.log; exit 1; }; \
+	done
+
 print-flags:
 	@echo "CC       = $(CC)"
 	@echo "CFLAGS   = $(CFLAGS_ALL)"
@@ -241,6 +289,6 @@ print-flags:
 	@echo "PYTHON   = $(PYVER) from $(PYSTDLIB)"
 
 clean:
-	rm -rf build build-san $(CGI) $(ADMIN)
+	rm -rf build build-san build-fuzz pyexec.cgi pyexec-admin
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)
