@@ -32,12 +32,24 @@ HARDEN  := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
            -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3 -fPIE
 HARDEN_LD := -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 OPT     := -O2 -g
+# SANITIZE=1: the unit tests and pyexec-admin with ASan and UBSan, in
+# build-san/; pyexec.cgi and its test variants with UBSan alone, objects in
+# build-san/ub/ (the two programs in build-san/bin/). The sandbox child is a fork of pyexec.cgi, and ASan's
+# shadow memory (terabytes of reserved address space, mapped before the
+# fork) leaves no room under the child's RLIMIT_AS, the memory limit the
+# black-box tests prove: no code could run. The CGI's parsing and encoding
+# run under ASan in the unit tests and the fuzzers (make fuzz).
 ifeq ($(SANITIZE),1)
 OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=undefined
+CGI_OPT := -O1 -g -fsanitize=undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined
 BUILD   := build-san
+CBUILD  := build-san/ub
 else
+CGI_OPT := $(OPT)
 BUILD   := build
+CBUILD  := build
 endif
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null | sed 's/-I/-isystem /g')
 # libcrypto statically: only SHA-256 is used, and the shared library would
@@ -48,8 +60,11 @@ DEFS    := -D_GNU_SOURCE -DOPENSSL_API_COMPAT=10101 -DPYEXEC_PYTHON_HOME='L"/usr
            -DPYEXEC_PYTHON_STDLIB='L"$(PYSTDLIB)"' \
            -DPYEXEC_PYTHON_STDLIB_NARROW='"$(PYSTDLIB)"' \
            -DPYEXEC_PYTHON_VERSION='"$(PYVER)"'
-CFLAGS_ALL  := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(DEFS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_BASE := -std=gnu11 $(WARN) $(HARDEN) $(DEFS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_ALL  := $(OPT) $(CFLAGS_BASE)
 LDFLAGS_ALL := $(OPT) $(HARDEN_LD) $(LDFLAGS)
+CFLAGS_CGI  := $(CGI_OPT) $(CFLAGS_BASE)
+LDFLAGS_CGI := $(CGI_OPT) $(HARDEN_LD) $(LDFLAGS)
 
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
@@ -71,17 +86,26 @@ CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
 SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
 ADMIN_OBJ   := $(ADMIN_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
-NOPY_OBJ    := $(filter-out $(PYLAYER_SRC:%.c=$(BUILD)/%.o),$(SANDBOX_OBJ)) \
-               $(PYLAYER_SRC:%.c=$(BUILD)/nopy/%.o)
+# The objects of pyexec.cgi and its test variants (CBUILD: see SANITIZE).
+CGI_BIN_OBJ := $(CGI_SRC:%.c=$(CBUILD)/%.o) $(SANDBOX_SRC:%.c=$(CBUILD)/%.o) \
+               $(SQL_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sql/schema.o
+NOPY_BIN_OBJ := $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o),$(CGI_BIN_OBJ)) \
+               $(PYLAYER_SRC:%.c=$(CBUILD)/nopy/%.o)
 UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c tests/unit/test_sql.c
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) $(SANDBOX_OBJ) $(SQL_OBJ)
 
+ifeq ($(SANITIZE),1)
+# side by side, as pyexec-admin doctor looks for pyexec.cgi next to itself
+CGI      := $(BUILD)/bin/pyexec.cgi
+ADMIN    := $(BUILD)/bin/pyexec-admin
+else
 CGI      := pyexec.cgi
 ADMIN    := pyexec-admin
-NOPY_CGI := $(BUILD)/tests/pyexec-nopy.cgi
+endif
+NOPY_CGI := $(CBUILD)/tests/pyexec-nopy.cgi
 UNIT     := $(BUILD)/tests/unit-tests
-TRY      := $(BUILD)/tests/try-syscall
+TRY      := $(CBUILD)/tests/try-syscall
 
 .SECONDEXPANSION:
 .PHONY: all test unit blackbox deps check-deps serve serve-deps install \
@@ -89,23 +113,24 @@ TRY      := $(BUILD)/tests/try-syscall
 all: $(CGI) $(ADMIN)
 
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
-
-$(CGI): $(CGI_OBJ) $(SANDBOX_OBJ) $(SQL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
-$(NOPY_CGI): $(CGI_OBJ) $(NOPY_OBJ) $(SQL_OBJ)
+$(CGI): $(CGI_BIN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
+
+$(NOPY_CGI): $(NOPY_BIN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
 
 $(UNIT): $(UNIT_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
-$(TRY): $(BUILD)/tests/helpers/try-syscall.o $(BUILD)/sandbox/seccomp.o $(BUILD)/sandbox/result.o
+$(TRY): $(CBUILD)/tests/helpers/try-syscall.o $(CBUILD)/sandbox/seccomp.o $(CBUILD)/sandbox/result.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
 
 # The schema, compiled in: the one place it is written is sql/schema.sql.
 $(BUILD)/sql/schema.c: sql/schema.sql
@@ -119,13 +144,23 @@ $(BUILD)/sql/schema.c: sql/schema.sql
 $(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/nopy/%.o: %.c
+$(CBUILD)/nopy/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
+	$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+ifneq ($(CBUILD),$(BUILD))
+$(CBUILD)/sql/schema.o: $(BUILD)/sql/schema.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+
+$(CBUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+endif
 
 # Debian packages: to build; to serve (make serve); to test, which drives
 # pyexec.cgi through every server in cgi/conf/ (apache2-bin is Apache's
@@ -138,7 +173,7 @@ LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap
 HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
 # clang with libFuzzer's runtime (libclang-rt-14-dev), for make fuzz.
-HAVE_FUZZ  := command -v $(FUZZ_CC) >/dev/null \
+HAVE_FUZZ   = command -v $(FUZZ_CC) >/dev/null \
               && test -n "$(wildcard /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a)"
 
 define apt_install
@@ -214,7 +249,7 @@ DOCDIR     ?= $(PREFIX)/share/doc/pyexec
 install: $(CGI)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi
-	if [ -f $(ADMIN) ]; then install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/$(ADMIN); fi
+	if [ -f $(ADMIN) ]; then install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/pyexec-admin; fi
 	for f in $(wildcard man/*.[1-8]); do \
 	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
 	for f in cgi/conf/*.conf; do \
@@ -230,13 +265,17 @@ test: check-deps
 	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(NOPY_CGI) $(UNIT) $(TRY)
 	$(UNIT)
 ifneq ($(SANITIZE),1)
-	@$(MAKE) --no-print-directory SANITIZE=1 build-san/tests/unit-tests
-	build-san/tests/unit-tests
+	@if $(HAVE_FUZZ); then $(MAKE) --no-print-directory fuzz-smoke; \
+	elif [ "$(CI)" = true ]; then echo "make test: clang or libclang-rt-14-dev missing"; exit 1; \
+	else echo "make test: no clang with libFuzzer: fuzz smoke not run"; fi
 endif
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
+ifneq ($(SANITIZE),1)
+	@$(MAKE) --no-print-directory SANITIZE=1 test
+endif
 
 # libFuzzer harnesses (tests/fuzz/), with ASan and UBSan, in build-fuzz/.
 # make fuzz runs each for FUZZ_SECONDS on the seed corpus in
