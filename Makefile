@@ -33,12 +33,24 @@ HARDEN  := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
            -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3 -fPIE
 HARDEN_LD := -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 OPT     := -O2 -g
+# SANITIZE=1: the unit tests and pyexec-admin with ASan and UBSan, in
+# build-san/; pyexec.cgi and its test variants with UBSan alone, objects in
+# build-san/ub/ (the two programs in build-san/bin/). The sandbox child is a fork of pyexec.cgi, and ASan's
+# shadow memory (terabytes of reserved address space, mapped before the
+# fork) leaves no room under the child's RLIMIT_AS, the memory limit the
+# black-box tests prove: no code could run. The CGI's parsing and encoding
+# run under ASan in the unit tests and the fuzzers (make fuzz).
 ifeq ($(SANITIZE),1)
 OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=undefined
+CGI_OPT := -O1 -g -fsanitize=undefined -fno-omit-frame-pointer \
+           -fno-sanitize-recover=undefined
 BUILD   := build-san
+CBUILD  := build-san/ub
 else
+CGI_OPT := $(OPT)
 BUILD   := build
+CBUILD  := build
 endif
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null | sed 's/-I/-isystem /g')
 # libcrypto statically: only SHA-256 is used, and the shared library would
@@ -49,8 +61,11 @@ DEFS    := -D_GNU_SOURCE -DOPENSSL_API_COMPAT=10101 -DPYEXEC_PYTHON_HOME='L"/usr
            -DPYEXEC_PYTHON_STDLIB='L"$(PYSTDLIB)"' \
            -DPYEXEC_PYTHON_STDLIB_NARROW='"$(PYSTDLIB)"' \
            -DPYEXEC_PYTHON_VERSION='"$(PYVER)"'
-CFLAGS_ALL  := -std=gnu11 $(OPT) $(WARN) $(HARDEN) $(DEFS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_BASE := -std=gnu11 $(WARN) $(HARDEN) $(DEFS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+CFLAGS_ALL  := $(OPT) $(CFLAGS_BASE)
 LDFLAGS_ALL := $(OPT) $(HARDEN_LD) $(LDFLAGS)
+CFLAGS_CGI  := $(CGI_OPT) $(CFLAGS_BASE)
+LDFLAGS_CGI := $(CGI_OPT) $(HARDEN_LD) $(LDFLAGS)
 
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
@@ -72,40 +87,51 @@ CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
 SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
 ADMIN_OBJ   := $(ADMIN_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
-NOPY_OBJ    := $(filter-out $(PYLAYER_SRC:%.c=$(BUILD)/%.o),$(SANDBOX_OBJ)) \
-               $(PYLAYER_SRC:%.c=$(BUILD)/nopy/%.o)
+# The objects of pyexec.cgi and its test variants (CBUILD: see SANITIZE).
+CGI_BIN_OBJ := $(CGI_SRC:%.c=$(CBUILD)/%.o) $(SANDBOX_SRC:%.c=$(CBUILD)/%.o) \
+               $(SQL_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sql/schema.o
+NOPY_BIN_OBJ := $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o),$(CGI_BIN_OBJ)) \
+               $(PYLAYER_SRC:%.c=$(CBUILD)/nopy/%.o)
 UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c tests/unit/test_sql.c
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) $(SANDBOX_OBJ) $(SQL_OBJ)
 
+ifeq ($(SANITIZE),1)
+# side by side, as pyexec-admin doctor looks for pyexec.cgi next to itself
+CGI      := $(BUILD)/bin/pyexec.cgi
+ADMIN    := $(BUILD)/bin/pyexec-admin
+else
 CGI      := pyexec.cgi
 ADMIN    := pyexec-admin
-NOPY_CGI := $(BUILD)/tests/pyexec-nopy.cgi
+endif
+NOPY_CGI := $(CBUILD)/tests/pyexec-nopy.cgi
 UNIT     := $(BUILD)/tests/unit-tests
-TRY      := $(BUILD)/tests/try-syscall
+TRY      := $(CBUILD)/tests/try-syscall
 
+.SECONDEXPANSION:
 .PHONY: all test unit blackbox deps check-deps serve serve-deps install \
-        clean print-flags loadtest
+        clean print-flags loadtest fuzz fuzz-build fuzz-smoke
 all: $(CGI) $(ADMIN)
 
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
-
-$(CGI): $(CGI_OBJ) $(SANDBOX_OBJ) $(SQL_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
-$(NOPY_CGI): $(CGI_OBJ) $(NOPY_OBJ) $(SQL_OBJ)
+$(CGI): $(CGI_BIN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
+
+$(NOPY_CGI): $(NOPY_BIN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
 
 $(UNIT): $(UNIT_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
-$(TRY): $(BUILD)/tests/helpers/try-syscall.o $(BUILD)/sandbox/seccomp.o $(BUILD)/sandbox/result.o
+$(TRY): $(CBUILD)/tests/helpers/try-syscall.o $(CBUILD)/sandbox/seccomp.o $(CBUILD)/sandbox/result.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
 
 # The schema, compiled in: the one place it is written is sql/schema.sql.
 $(BUILD)/sql/schema.c: sql/schema.sql
@@ -119,13 +145,23 @@ $(BUILD)/sql/schema.c: sql/schema.sql
 $(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/nopy/%.o: %.c
+$(CBUILD)/nopy/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
+	$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+ifneq ($(CBUILD),$(BUILD))
+$(CBUILD)/sql/schema.o: $(BUILD)/sql/schema.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+
+$(CBUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+endif
 
 # Debian packages: to build; to serve (make serve); to test, which drives
 # pyexec.cgi through every server in cgi/conf/ (apache2-bin is Apache's
@@ -133,10 +169,13 @@ $(BUILD)/%.o: %.c
 BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
               libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
 SERVE_DEBS := lighttpd curl
-TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap
+TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev
 LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap
 HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
+# clang with libFuzzer's runtime (libclang-rt-14-dev), for make fuzz.
+HAVE_FUZZ   = command -v $(FUZZ_CC) >/dev/null \
+              && test -n "$(wildcard /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a)"
 
 define apt_install
 	@if [ "$$(id -u)" != 0 ]; then echo "make $@: run as root (apt-get)"; exit 1; fi
@@ -148,6 +187,7 @@ endef
 check-deps:
 	@$(HAVE_BUILD) && $(PYTHON) -c 'import pytest' 2>/dev/null \
 	  && command -v curl >/dev/null $(foreach s,$(SERVERS),&& test -x $(s)) \
+	  && $(HAVE_FUZZ) \
 	  || $(MAKE) --no-print-directory deps
 
 deps:
@@ -212,7 +252,7 @@ MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8
 install: $(CGI) $(ADMIN)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi
-	install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/$(ADMIN)
+	install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/pyexec-admin
 	for f in $(MANPAGES); do \
 	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
 	for f in cgi/conf/*.conf; do \
@@ -228,13 +268,60 @@ test: check-deps
 	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(NOPY_CGI) $(UNIT) $(TRY)
 	$(UNIT)
 ifneq ($(SANITIZE),1)
-	@$(MAKE) --no-print-directory SANITIZE=1 build-san/tests/unit-tests
-	build-san/tests/unit-tests
+	@if $(HAVE_FUZZ); then $(MAKE) --no-print-directory fuzz-smoke; \
+	elif [ "$(CI)" = true ]; then echo "make test: clang or libclang-rt-14-dev missing"; exit 1; \
+	else echo "make test: no clang with libFuzzer: fuzz smoke not run"; fi
 endif
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
+ifneq ($(SANITIZE),1)
+	@$(MAKE) --no-print-directory SANITIZE=1 test
+endif
+
+# libFuzzer harnesses (tests/fuzz/), with ASan and UBSan, in build-fuzz/.
+# make fuzz runs each for FUZZ_SECONDS on the seed corpus in
+# tests/fuzz/corpus/<name>/ (read only: what the run finds goes to
+# build-fuzz/corpus/<name>/), a crash is saved in tests/fuzz/crashes/.
+# make fuzz-smoke, part of make test, runs FUZZ_RUNS inputs per harness.
+FUZZ_CC      := clang
+FUZZ_SECONDS ?= 60
+FUZZ_RUNS    ?= 2000
+FUZZ_NAMES   := request encoder scan
+FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
+FUZZ_SRC_request := cgi/request.c cgi/job.c cgi/jsonscan.c cgi/utf8.c \
+                    cgi/http.c cgi/config.c sql/settings.c
+FUZZ_SRC_encoder := cgi/jsonw.c cgi/utf8.c
+FUZZ_SRC_scan    := cgi/jsonscan.c
+FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(wildcard cgi/*.h sql/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) -lcjson -lm
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: $(FUZZ_BIN)
+	@for h in $(FUZZ_NAMES); do \
+	  mkdir -p build-fuzz/corpus/$$h tests/fuzz/crashes/$$h || exit 1; \
+	  echo "fuzz_$$h: $(FUZZ_SECONDS) s"; \
+	  build-fuzz/fuzz_$$h -max_total_time=$(FUZZ_SECONDS) -max_len=8192 \
+	    -print_final_stats=1 -artifact_prefix=tests/fuzz/crashes/$$h/ \
+	    build-fuzz/corpus/$$h tests/fuzz/corpus/$$h || exit 1; \
+	done
+
+fuzz-smoke: $(FUZZ_BIN)
+	@for h in $(FUZZ_NAMES); do \
+	  rm -rf build-fuzz/smoke/$$h && mkdir -p build-fuzz/smoke/$$h || exit 1; \
+	  build-fuzz/fuzz_$$h -runs=$(FUZZ_RUNS) -seed=1 -max_len=8192 \
+	    -artifact_prefix=build-fuzz/smoke/$$h- build-fuzz/smoke/$$h \
+	    tests/fuzz/corpus/$$h 2>build-fuzz/smoke/$$h.log \
+	  && echo "fuzz_$$h: $(FUZZ_RUNS) runs over tests/fuzz/corpus/$$h, no crash" \
+	  || { tail -40 build-fuzz/smoke/$$h.log; exit 1; }; \
+	done
 
 # The full load test through lighttpd (tests/loadtest.py; make test runs an
 # 8 s variant): LOAD_SECONDS at LOAD_CONCURRENCY, then its proofs.
@@ -253,6 +340,6 @@ print-flags:
 	@echo "PYTHON   = $(PYVER) from $(PYSTDLIB)"
 
 clean:
-	rm -rf build build-san $(CGI) $(ADMIN)
+	rm -rf build build-san build-fuzz pyexec.cgi pyexec-admin
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)
