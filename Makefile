@@ -6,6 +6,8 @@
 #   make test       install missing packages (as root), build, run every test
 #   make install    PREFIX=/usr/local, DESTDIR= for staging
 #   make deps       apt-get the build, serve and test packages
+#   make bench      benchmark against baselines into bench/RESULTS.md
+#                   (BENCH_QUICK=1: a smoke run)
 #   make print-flags  show the flags that reach the compiler and linker
 #   make clean
 #
@@ -63,7 +65,7 @@ ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
 SANDBOX_SRC := sandbox/spawn.c sandbox/child.c sandbox/fds.c sandbox/rlimit.c \
                sandbox/ns.c sandbox/landlock.c sandbox/seccomp.c \
                sandbox/audit.c sandbox/pyrun.c sandbox/pyerr.c \
-               sandbox/allowlist.c sandbox/result.c
+               sandbox/allowlist.c sandbox/result.c sandbox/trace.c
 # Objects whose behaviour the test-only switch changes.
 PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
 
@@ -84,7 +86,7 @@ UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(BUILD)/tests/try-syscall
 
 .PHONY: all test unit blackbox deps check-deps serve serve-deps install \
-        clean print-flags
+        clean print-flags bench
 all: $(CGI) $(ADMIN)
 
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
@@ -132,9 +134,10 @@ $(BUILD)/%.o: %.c
 BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
               libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
 SERVE_DEBS := lighttpd curl
-TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap
+TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap bubblewrap apache2-utils
 LIGHTTPD   := /usr/sbin/lighttpd
-SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap
+SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap \
+              /usr/bin/bwrap /usr/bin/ab
 HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
 
 define apt_install
@@ -217,6 +220,12 @@ install: $(CGI)
 	    > $(DESTDIR)$(DOCDIR)/examples/$${f##*/} && \
 	  chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$${f##*/} || exit 1; done
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+
+# make bench: pyexec against its baselines, in one run (bench/bench.py);
+# writes bench/RESULTS.md. BENCH_QUICK=1: a smoke run (figures meaningless).
+bench: check-deps
+	@$(MAKE) --no-print-directory $(CGI)
+	$(PYTHON) bench/bench.py $(if $(BENCH_QUICK),--quick)
 
 unit: $(UNIT)
 	$(UNIT)
