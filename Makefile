@@ -72,7 +72,7 @@ PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
 CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
 SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
 ADMIN_OBJ   := $(ADMIN_SRC:%.c=$(BUILD)/%.o)
-SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
+SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sandbox/seccomp_bpf.o
 NOPY_OBJ    := $(filter-out $(PYLAYER_SRC:%.c=$(BUILD)/%.o),$(SANDBOX_OBJ)) \
                $(PYLAYER_SRC:%.c=$(BUILD)/nopy/%.o)
 UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c tests/unit/test_sql.c
@@ -104,7 +104,8 @@ $(UNIT): $(UNIT_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
-$(TRY): $(BUILD)/tests/helpers/try-syscall.o $(BUILD)/sandbox/seccomp.o $(BUILD)/sandbox/result.o
+$(TRY): $(BUILD)/tests/helpers/try-syscall.o $(BUILD)/sandbox/seccomp.o \
+        $(BUILD)/sandbox/seccomp_bpf.o $(BUILD)/sandbox/result.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
@@ -116,6 +117,17 @@ $(BUILD)/sql/schema.c: sql/schema.sql
 	  echo 'const char pyexec_schema_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@
+
+# The seccomp filter, compiled to BPF once at build time (sandbox/seccomp.c).
+$(BUILD)/tools/seccomp-gen: sandbox/seccomp.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DPYEXEC_SECCOMP_GEN $(LDFLAGS_ALL) -o $@ $< $(PKG_LIBS)
+
+$(BUILD)/sandbox/seccomp_bpf.c: $(BUILD)/tools/seccomp-gen
+	$< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/sandbox/seccomp_bpf.o: $(BUILD)/sandbox/seccomp_bpf.c
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<

@@ -75,8 +75,9 @@ class Direct:
     """Runs a command once per request, as a CGI: returns wall ms, CPU ms,
     maxrss KB (wait4: the process and its reaped children), stdout, stderr."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, launcher):
         self.tmp = tmp
+        self.launcher = launcher
 
     def once(self, argv, body, env):
         fin = os.path.join(self.tmp, "body")
@@ -85,7 +86,7 @@ class Direct:
         with open(fin, "rb") as i, tempfile.TemporaryFile(dir=self.tmp) as o, \
                 tempfile.TemporaryFile(dir=self.tmp) as e:
             t0 = time.perf_counter()
-            p = subprocess.Popen(argv, stdin=i, stdout=o, stderr=e, env=env,
+            p = subprocess.Popen([self.launcher] + argv, stdin=i, stdout=o, stderr=e, env=env,
                                  close_fds=False)
             _, status, ru = os.wait4(p.pid, 0)
             wall = (time.perf_counter() - t0) * 1e3
@@ -93,9 +94,12 @@ class Direct:
             o.seek(0)
             e.seek(0)
             out, err = o.read(), e.read()
-        cpu = (ru.ru_utime + ru.ru_stime) * 1e3
-        return {"wall": wall, "cpu": cpu, "maxrss": ru.ru_maxrss, "out": out,
-                "err": err, "rc": p.returncode}
+        m = LAUNCH_RX.search(err.decode(errors="replace"))
+        if not m:
+            raise RuntimeError("%s: no report from the launcher: %r" % (argv[0], err[-300:]))
+        return {"wall": int(m.group(1)) / 1e3, "cpu": int(m.group(2)) / 1e3,
+                "maxrss": int(m.group(3)), "out": out, "err": err,
+                "rc": p.returncode, "outer_wall": wall}
 
 
 def cgi_env(db=None, length=0, extra=None):
@@ -114,6 +118,7 @@ def parse_body(out):
     return json.loads(body)
 
 
+LAUNCH_RX = re.compile(r"launch: wall_us=(\d+) cpu_us=(\d+) maxrss_kb=(\d+)")
 TRACE_RX = re.compile(r"pyexec-trace:(.*)")
 
 
@@ -197,16 +202,16 @@ def calibrate_cpu50(direct):
     n = 200000
     for _ in range(4):
         code = WORKLOADS["cpu50"] % n
-        base = direct.once([PY, "-I", "-S", "-c", "pass"], b"", {})["wall"]
+        base = min(direct.once([PY, "-I", "-S", "-c", "pass"], b"", {})["wall"] for _ in range(3))
         t = min(direct.once([PY, "-I", "-S", "-c", code], b"", {})["wall"] for _ in range(3))
         loop = max(t - base, 1.0)
         n = int(n * 50.0 / loop)
     return n
 
 
-def build_floor(tmp):
-    exe = os.path.join(tmp, "floor.cgi")
-    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, "floor.c")], check=True)
+def build(tmp, name):
+    exe = os.path.join(tmp, name)
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, name + ".c")], check=True)
     return exe
 
 
@@ -267,8 +272,8 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pyexec-bench-")
     os.chmod(tmp, 0o755)
     try:
-        direct = Direct(tmp)
-        floor = build_floor(tmp)
+        direct = Direct(tmp, build(tmp, "launch"))
+        floor = build(tmp, "floor")
         for f in ("cgi_runner.py", "py-cgi.sh", "bwrap-cgi.sh"):
             shutil.copy2(os.path.join(HERE, f), os.path.join(tmp, f))
         db = new_db(direct, cgi, tmp)
@@ -371,11 +376,13 @@ def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick):
     L.append("- cpu50 loop: %d iterations (calibrated to ~50 ms under `python3 -I -S -c`)\n" % cpu_n)
 
     L.append("## Invoked directly (one request at a time)\n")
-    L.append("Wall and CPU per request in ms (CPU: user+system of the process and "
-             "its children, from wait4); peak memory in KB: `rss` is wait4's maxrss of "
-             "the process tree, for pyexec `broker` is the broker's own and `child` "
-             "the sandbox's (the response's peak_memory_kb). Ratio: median wall over "
-             "`python -c` on the same code.\n")
+    L.append("Wall and CPU per request in ms, measured by bench/launch.c around fork "
+             "and wait4 (CPU: user+system of the process and the children it reaped; "
+             "bwrap's sandboxed process is reaped inside its PID namespace and does "
+             "not show). Peak memory in KB: `rss` is wait4's maxrss (the largest "
+             "process of the tree), for pyexec `broker` is the broker's own "
+             "(PYEXEC_TRACE_TIMING) and `child` the sandbox's (the response's "
+             "peak_memory_kb). Ratio: median wall over `python -c` on the same code.\n")
     L.append("| workload | subject | median ms | p99 ms | CPU ms | rss KB | broker KB | child KB | x python -c |")
     L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     traces = {}
