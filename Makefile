@@ -7,6 +7,8 @@
 #   make install    PREFIX=/usr/local, DESTDIR= for staging
 #   make deps       apt-get the build, serve and test packages
 #   make loadtest   60 s of mixed load through lighttpd, then its checks
+#   make bench      benchmark against baselines into bench/RESULTS.md
+#                   (BENCH_QUICK=1: a smoke run)
 #   make print-flags  show the flags that reach the compiler and linker
 #   make clean
 #
@@ -79,17 +81,18 @@ ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
 SANDBOX_SRC := sandbox/spawn.c sandbox/child.c sandbox/fds.c sandbox/rlimit.c \
                sandbox/ns.c sandbox/landlock.c sandbox/seccomp.c \
                sandbox/audit.c sandbox/pyrun.c sandbox/pyerr.c \
-               sandbox/allowlist.c sandbox/result.c
+               sandbox/allowlist.c sandbox/result.c sandbox/trace.c
 # Objects whose behaviour the test-only switch changes.
 PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
 
 CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
 SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
 ADMIN_OBJ   := $(ADMIN_SRC:%.c=$(BUILD)/%.o)
-SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o)
+SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sandbox/seccomp_bpf.o
 # The objects of pyexec.cgi and its test variants (CBUILD: see SANITIZE).
 CGI_BIN_OBJ := $(CGI_SRC:%.c=$(CBUILD)/%.o) $(SANDBOX_SRC:%.c=$(CBUILD)/%.o) \
-               $(SQL_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sql/schema.o
+               $(SQL_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sql/schema.o \
+               $(CBUILD)/sandbox/seccomp_bpf.o
 NOPY_BIN_OBJ := $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o),$(CGI_BIN_OBJ)) \
                $(PYLAYER_SRC:%.c=$(CBUILD)/nopy/%.o)
 UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c tests/unit/test_sql.c
@@ -110,7 +113,7 @@ TRY      := $(CBUILD)/tests/try-syscall
 
 .SECONDEXPANSION:
 .PHONY: all test unit blackbox deps check-deps serve serve-deps install \
-        clean print-flags loadtest fuzz fuzz-build fuzz-smoke
+        clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
 all: $(CGI) $(ADMIN)
 
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
@@ -129,7 +132,8 @@ $(UNIT): $(UNIT_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
-$(TRY): $(CBUILD)/tests/helpers/try-syscall.o $(CBUILD)/sandbox/seccomp.o $(CBUILD)/sandbox/result.o
+$(TRY): $(CBUILD)/tests/helpers/try-syscall.o $(CBUILD)/sandbox/seccomp.o \
+        $(CBUILD)/sandbox/seccomp_bpf.o $(CBUILD)/sandbox/result.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
 
@@ -141,6 +145,17 @@ $(BUILD)/sql/schema.c: sql/schema.sql
 	  echo 'const char pyexec_schema_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@
+
+# The seccomp filter, compiled to BPF once at build time (sandbox/seccomp.c).
+$(BUILD)/tools/seccomp-gen: sandbox/seccomp.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -DPYEXEC_SECCOMP_GEN $(LDFLAGS_ALL) -o $@ $< $(PKG_LIBS)
+
+$(BUILD)/sandbox/seccomp_bpf.c: $(BUILD)/tools/seccomp-gen
+	$< > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/sandbox/seccomp_bpf.o: $(BUILD)/sandbox/seccomp_bpf.c
+	$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
@@ -158,6 +173,10 @@ $(CBUILD)/sql/schema.o: $(BUILD)/sql/schema.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_CGI) -c -o $@ $<
 
+$(CBUILD)/sandbox/seccomp_bpf.o: $(BUILD)/sandbox/seccomp_bpf.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+
 $(CBUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_CGI) -c -o $@ $<
@@ -169,9 +188,11 @@ endif
 BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
               libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
 SERVE_DEBS := lighttpd curl
-TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev
+TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev \
+              bubblewrap apache2-utils
 LIGHTTPD   := /usr/sbin/lighttpd
-SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap
+SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap \
+              /usr/bin/bwrap /usr/bin/ab
 HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
 # clang with libFuzzer's runtime (libclang-rt-14-dev), for make fuzz.
 HAVE_FUZZ   = command -v $(FUZZ_CC) >/dev/null \
@@ -260,6 +281,12 @@ install: $(CGI) $(ADMIN)
 	    > $(DESTDIR)$(DOCDIR)/examples/$${f##*/} && \
 	  chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$${f##*/} || exit 1; done
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+
+# make bench: pyexec against its baselines, in one run (bench/bench.py);
+# writes bench/RESULTS.md. BENCH_QUICK=1: a smoke run (figures meaningless).
+bench: check-deps
+	@$(MAKE) --no-print-directory $(CGI)
+	$(PYTHON) bench/bench.py $(if $(BENCH_QUICK),--quick)
 
 unit: $(UNIT)
 	$(UNIT)

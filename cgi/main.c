@@ -32,6 +32,7 @@
 #include "response.h"
 #include "slots.h"
 #include "../sql/store.h"
+#include "../sandbox/trace.h"
 #include "banned.h"
 
 /* Seconds a client should wait after a 503. */
@@ -188,6 +189,7 @@ static int admit(struct ctx *c, struct http_error *e)
 	c->rec.deadline_ms = c->rec.started_ms + c->cfg.body_timeout_ms +
 			     c->cfg.concurrency_wait_ms + c->id.timeout_ms +
 			     30000;
+	TRACE(TR_SLOT);	/* identify: counted with the slot below */
 	rc = store_run_begin(c->db, &c->rec, c->id.quota, c->cfg.quota_window_s,
 			     c->id.reset_ms, &c->cfg, &c->quota);
 	if (rc != STORE_OK) {
@@ -196,6 +198,7 @@ static int admit(struct ctx *c, struct http_error *e)
 		return http_fail(e, 503, "audit log unavailable: request refused");
 	}
 	c->audited = 1;		/* as running, or as refused for the quota */
+	TRACE(TR_ADMIT);
 	if (c->quota.refused) {
 		rate_headers(c);
 		return http_fail(e, 429, "rate limit of %ld runs per %ld s "
@@ -268,6 +271,7 @@ static void run(struct ctx *c)
 		snprintf(res.error_type, sizeof(res.error_type), "InternalError");
 		res.error = strdup(err);
 	} else {
+		TRACE(TR_PREPARE);
 		sandbox_run(&sj, &lim, &res);
 	}
 	if (res.outcome == SB_INTERNAL)
@@ -276,8 +280,10 @@ static void run(struct ctx *c)
 	if (res.outcome == SB_CANCELLED)
 		cancelled(c, &res);
 	complete(c, &res, (double)(now_ms() - t0));
+	TRACE(TR_COMPLETE);
 	if (res.outcome != SB_CANCELLED)
 		respond_result(&res, &c->reply);
+	TRACE(TR_ANSWERED);
 	sb_result_release(&res);
 }
 
@@ -285,12 +291,16 @@ static void handle(struct ctx *c)
 {
 	struct http_error e;
 
-	if (open_db(c, &e) != 0 ||
-	    request_read(&c->req, STDIN_FILENO, c->cfg.body_bytes,
+	if (open_db(c, &e) != 0)
+		goto refused;
+	TRACE(TR_DB_OPEN);
+	if (request_read(&c->req, STDIN_FILENO, c->cfg.body_bytes,
 			 c->cfg.body_timeout_ms, &e) != 0)
 		goto refused;
+	TRACE(TR_READ);
 	if (job_parse(&c->job, c->req.body, c->req.len, &c->cfg, &e) != 0)
 		goto refused;
+	TRACE(TR_PARSE);
 	c->rec.code = c->job.code;
 	c->rec.code_len = c->job.code_len;
 	c->rec.input_size = c->job.input_len;
@@ -298,6 +308,7 @@ static void handle(struct ctx *c)
 		goto refused;
 	store_close(c->db);
 	c->db = NULL;
+	TRACE(TR_CLOSE);
 	run(c);
 	return;
 refused:
@@ -312,6 +323,7 @@ int main(void)
 {
 	static struct ctx c;
 
+	trace_init();
 	sane_stdio();
 	signal(SIGPIPE, SIG_IGN);
 	/* A SIGCHLD ignored by whoever started us (exec keeps SIG_IGN) would
@@ -334,5 +346,6 @@ int main(void)
 	request_release(&c.req);
 	if (c.slot_fd >= 0)
 		close(c.slot_fd);
+	trace_report();
 	return 0;
 }

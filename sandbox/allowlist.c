@@ -32,9 +32,10 @@ static const char *const lazy_functools[] = {
 static const char *const lazy_json[] = {
 	"json.decoder", "json.encoder", "json.scanner", NULL
 };
+/* linecache (FutureWarning's source line) is not loaded: see audit.c. */
 static const char *const lazy_re[] = {
-	"copyreg", "unicodedata", "warnings", "linecache",
-	NULL	/* \N{...} escapes; FutureWarning and its display */
+	"copyreg", "unicodedata", "warnings",
+	NULL	/* \N{...} escapes; FutureWarning */
 };
 static const char *const none[] = { NULL };
 /* statistics.mode() -> Counter.most_common(1) -> import heapq */

@@ -142,6 +142,26 @@ static int is_pseudo_open(const char *event, PyObject *args)
 	       PyUnicode_READ_CHAR(path, 0) == '<';
 }
 
+/*
+ * linecache, which warnings.formatwarning imports to show a warning's
+ * source line, is not loaded before lockdown: it pulls in tokenize, and the
+ * program's source is "<code>", for which it has no line anyway. Its import
+ * fails quietly instead, which formatwarning expects (it catches the
+ * exception and shows the warning without a line), so a FutureWarning from
+ * re reads the same.
+ */
+static int is_quiet_import(const char *event, PyObject *args)
+{
+	PyObject *name;
+
+	if (strcmp(event, "import") != 0 || !PyTuple_Check(args) ||
+	    PyTuple_GET_SIZE(args) < 1)
+		return 0;
+	name = PyTuple_GET_ITEM(args, 0);
+	return PyUnicode_CheckExact(name) &&
+	       PyUnicode_CompareWithASCIIString(name, "linecache") == 0;
+}
+
 static int hook(const char *event, PyObject *args, void *data)
 {
 	char msg[512];
@@ -152,6 +172,11 @@ static int hook(const char *event, PyObject *args, void *data)
 		return 0;
 	if (is_pseudo_open(event, args)) {
 		PyErr_SetString(PyExc_OSError, "no source file in the sandbox");
+		return -1;
+	}
+	if (is_quiet_import(event, args)) {
+		PyErr_SetString(PyExc_ImportError, "linecache: no source files "
+				"in the sandbox");
 		return -1;
 	}
 	if (mode != AUDIT_ARMED ||

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include "internal.h"
+#include "trace.h"
 #include "../cgi/banned.h"
 
 extern char **environ;
@@ -65,24 +66,31 @@ void sandbox_enter(const struct sb_job *job, const struct sb_limits *lim,
 	unsigned layers = SB_LAYER_RLIMITS;
 	int abi = 0;
 
+	TRACE(TR_C_START);
 	default_signals();
 	if (fds_setup(out_fd, res_fd, null_fd) != 0)
 		_exit(2);	/* no result pipe to report on */
 	setpgid(0, 0);
 	empty_environment();
+	TRACE(TR_C_FDS);
 	if (rlimits_apply(lim, err, sizeof(err)) != 0)
 		rec_internal("rlimits", err);
+	TRACE(TR_C_RLIMITS);
 	layers |= ns_enter();
 	die_with_parent(broker);
+	TRACE(TR_C_NS);
 	if (py_prepare(job, err, sizeof(err)) != 0)
 		rec_internal("interpreter", err);
 	layers |= landlock_apply(&abi);
+	TRACE(TR_C_LANDLOCK);
 	if (seccomp_apply(err, sizeof(err)) != 0)
 		rec_internal("seccomp", err);
+	TRACE(TR_C_SECCOMP);
 	layers |= SB_LAYER_SECCOMP | SB_LAYER_NNP;
 #ifndef PYEXEC_TEST_NO_PYLAYER
 	layers |= SB_LAYER_PYTHON | SB_LAYER_AUDIT;
 #endif
 	rec_write(REC_READY, 0, layers, (uint32_t)abi, NULL, 0, NULL, 0);
+	TRACE(TR_C_READY);
 	py_run();
 }

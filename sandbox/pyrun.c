@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "internal.h"
+#include "trace.h"
 #include "allowlist.h"
 #include "pyerr.h"
 #include "../cgi/banned.h"
@@ -268,6 +269,7 @@ int py_prepare(const struct sb_job *j, char *err, size_t errlen)
 	job = j;
 	if (audit_install() != 0)
 		goto fail;
+	TRACE(TR_C_AUDIT);
 	step = "interpreter start";
 	st = start_interpreter();
 	if (PyStatus_Exception(st)) {
@@ -275,15 +277,19 @@ int py_prepare(const struct sb_job *j, char *err, size_t errlen)
 			 st.err_msg ? st.err_msg : "failed");
 		return -1;
 	}
+	TRACE(TR_C_PYINIT);
 	step = "stdio";
 	if (setup_stdio() != 0)
 		goto fail;
+	TRACE(TR_C_STDIO);
 	step = "preload";
 	if (allowlist_preload(job->code, job->code_len, load_one, NULL) != 0)
 		goto fail;
+	TRACE(TR_C_PRELOAD);
 	step = "globals";
 	if (build_globals() != 0)
 		goto fail;
+	TRACE(TR_C_GLOBALS);
 	return 0;
 fail:
 	if (PyErr_Occurred()) {
@@ -338,10 +344,12 @@ void py_run(void)
 	cf.cf_flags = PyCF_IGNORE_COOKIE | PyCF_SOURCE_IS_UTF8;
 	code = Py_CompileStringFlags(job->code, "<code>", Py_file_input, &cf);
 	audit_set(PYLAYER ? AUDIT_ARMED : AUDIT_COMPILING);
+	TRACE(TR_C_COMPILED);
 	if (code) {
 		r = PyEval_EvalCode(code, globals, globals);
 		Py_DECREF(code);
 	}
+	TRACE(TR_C_RAN);
 	if (r)
 		finish_ok(t0);
 	if (PyErr_ExceptionMatches(PyExc_SystemExit) && pyerr_exit_ok())

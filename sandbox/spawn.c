@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include "internal.h"
+#include "trace.h"
 #include "../cgi/limits.h"
 #include "../cgi/banned.h"
 
@@ -364,6 +365,7 @@ int sandbox_run(const struct sb_job *job, const struct sb_limits *lim,
 		return fail(res, "/dev/null");
 	r.start_ns = mono_ns();
 	uint64_t deadline = r.start_ns + (uint64_t)lim->timeout_ms * 1000000u;
+	TRACE(TR_FORK);
 	r.pid = fork();
 	if (r.pid < 0)
 		return fail(res, "fork");
@@ -377,6 +379,7 @@ int sandbox_run(const struct sb_job *job, const struct sb_limits *lim,
 	r.pid_fd = (int)syscall(SYS_pidfd_open, r.pid, 0);
 	watch(&r, deadline);
 	reap(&r);
+	TRACE(TR_REAPED);
 	close(r.out_fd);
 	close(r.res_fd);
 	if (r.pid_fd >= 0)

@@ -474,16 +474,17 @@ def test_os_route(build, host, route, op):
 
 
 def test_linecache_via_module_globals(build, host):
-    """linecache (loaded because re names it) reached through random's module
-    globals. linecache stats the path first and os.stat raises no audit
-    event, so in BOTH builds only seccomp (newfstatat) stops it."""
+    """linecache reached through random's module globals. It would read any
+    file (it stats the path first, and os.stat raises no audit event), so it
+    is not loaded before lockdown, not even for re (a warning's display
+    does without it: audit.c), and cannot be loaded after."""
     code = """
         import re, random
         sys = random.__dict__['_os'].__dict__['sys']
         print(sys.modules['linecache'].getlines($SECRET))
     """
-    attack(build, host, code, full=seccomp("newfstatat"),
-           kernel=seccomp("newfstatat"))
+    attack(build, host, code, full=pyerr("KeyError", "linecache"),
+           kernel=pyerr("KeyError", "linecache"))
 
 
 def test_stat_probe(build, host):

@@ -1,0 +1,469 @@
+#!/usr/bin/python3
+"""pyexec's benchmark: pyexec against its baselines, in one run, on one
+machine, written to bench/RESULTS.md.
+
+Subjects, invoked directly (as a web server would: CGI environment, body on
+stdin) and, for requests/s, through lighttpd started from the shipped
+cgi/conf/lighttpd.conf exactly as tests/test_servers.py starts it:
+
+  python -c   /usr/bin/python3 -I -S -c CODE: the interpreter floor
+  floor       bench/floor.c, a C CGI printing a fixed answer: the process floor
+  py-cgi      bench/py-cgi.sh: a python3 -I -S CGI running the code, no sandbox
+  bwrap       bench/bwrap-cgi.sh: the same inside bubblewrap (no network,
+              512 MB address space): the alternative an operator would pick
+  pyexec      pyexec.cgi with its database (audit row, quota), as deployed
+
+Per request: median and p99 wall time, CPU (user+system of the process and
+its children, from wait4), peak memory of the broker (its own rusage,
+reported by PYEXEC_TRACE_TIMING) and of the sandbox child (the response's
+peak_memory_kb). Through lighttpd: requests/s at concurrency 1 and 8 (ab).
+PYEXEC_TRACE_TIMING=1 gives the per-phase breakdown of a pyexec request.
+
+  /usr/bin/python3 bench/bench.py            full run (make bench)
+  /usr/bin/python3 bench/bench.py --quick    smoke run: proves the harness
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+PY = "/usr/bin/python3"
+
+WORKLOADS = {
+    "hello": 'print("Hello from Python!")\nprint(sum([1,2,3,4,5]))',
+    "imports": (
+        "import json, statistics, datetime, re, collections, random\n"
+        "random.seed(7)\n"
+        "xs = [random.randint(1, 100) for _ in range(200)]\n"
+        "c = collections.Counter(x % 10 for x in xs)\n"
+        "d = datetime.date(2024, 1, 1) + datetime.timedelta(days=len(xs))\n"
+        "words = re.findall(r'[a-z]+', 'the quick brown fox jumps over the lazy dog')\n"
+        "print(json.dumps({'mean': statistics.mean(xs), 'median': statistics.median(xs),\n"
+        "                  'top': c.most_common(2), 'date': d.isoformat(), 'words': len(words)}))\n"),
+    # N is calibrated to 50 ms of CPU under python3 -I -S at start.
+    "cpu50": "s = 0\nfor i in range(%d):\n    s += i * i\nprint(s)\n",
+    "alloc100": "b = b'x' * (100 * 1024 * 1024)\nprint(len(b))\n",
+}
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * (len(xs) - 1)))))
+    return xs[k]
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+# --- direct invocation -------------------------------------------------------
+
+class Direct:
+    """Runs a command once per request, as a CGI: returns wall ms, CPU ms,
+    maxrss KB (wait4: the process and its reaped children), stdout, stderr."""
+
+    def __init__(self, tmp, launcher):
+        self.tmp = tmp
+        self.launcher = launcher
+
+    def once(self, argv, body, env):
+        fin = os.path.join(self.tmp, "body")
+        with open(fin, "wb") as f:
+            f.write(body)
+        with open(fin, "rb") as i, tempfile.TemporaryFile(dir=self.tmp) as o, \
+                tempfile.TemporaryFile(dir=self.tmp) as e:
+            t0 = time.perf_counter()
+            p = subprocess.Popen([self.launcher] + argv, stdin=i, stdout=o, stderr=e, env=env,
+                                 close_fds=False)
+            _, status, ru = os.wait4(p.pid, 0)
+            wall = (time.perf_counter() - t0) * 1e3
+            p.returncode = os.waitstatus_to_exitcode(status)
+            o.seek(0)
+            e.seek(0)
+            out, err = o.read(), e.read()
+        m = LAUNCH_RX.search(err.decode(errors="replace"))
+        if not m:
+            raise RuntimeError("%s: no report from the launcher: %r" % (argv[0], err[-300:]))
+        return {"wall": int(m.group(1)) / 1e3, "cpu": int(m.group(2)) / 1e3,
+                "maxrss": int(m.group(3)), "out": out, "err": err,
+                "rc": p.returncode, "outer_wall": wall}
+
+
+def cgi_env(db=None, length=0, extra=None):
+    e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
+         "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+         "REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+         "CONTENT_LENGTH": str(length)}
+    if db:
+        e["PYEXEC_DB"] = db
+    e.update(extra or {})
+    return e
+
+
+def parse_body(out):
+    _, _, body = out.partition(b"\r\n\r\n") if b"\r\n\r\n" in out else out.partition(b"\n\n")
+    return json.loads(body)
+
+
+LAUNCH_RX = re.compile(r"launch: wall_us=(\d+) cpu_us=(\d+) maxrss_kb=(\d+)")
+TRACE_RX = re.compile(r"pyexec-trace:(.*)")
+
+
+def parse_trace(err):
+    m = TRACE_RX.search(err.decode(errors="replace"))
+    if not m:
+        return None
+    return {k: float(v) for k, v in (kv.split("=") for kv in m.group(1).split())}
+
+
+# --- lighttpd ----------------------------------------------------------------
+
+def load_servers(cgi):
+    os.environ["PYEXEC_CGI"] = cgi
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    import test_servers  # noqa: E402  (the tests' own config generation)
+    return test_servers
+
+
+def start_lighttpd(ts, subject_file, extra_files=(), quota_unlimited=True):
+    """lighttpd from the shipped configuration (tests/test_servers.py's
+    Lighttpd), serving subject_file in place of pyexec.cgi."""
+    srv = ts.Lighttpd("lighttpd")
+    if subject_file:
+        for f in extra_files:
+            shutil.copy2(f, srv.path(os.path.basename(f)))
+            os.chmod(srv.path(os.path.basename(f)), 0o755)
+        os.unlink(srv.cgi)
+        shutil.copy2(subject_file, srv.cgi)
+        os.chmod(srv.cgi, 0o755)
+        # The scripts find cgi_runner.py beside themselves.
+    if quota_unlimited:
+        with sqlite3.connect(srv.db) as c:
+            c.executemany("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                          "DO UPDATE SET value = excluded.value",
+                          [("default_quota", "-1"), ("timeout_ms", "30000")])
+    srv.start()
+    return srv
+
+
+AB_RPS = re.compile(r"Requests per second:\s+([\d.]+)")
+# ab counts an answer whose length differs from the first as failed
+# ("Length"): pyexec's run_id and timings vary in length, so only these count.
+AB_FAILED = re.compile(r"\(Connect: (\d+), Receive: (\d+), Length: \d+, Exceptions: (\d+)\)")
+AB_NON2XX = re.compile(r"Non-2xx responses:\s+(\d+)")
+
+
+def ab(port, body_file, n, c):
+    r = subprocess.run(["ab", "-q", "-n", str(n), "-c", str(c), "-p", body_file,
+                        "-T", "application/json", "http://127.0.0.1:%d/" % port],
+                       capture_output=True, text=True, timeout=900)
+    m = AB_RPS.search(r.stdout)
+    if r.returncode != 0 or not m:
+        raise RuntimeError("ab failed: %s %s" % (r.stdout[-500:], r.stderr[-500:]))
+    f = AB_FAILED.search(r.stdout)
+    failed = sum(int(x) for x in f.groups()) if f else 0
+    non2xx = AB_NON2XX.search(r.stdout)
+    return {"rps": float(m.group(1)), "failed": failed + (int(non2xx.group(1)) if non2xx else 0)}
+
+
+# --- the run -----------------------------------------------------------------
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    try:
+        with open("/etc/debian_version") as f:
+            deb = f.read().strip()
+    except OSError:
+        deb = "?"
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "debian": deb, "python": platform.python_version()}
+
+
+def calibrate_cpu50(direct):
+    """The loop count that takes ~50 ms under python3 -I -S -c."""
+    n = 200000
+    for _ in range(4):
+        code = WORKLOADS["cpu50"] % n
+        base = min(direct.once([PY, "-I", "-S", "-c", "pass"], b"", {})["wall"] for _ in range(3))
+        t = min(direct.once([PY, "-I", "-S", "-c", code], b"", {})["wall"] for _ in range(3))
+        loop = max(t - base, 1.0)
+        n = int(n * 50.0 / loop)
+    return n
+
+
+def build(tmp, name):
+    exe = os.path.join(tmp, name)
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, name + ".c")], check=True)
+    return exe
+
+
+def new_db(direct, cgi, tmp):
+    d = tempfile.mkdtemp(prefix="db-", dir=tmp)
+    db = os.path.join(d, "pyexec.db")
+    r = direct.once([cgi], b"", dict(cgi_env(db), REQUEST_METHOD="GET"))
+    assert b"405" in r["out"], r
+    with sqlite3.connect(db) as c:
+        c.execute("INSERT INTO settings (key, value) VALUES ('default_quota', '-1') "
+                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+    return db
+
+
+def direct_bench(direct, subjects, workloads, n, log):
+    """Interleaved: each round runs every subject once, so that drift in the
+    machine's state hits every subject alike."""
+    res = {}
+    for wname, code in workloads.items():
+        body = json.dumps({"code": code, "input_data": {}}).encode()
+        for s in subjects:
+            res[(wname, s["name"])] = []
+        for i in range(n + 2):
+            for s in subjects:
+                argv, b, env = s["cmd"](code, body)
+                r = direct.once(argv, b, env)
+                if r["rc"] != 0:
+                    raise RuntimeError("%s %s: exit %s: %r" % (s["name"], wname, r["rc"], r["err"][-300:]))
+                if s.get("check"):
+                    s["check"](r, wname)
+                if i >= 2:	# two warm-up rounds
+                    res[(wname, s["name"])].append(r)
+        log("direct %-8s done" % wname)
+    return res
+
+
+def fmt(x, nd=1):
+    return "-" if x is None or x != x else ("%.*f" % (nd, x))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: a few requests of each")
+    ap.add_argument("--cgi", default=os.path.join(REPO, "pyexec.cgi"))
+    ap.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
+    ap.add_argument("--json", help="also write the raw figures here")
+    ap.add_argument("-n", type=int, help="requests per subject and workload (direct)")
+    ap.add_argument("--no-lighttpd", action="store_true")
+    args = ap.parse_args()
+    cgi = os.path.abspath(args.cgi)
+    quick = args.quick
+    n_fast = args.n or (3 if quick else 60)
+    n_slow = args.n or (2 if quick else 20)
+
+    def log(msg):
+        print("bench: %s" % msg, file=sys.stderr, flush=True)
+
+    tmp = tempfile.mkdtemp(prefix="pyexec-bench-")
+    os.chmod(tmp, 0o755)
+    try:
+        direct = Direct(tmp, build(tmp, "launch"))
+        floor = build(tmp, "floor")
+        for f in ("cgi_runner.py", "py-cgi.sh", "bwrap-cgi.sh"):
+            shutil.copy2(os.path.join(HERE, f), os.path.join(tmp, f))
+        db = new_db(direct, cgi, tmp)
+        cpu_n = 20000 if quick else calibrate_cpu50(direct)
+        workloads = dict(WORKLOADS)
+        workloads["cpu50"] = WORKLOADS["cpu50"] % cpu_n
+        log("cpu50 loop: %d iterations" % cpu_n)
+
+        expected = {}
+
+        def check_pyexec(r, wname):
+            j = parse_body(r["out"])
+            if not j.get("success"):
+                raise RuntimeError("pyexec %s failed: %r" % (wname, j))
+            expected.setdefault(wname, j["output"])
+
+        def check_cgi(r, wname):
+            j = parse_body(r["out"])
+            if not j.get("success"):
+                raise RuntimeError("%s failed: %r" % (wname, j))
+
+        def body_cmd(argv, envx=None, with_db=False):
+            def cmd(code, body):
+                return argv, body, cgi_env(db if with_db else None, len(body),
+                                           envx)
+            return cmd
+
+        subjects = [
+            {"name": "python -c", "cmd": lambda code, body: ([PY, "-I", "-S", "-c", code], b"", {})},
+            {"name": "floor", "cmd": body_cmd([floor])},
+            {"name": "py-cgi", "cmd": body_cmd([os.path.join(tmp, "py-cgi.sh")]), "check": check_cgi},
+            {"name": "bwrap", "cmd": body_cmd([os.path.join(tmp, "bwrap-cgi.sh")]), "check": check_cgi},
+            {"name": "pyexec", "cmd": body_cmd([cgi], {"PYEXEC_TRACE_TIMING": "1"}, True),
+             "check": check_pyexec},
+        ]
+        fast = {k: workloads[k] for k in ("hello", "imports")}
+        slow = {k: workloads[k] for k in ("cpu50", "alloc100")}
+        res = direct_bench(direct, subjects, fast, n_fast, log)
+        res.update(direct_bench(direct, subjects, slow, n_slow, log))
+        # The trace itself costs: one more pass of pyexec without it.
+        notrace = [{"name": "pyexec", "cmd": body_cmd([cgi], None, True), "check": check_pyexec}]
+        nt = direct_bench(direct, notrace, {"hello": workloads["hello"]}, n_fast, log)
+
+        # Through lighttpd.
+        rps = {}
+        if not args.no_lighttpd:
+            ts = load_servers(cgi)
+            servers = [("pyexec", None, ()),
+                       ("py-cgi", os.path.join(tmp, "py-cgi.sh"), [os.path.join(tmp, "cgi_runner.py")]),
+                       ("bwrap", os.path.join(tmp, "bwrap-cgi.sh"), [os.path.join(tmp, "cgi_runner.py")]),
+                       ("floor", floor, ())]
+            for sname, f, extra in servers:
+                srv = start_lighttpd(ts, f, extra)
+                try:
+                    for wname, code in workloads.items():
+                        if sname == "floor" and wname != "hello":
+                            continue
+                        bf = os.path.join(tmp, "ab-%s.json" % wname)
+                        with open(bf, "w") as fh:
+                            json.dump({"code": code, "input_data": {}}, fh)
+                        heavy = wname in slow
+                        for c in (1, 8):
+                            n = (8 if quick else (40 if heavy else 300)) if c == 8 else \
+                                (4 if quick else (20 if heavy else 100))
+                            ab(srv.port, bf, max(c, n // 10), c)	# warm-up
+                            rps[(wname, sname, c)] = ab(srv.port, bf, n, c)
+                    log("lighttpd %s done" % sname)
+                finally:
+                    srv.stop()
+
+        report = write_report(args, machine(), workloads, cpu_n, res, nt, rps, quick)
+        with open(args.out, "w") as f:
+            f.write(report)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"direct": {"%s|%s" % k: [{x: r[x] for x in ("wall", "cpu", "maxrss")}
+                                                     for r in v] for k, v in res.items()},
+                           "rps": {"%s|%s|%d" % k: v for k, v in rps.items()}}, f)
+        log("wrote %s" % args.out)
+        print(report)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+SANDBOX_PHASES = ["seccomp_build", "pipes", "fork", "fds_env_signals", "rlimits",
+                  "namespaces_uid", "audit_hook", "landlock", "seccomp_load", "ready_record"]
+DB_PHASES = ["db_open", "admit_txn", "slot", "db_close", "db_complete"]
+
+
+def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick):
+    L = []
+    cmd = "/usr/bin/python3 bench/bench.py" + (" --quick" if quick else "")
+    L.append("# pyexec benchmark results\n")
+    if quick:
+        L.append("**Smoke run (`--quick`): a handful of requests, the figures mean nothing.**\n")
+    L.append("- date: %s" % datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    L.append("- command: `%s` (`make bench%s`)" % (cmd, " BENCH_QUICK=1" if quick else ""))
+    L.append("- machine: %d cores, %s; kernel %s; Debian %s; Python %s" % (
+        mach["nproc"], mach["cpu"], mach["kernel"], mach["debian"], mach["python"]))
+    L.append("- cpu50 loop: %d iterations (calibrated to ~50 ms under `python3 -I -S -c`)\n" % cpu_n)
+
+    L.append("## Invoked directly (one request at a time)\n")
+    L.append("Wall and CPU per request in ms, measured by bench/launch.c around fork "
+             "and wait4 (CPU: user+system of the process and the children it reaped; "
+             "bwrap's sandboxed process is reaped inside its PID namespace and does "
+             "not show). Peak memory in KB: `rss` is wait4's maxrss (the largest "
+             "process of the tree), for pyexec `broker` is the broker's own "
+             "(PYEXEC_TRACE_TIMING) and `child` the sandbox's (the response's "
+             "peak_memory_kb). Ratio: median wall over `python -c` on the same code.\n")
+    L.append("| workload | subject | median ms | p99 ms | CPU ms | rss KB | broker KB | child KB | x python -c |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    traces = {}
+    for (wname, sname), runs in res.items():
+        walls = [r["wall"] for r in runs]
+        base = med([r["wall"] for r in res[(wname, "python -c")]])
+        broker = child = None
+        if sname == "pyexec":
+            tr = [parse_trace(r["err"]) for r in runs]
+            tr = [t for t in tr if t]
+            traces[wname] = tr
+            broker = med([t["broker_maxrss_kb"] for t in tr]) if tr else None
+            child = med([parse_body(r["out"]).get("peak_memory_kb", 0) for r in runs])
+        L.append("| %s | %s | %s | %s | %s | %d | %s | %s | %s |" % (
+            wname, sname, fmt(med(walls), 2), fmt(pct(walls, 99), 2),
+            fmt(med([r["cpu"] for r in runs])), med([r["maxrss"] for r in runs]),
+            fmt(broker, 0), fmt(child, 0), fmt(med(walls) / base, 2)))
+    ntw = [r["wall"] for r in nt[("hello", "pyexec")]]
+    L.append("\npyexec hello without PYEXEC_TRACE_TIMING: median %s ms, p99 %s ms "
+             "(the figures above are with it on).\n" % (fmt(med(ntw), 2), fmt(pct(ntw, 99), 2)))
+
+    # Breakdown.
+    tr = traces.get("hello") or []
+    if tr:
+        keys = [k for k in tr[0] if k != "broker_maxrss_kb"]
+        L.append("## Where a pyexec request goes (hello, PYEXEC_TRACE_TIMING=1, median µs)\n")
+        L.append("| phase | µs | part of |")
+        L.append("|---|---:|---|")
+        for k in keys:
+            part = "sandbox" if k in SANDBOX_PHASES else "database" if k in DB_PHASES else \
+                "interpreter" if k.startswith(("py_", "preload", "globals", "compile", "run")) else "other"
+            L.append("| %s | %s | %s |" % (k, fmt(med([t.get(k, 0) for t in tr]), 0), part))
+        sb = med([sum(t.get(k, 0) for k in SANDBOX_PHASES) for t in tr])
+        dbt = med([sum(t.get(k, 0) for k in DB_PHASES) for t in tr])
+        L.append("\nWhat the sandbox adds (%s): **%s µs** per request. "
+                 "Database work (%s): **%s µs**.\n" % (
+                     ", ".join(SANDBOX_PHASES), fmt(sb, 0), ", ".join(DB_PHASES), fmt(dbt, 0)))
+        hello_pyexec = med([r["wall"] for r in res[("hello", "pyexec")]])
+    else:
+        sb = dbt = hello_pyexec = None
+
+    if rps:
+        L.append("## Through lighttpd (requests/s, ab)\n")
+        L.append("| workload | concurrency | pyexec | py-cgi | bwrap | floor | pyexec / py-cgi | pyexec / bwrap |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+        for wname in workloads:
+            for c in (1, 8):
+                g = lambda s: rps.get((wname, s, c), {}).get("rps")
+                p, q, b = g("pyexec"), g("py-cgi"), g("bwrap")
+                L.append("| %s | %d | %s | %s | %s | %s | %s | %s |" % (
+                    wname, c, fmt(p), fmt(q), fmt(b), fmt(g("floor")),
+                    fmt(p / q if p and q else None, 2), fmt(p / b if p and b else None, 2)))
+        bad = {"%s/%s/c%d" % k: v["failed"] for k, v in rps.items() if v["failed"]}
+        if bad:
+            L.append("\nFailed or non-2xx responses: %s\n" % bad)
+        L.append("")
+
+    # Targets.
+    def ratio(w, s, base):
+        return med([r["wall"] for r in res[(w, s)]]) / med([r["wall"] for r in res[(w, base)]])
+    L.append("## Targets\n")
+    L.append("| target | figure | met |")
+    L.append("|---|---:|---|")
+    r1 = ratio("hello", "pyexec", "python -c")
+    L.append("| hello direct, database included: <= 1.5x `python3 -I -S -c` | %.2fx | %s |" % (r1, "yes" if r1 <= 1.5 else "**no**"))
+    r2 = ratio("imports", "pyexec", "python -c")
+    L.append("| imports direct: <= 1.2x `python3 -I -S -c` | %.2fx | %s |" % (r2, "yes" if r2 <= 1.2 else "**no**"))
+    if sb is not None:
+        L.append("| what the sandbox adds: < 1 ms | %.2f ms | %s |" % (sb / 1e3, "yes" if sb < 1000 else "**no**"))
+    if rps:
+        for w in ("hello", "imports"):
+            p = rps.get((w, "pyexec", 8), {}).get("rps")
+            q = rps.get((w, "py-cgi", 8), {}).get("rps")
+            b = rps.get((w, "bwrap", 8), {}).get("rps")
+            if p and q:
+                L.append("| lighttpd c=8 %s: >= 80%% of py-cgi | %.0f%% | %s |" % (w, 100 * p / q, "yes" if p / q >= 0.8 else "**no**"))
+            if p and b:
+                L.append("| lighttpd c=8 %s: >= 2x bwrap | %.2fx | %s |" % (w, p / b, "yes" if p / b >= 2 else "**no**"))
+    L.append("")
+    return "\n".join(L)
+
+
+if __name__ == "__main__":
+    main()

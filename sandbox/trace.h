@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * trace.h: where a request's time goes, for the benchmark (bench/) and the
+ * README's cost breakdown. Off unless the web server's environment has
+ * PYEXEC_TRACE_TIMING=1 (clients cannot set it: their headers arrive as
+ * HTTP_*); off, each point costs one load and one branch. On, the broker maps
+ * one shared page before the fork, the child stores its own timestamps there
+ * (plain stores: no system call, so nothing changes under seccomp), and the
+ * broker prints every phase's duration on stderr when the request is over.
+ */
+#ifndef PYEXEC_TRACE_H
+#define PYEXEC_TRACE_H
+
+#include <stdint.h>
+
+enum trace_point {
+	/* broker */
+	TR_MAIN, TR_DB_OPEN, TR_READ, TR_PARSE, TR_ADMIT, TR_SLOT, TR_CLOSE,
+	TR_PREPARE, TR_FORK,
+	/* child */
+	TR_C_START, TR_C_FDS, TR_C_RLIMITS, TR_C_NS, TR_C_AUDIT, TR_C_PYINIT,
+	TR_C_STDIO, TR_C_PRELOAD, TR_C_GLOBALS, TR_C_LANDLOCK, TR_C_SECCOMP,
+	TR_C_READY, TR_C_COMPILED, TR_C_RAN,
+	/* broker again */
+	TR_REAPED, TR_COMPLETE, TR_ANSWERED,
+	TR_NPOINTS
+};
+
+extern volatile uint64_t *pyexec_trace;
+uint64_t mono_ns(void);
+
+#define TRACE(p) do { if (pyexec_trace) pyexec_trace[(p)] = mono_ns(); } while (0)
+
+void trace_init(void);		/* broker, first thing */
+void trace_report(void);	/* broker, last thing: one line on stderr */
+
+#endif
