@@ -152,6 +152,7 @@ $(BUILD)/tools/seccomp-gen: sandbox/seccomp.c
 	$(CC) $(CFLAGS_ALL) -DPYEXEC_SECCOMP_GEN $(LDFLAGS_ALL) -o $@ $< $(PKG_LIBS)
 
 $(BUILD)/sandbox/seccomp_bpf.c: $(BUILD)/tools/seccomp-gen
+	@mkdir -p $(dir $@)
 	$< > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/sandbox/seccomp_bpf.o: $(BUILD)/sandbox/seccomp_bpf.c

@@ -71,6 +71,10 @@ void sandbox_enter(const struct sb_job *job, const struct sb_limits *lim,
 	if (fds_setup(out_fd, res_fd, null_fd) != 0)
 		_exit(2);	/* no result pipe to report on */
 	setpgid(0, 0);
+	/* Whatever directory the web server left us in may be unreadable to
+	 * the sandbox's uid or gone; the interpreter resolves paths from it. */
+	if (chdir("/") != 0)
+		_exit(2);
 	empty_environment();
 	TRACE(TR_C_FDS);
 	if (rlimits_apply(lim, err, sizeof(err)) != 0)
