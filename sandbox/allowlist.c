@@ -12,47 +12,67 @@
 #include "allowlist.h"
 #include "../cgi/banned.h"
 
+/* A module an allowlisted one imports lazily at call time; when is a word
+ * the source must contain for it to be loaded (NULL: always), for the
+ * costly ones only one call needs (_strptime: 3 ms with locale and
+ * calendar). */
+struct lazy {
+	const char *name;
+	const char *when;
+};
+
 struct module {
 	const char *name;
-	/* Imported lazily by the module at call time, NULL-terminated. */
-	const char *const *lazy;
+	/* Imported lazily by the module at call time, {NULL}-terminated. */
+	const struct lazy *lazy;
 	/* Allowlisted modules it imports, whose lazy imports it may trigger
 	 * (statistics.mode -> Counter.most_common -> heapq). */
 	const char *const *uses;
 };
 
-static const char *const lazy_datetime[] = { "_strptime", "time", NULL };
-static const char *const lazy_statistics[] = { "fractions", "decimal", NULL };
-static const char *const lazy_collections[] = {
-	"collections.abc", "heapq", "copy", NULL	/* Counter.most_common */
+static const struct lazy lazy_datetime[] = {
+	{ "_strptime", "strptime" }, { "time", NULL }, { NULL, NULL }
 };
-static const char *const lazy_functools[] = {
-	"types", "weakref", "typing", NULL		/* singledispatch */
+static const struct lazy lazy_statistics[] = {
+	{ "fractions", NULL }, { "decimal", NULL }, { NULL, NULL }
 };
-static const char *const lazy_json[] = {
-	"json.decoder", "json.encoder", "json.scanner", NULL
+static const struct lazy lazy_collections[] = {
+	{ "collections.abc", NULL },
+	{ "heapq", NULL },		/* Counter.most_common, statistics.mode */
+	{ "copy", "copy" },		/* UserDict.copy and the like */
+	{ NULL, NULL }
+};
+static const struct lazy lazy_functools[] = {	/* singledispatch */
+	{ "types", NULL }, { "weakref", NULL }, { "typing", "singledispatch" },
+	{ NULL, NULL }
+};
+static const struct lazy lazy_json[] = {
+	{ "json.decoder", NULL }, { "json.encoder", NULL },
+	{ "json.scanner", NULL }, { NULL, NULL }
 };
 /* linecache (FutureWarning's source line) is not loaded: see audit.c. */
-static const char *const lazy_re[] = {
-	"copyreg", "unicodedata", "warnings",
-	NULL	/* \N{...} escapes; FutureWarning */
+static const struct lazy lazy_re[] = {
+	{ "copyreg", NULL }, { "unicodedata", NULL },	/* \N{...} escapes */
+	{ "warnings", NULL },				/* FutureWarning */
+	{ NULL, NULL }
 };
-static const char *const none[] = { NULL };
+static const struct lazy none[] = { { NULL, NULL } };
 /* statistics.mode() -> Counter.most_common(1) -> import heapq */
 static const char *const uses_statistics[] = { "collections", NULL };
+static const char *const uses_none[] = { NULL };
 
 /* Sorted: the error message lists them in this order. */
 static const struct module modules[] = {
-	{ "collections", lazy_collections, none },
-	{ "datetime", lazy_datetime, none },
-	{ "functools", lazy_functools, none },
-	{ "itertools", none, none },
-	{ "json", lazy_json, none },
-	{ "math", none, none },
-	{ "random", none, none },
-	{ "re", lazy_re, none },
+	{ "collections", lazy_collections, uses_none },
+	{ "datetime", lazy_datetime, uses_none },
+	{ "functools", lazy_functools, uses_none },
+	{ "itertools", none, uses_none },
+	{ "json", lazy_json, uses_none },
+	{ "math", none, uses_none },
+	{ "random", none, uses_none },
+	{ "re", lazy_re, uses_none },
 	{ "statistics", lazy_statistics, uses_statistics },
-	{ "string", none, none },
+	{ "string", none, uses_none },
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
 
@@ -72,9 +92,9 @@ static const struct module *find(const char *name, size_t len)
 static int is_lazy(const char *name, size_t len)
 {
 	for (size_t i = 0; i < NMODULES; i++)
-		for (size_t k = 0; modules[i].lazy[k]; k++)
-			if (strlen(modules[i].lazy[k]) == len &&
-			    memcmp(modules[i].lazy[k], name, len) == 0)
+		for (size_t k = 0; modules[i].lazy[k].name; k++)
+			if (strlen(modules[i].lazy[k].name) == len &&
+			    memcmp(modules[i].lazy[k].name, name, len) == 0)
 				return 1;
 	return 0;
 }
@@ -101,7 +121,25 @@ static int is_word(char c, int first)
 	       (!first && c >= '0' && c <= '9');
 }
 
+/* 1 when a word of src[0..len) starts with prefix (a lazy module's when). */
+static int has_word(const char *src, size_t len, const char *prefix)
+{
+	size_t pl = strlen(prefix);
+
+	for (size_t i = 0; i + pl <= len; i++)
+		if ((i == 0 || !is_word(src[i - 1], 0)) &&
+		    memcmp(src + i, prefix, pl) == 0)
+			return 1;
+	return 0;
+}
+
+struct source {
+	const char *src;
+	size_t len;
+};
+
 static int load_module(const struct module *m, unsigned *done,
+		       const struct source *code,
 		       int (*load)(const char *, void *), void *arg)
 {
 	unsigned bit = 1u << (m - modules);
@@ -111,17 +149,19 @@ static int load_module(const struct module *m, unsigned *done,
 		return 0;
 	*done |= bit;
 	rc = load(m->name, arg);
-	for (size_t i = 0; rc == 0 && m->lazy[i]; i++)
-		rc = load(m->lazy[i], arg);
+	for (const struct lazy *l = m->lazy; rc == 0 && l->name; l++)
+		if (!l->when || has_word(code->src, code->len, l->when))
+			rc = load(l->name, arg);
 	for (size_t i = 0; rc == 0 && m->uses[i]; i++)
 		rc = load_module(find(m->uses[i], strlen(m->uses[i])), done,
-				 load, arg);
+				 code, load, arg);
 	return rc;
 }
 
 int allowlist_preload(const char *src, size_t len,
 		      int (*load)(const char *name, void *arg), void *arg)
 {
+	const struct source code = { src, len };
 	unsigned done = 0;
 	size_t i = 0;
 
@@ -142,7 +182,7 @@ int allowlist_preload(const char *src, size_t len,
 		while (i < len && is_word(src[i], 0))
 			i++;
 		m = find(src + start, i - start);
-		if (m && (rc = load_module(m, &done, load, arg)) != 0)
+		if (m && (rc = load_module(m, &done, &code, load, arg)) != 0)
 			return rc;
 	}
 	return 0;
