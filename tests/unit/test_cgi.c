@@ -24,21 +24,8 @@
 #include "../../cgi/utf8.h"
 #include "../../cgi/banned.h"
 
-/* A string literal and its length, embedded NULs included. */
-#define S(lit) (lit), (sizeof(lit) - 1)
-
-/* A heap copy of exactly n bytes, so ASan sees any read past the end. */
-static char *exact(const char *s, size_t n)
-{
-	char *p = malloc(n ? n : 1);
-
-	if (!p) {
-		perror("malloc");
-		exit(2);
-	}
-	memcpy(p, s, n);
-	return p;
-}
+/* Heap copies of exact size (unit.h). */
+#define exact unit_exact
 
 /* Deterministic PRNG (xorshift64), so a failure can be replayed. */
 static uint64_t rng_state;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "unit.h"
@@ -36,6 +37,18 @@ static void on_alarm(int sig)
 	n = write(STDOUT_FILENO, msg, sizeof(msg) - 1);
 	(void)n;
 	_exit(3);
+}
+
+char *unit_exact(const void *s, size_t n)
+{
+	char *p = malloc(n ? n : 1);
+
+	if (!p) {
+		perror("malloc");
+		exit(2);
+	}
+	memcpy(p, s, n);
+	return p;
 }
 
 void unit_fail(const char *file, int line, const char *fmt, ...)

@@ -13,21 +13,8 @@
 #include "../../sandbox/internal.h"
 #include "../../cgi/banned.h"
 
-/* A string literal and its length. */
-#define S(lit) (lit), (sizeof(lit) - 1)
-
-/* A heap copy of exactly n bytes, so ASan sees any read past the end. */
-static char *exact(const void *s, size_t n)
-{
-	char *p = malloc(n ? n : 1);
-
-	if (!p) {
-		perror("malloc");
-		exit(2);
-	}
-	memcpy(p, s, n);
-	return p;
-}
+/* Heap copies of exact size (unit.h). */
+#define exact unit_exact
 
 /*
  * allowlist.c

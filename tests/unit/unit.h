@@ -9,6 +9,13 @@
 
 #include <stddef.h>
 
+/* A string literal and its length, embedded NULs included. */
+#define S(lit) (lit), (sizeof(lit) - 1)
+
+/* A heap copy of exactly n bytes, so ASan sees any read past the end;
+ * exits on allocation failure. The caller frees it. */
+char *unit_exact(const void *s, size_t n);
+
 /* Records one failed check of the running test and prints it. */
 void unit_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
