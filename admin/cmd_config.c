@@ -84,27 +84,35 @@ int cmd_config_list(int argc, char **argv, struct admin_ctx *ctx)
 	return 0;
 }
 
-static const struct setting_def *known(struct admin_ctx *ctx, const char *key)
+/*
+ * The KEY of config get/set/unset, after its arguments are checked: nargs
+ * counts the words after the command (KEY, or KEY VALUE). NULL after a
+ * usage message.
+ */
+static const struct setting_def *key_arg(int argc, char **argv,
+					 struct admin_ctx *ctx, int nargs)
 {
-	const struct setting_def *d = setting_find(key);
+	const struct setting_def *d;
 
-	if (!d)
+	if (no_options(argc, argv, ctx))
+		return NULL;
+	if (argc != nargs + 1) {
+		usage_error(ctx->usage, argc < nargs + 1 ? "missing arguments" :
+			    "too many arguments");
+		return NULL;
+	}
+	if (!(d = setting_find(argv[1])))
 		usage_error(ctx->usage, "unknown setting '%s' (see pyexec-admin "
-			    "config list)", key);
+			    "config list)", argv[1]);
 	return d;
 }
 
 int cmd_config_get(int argc, char **argv, struct admin_ctx *ctx)
 {
-	const struct setting_def *d;
+	const struct setting_def *d = key_arg(argc, argv, ctx, 1);
 	struct set_value v;
 
-	if (no_options(argc, argv, ctx))
-		return EXIT_USAGE;
-	if (argc != 2)
-		return usage_error(ctx->usage, argc < 2 ? "missing KEY" :
-				   "too many arguments");
-	if (!(d = known(ctx, argv[1])))
+	if (!d)
 		return EXIT_USAGE;
 	if (value_of(ctx, d, &v) != 0)
 		return db_error(ctx, "cannot read the settings");
@@ -112,21 +120,17 @@ int cmd_config_get(int argc, char **argv, struct admin_ctx *ctx)
 	return 0;
 }
 
+/* The data layer validates the value; its message is the one to show. */
 int cmd_config_set(int argc, char **argv, struct admin_ctx *ctx)
 {
-	const struct setting_def *d;
-	char err[160];
+	int rc;
 
-	if (no_options(argc, argv, ctx))
+	if (!key_arg(argc, argv, ctx, 2))
 		return EXIT_USAGE;
-	if (argc != 3)
-		return usage_error(ctx->usage, argc < 3 ? "missing arguments" :
-				   "too many arguments");
-	if (!(d = known(ctx, argv[1])))
-		return EXIT_USAGE;
-	if (setting_validate(d, argv[2], err, sizeof(err)) != 0)
-		return error("%s", err);
-	if (store_setting_set(ctx->db, argv[1], argv[2]) != STORE_OK)
+	rc = store_setting_set(ctx->db, argv[1], argv[2]);
+	if (rc == STORE_INVALID)
+		return error("%s", store_error(ctx->db));
+	if (rc != STORE_OK)
 		return db_error(ctx, "cannot change the setting");
 	printf("%s = %s\n", argv[1], argv[2]);
 	return 0;
@@ -134,14 +138,9 @@ int cmd_config_set(int argc, char **argv, struct admin_ctx *ctx)
 
 int cmd_config_unset(int argc, char **argv, struct admin_ctx *ctx)
 {
-	const struct setting_def *d;
+	const struct setting_def *d = key_arg(argc, argv, ctx, 1);
 
-	if (no_options(argc, argv, ctx))
-		return EXIT_USAGE;
-	if (argc != 2)
-		return usage_error(ctx->usage, argc < 2 ? "missing KEY" :
-				   "too many arguments");
-	if (!(d = known(ctx, argv[1])))
+	if (!d)
 		return EXIT_USAGE;
 	if (store_setting_unset(ctx->db, argv[1]) != STORE_OK)
 		return db_error(ctx, "cannot change the setting");

@@ -17,7 +17,6 @@ within body_timeout_ms); a client that goes away mid-run and a wrapper's
 deadline (test_servers: 'Cancelled').
 """
 import os
-import signal
 import sqlite3
 import subprocess
 import time
@@ -26,7 +25,7 @@ import pytest
 
 from conftest import cgi_raw, new_db, run_code
 from test_failclosed import assert_fail_closed, fill, tmpfs
-from test_servers import Lighttpd, descendants, post, pyexec_procs, render, rows, wait_for
+from test_servers import Lighttpd, post, pyexec_procs, rows, wait_for
 
 ROOT = os.geteuid() == 0
 MARKER = "fault-marker-5e1f"
@@ -172,18 +171,11 @@ class ImpatientLighttpd(Lighttpd):
     """The shipped lighttpd.conf, but with a CGI read timeout of 2 s: shorter
     than the run's own limit, the misconfiguration the README warns about."""
 
-    def launch(self):
-        conf = render("lighttpd.conf", {
-            r"server\.port = .*": "server.port = %d" % self.port,
-            r"var\.pyexec_cgi = .*": 'var.pyexec_cgi = "%s"' % self.cgi,
-            r"var\.pyexec_db = .*": 'var.pyexec_db = "%s"' % self.db,
-            r"var\.state_dir = .*": 'var.state_dir = "%s"' % self.own_dir("state"),
-            r"server\.pid-file = .*": 'server.pid-file = "%s"' % self.path("lighttpd.pid"),
-            r"server\.errorlog = .*": 'server.errorlog = "%s/error.log"' % self.own_dir("log"),
-            r'cgi\.limits = \("read-timeout" => \d+, "write-timeout" => \d+,':
-                'cgi.limits = ("read-timeout" => 2, "write-timeout" => 2,',
-        })
-        self.spawn(["/usr/sbin/lighttpd", "-D", "-f", self.write("lighttpd.conf", conf)])
+    def edits(self):
+        e = super().edits()
+        e[r'cgi\.limits = \("read-timeout" => \d+, "write-timeout" => \d+,'] = \
+            'cgi.limits = ("read-timeout" => 2, "write-timeout" => 2,'
+        return e
 
 
 def test_web_server_kills_the_cgi_at_its_own_timeout():

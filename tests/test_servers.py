@@ -283,8 +283,9 @@ class Server:
 class Lighttpd(Server):
     cancels_on_disconnect = True	# stream-request-body + tcp-fin-propagate
 
-    def launch(self):
-        conf = render("lighttpd.conf", {
+    def edits(self):
+        """The shipped file's EDIT lines, as pattern -> replacement."""
+        return {
             r"server\.port = .*": "server.port = %d" % self.port,
             r"var\.pyexec_cgi = .*": 'var.pyexec_cgi = "%s"' % self.cgi,
             r"var\.pyexec_db = .*": 'var.pyexec_db = "%s"' % self.db,
@@ -292,7 +293,10 @@ class Lighttpd(Server):
             r"server\.pid-file = .*": 'server.pid-file = "%s"' % self.path("lighttpd.pid"),
             # lighttpd opens its log as www-data (Debian's /var/log/lighttpd).
             r"server\.errorlog = .*": 'server.errorlog = "%s/error.log"' % self.own_dir("log"),
-        })
+        }
+
+    def launch(self):
+        conf = render("lighttpd.conf", self.edits())
         self.spawn([need("/usr/sbin/lighttpd"), "-D", "-f", self.write("lighttpd.conf", conf)])
 
 
