@@ -81,7 +81,8 @@ ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
 SANDBOX_SRC := sandbox/spawn.c sandbox/child.c sandbox/fds.c sandbox/rlimit.c \
                sandbox/ns.c sandbox/landlock.c sandbox/seccomp.c \
                sandbox/audit.c sandbox/pyrun.c sandbox/pyerr.c \
-               sandbox/allowlist.c sandbox/result.c sandbox/trace.c
+               sandbox/allowlist.c sandbox/result.c sandbox/trace.c \
+               sandbox/handoff.c
 # Objects whose behaviour the test-only switch changes.
 PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
 

@@ -2,9 +2,10 @@
 /*
  * main.c: pyexec.cgi, one request from top to bottom.
  *
- *   open the database (or 503) -> settings -> read the request -> validate
- *   -> identify -> quota check + audit row -> take a sandbox slot -> close
- *   the database -> run in the sandbox -> complete the audit row -> answer
+ *   fork the sandbox child -> open the database (or 503) -> settings ->
+ *   read the request -> validate -> identify -> quota check + audit row ->
+ *   take a sandbox slot -> hand the child its job -> complete the audit
+ *   row -> answer
  *
  * A web server that gives up on the request mid-run (SIGTERM: its client
  * went away, its own timeout, a shutdown) cancels the run: the child is
@@ -13,8 +14,10 @@
  * This process is the broker: it never runs the program itself, and it
  * outlives whatever the program does. Every request leaves an audit row,
  * refused ones included; when no row can be written, no code runs (503).
- * The database is closed (and SQLite's memory wiped) before the fork, so
- * the sandbox holds neither its descriptor nor anything read from it.
+ * The child is forked first, before the database is opened, so it holds
+ * neither its descriptor nor anything read from it; it confines itself
+ * while the broker does its database work, and gets its job only once the
+ * request is admitted (a refused request's child exits unused).
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -47,6 +50,7 @@ struct ctx {
 	struct job job;
 	struct identity id;
 	struct run_rec rec;
+	struct sb_child sb;
 	struct quota_state quota;
 	struct reply reply;
 	char anon[80];
@@ -189,7 +193,7 @@ static int admit(struct ctx *c, struct http_error *e)
 	c->rec.deadline_ms = c->rec.started_ms + c->cfg.body_timeout_ms +
 			     c->cfg.concurrency_wait_ms + c->id.timeout_ms +
 			     30000;
-	TRACE(TR_SLOT);	/* identify: counted with the slot below */
+	TRACE(TR_IDENTIFY);
 	rc = store_run_begin(c->db, &c->rec, c->id.quota, c->cfg.quota_window_s,
 			     c->id.reset_ms, &c->cfg, &c->quota);
 	if (rc != STORE_OK) {
@@ -207,6 +211,7 @@ static int admit(struct ctx *c, struct http_error *e)
 	}
 	if (take_slot(c, e) != 0)
 		return -1;
+	TRACE(TR_SLOT);
 	rate_headers(c);
 	return 0;
 }
@@ -225,7 +230,7 @@ static void complete(struct ctx *c, const struct sb_result *res, double wall)
 	c->rec.http_status = result_status(res);
 	/* A row that cannot be completed stays 'running' and reads as
 	 * 'abandoned' past its deadline: it is never missing. */
-	if (store_open(&c->db, c->db_path, STORE_RW) != STORE_OK ||
+	if ((!c->db && store_open(&c->db, c->db_path, STORE_RW) != STORE_OK) ||
 	    store_run_finish(c->db, &c->rec, &c->cfg) != STORE_OK)
 		log_db_error(c, "complete audit row");
 	store_close(c->db);
@@ -263,17 +268,8 @@ static void run(struct ctx *c)
 	};
 	struct sb_result res;
 	int64_t t0 = now_ms();
-	char err[256];
 
-	if (sandbox_prepare(err, sizeof(err)) != 0) {
-		memset(&res, 0, sizeof(res));
-		res.outcome = SB_INTERNAL;
-		snprintf(res.error_type, sizeof(res.error_type), "InternalError");
-		res.error = strdup(err);
-	} else {
-		TRACE(TR_PREPARE);
-		sandbox_run(&sj, &lim, &res);
-	}
+	sandbox_run(&c->sb, &sj, &lim, &res);
 	if (res.outcome == SB_INTERNAL)
 		fprintf(stderr, "pyexec.cgi: request %s: sandbox failed: %s\n",
 			c->reply.run_id, res.error ? res.error : "?");
@@ -306,13 +302,11 @@ static void handle(struct ctx *c)
 	c->rec.input_size = c->job.input_len;
 	if (admit(c, &e) != 0)
 		goto refused;
-	store_close(c->db);
-	c->db = NULL;
-	TRACE(TR_CLOSE);
 	run(c);
 	return;
 refused:
 	refuse(c, &e);
+	sandbox_discard(&c->sb);	/* after the answer: it waits for the exit */
 	/* Refused before its body was read (not after a stalled or short
 	 * one): take it in, or some servers lose the answer. */
 	if (!c->req.body)
@@ -340,6 +334,7 @@ int main(void)
 	snprintf(c.anon, sizeof(c.anon), "anon:%.64s",
 		 c.rec.client_addr ? c.rec.client_addr : "unknown");
 	c.rec.identity = c.anon;
+	sandbox_start(&c.sb);	/* a failure is reported by the run */
 	handle(&c);
 	store_close(c.db);
 	job_release(&c.job);

@@ -5,11 +5,15 @@
  * broker's stdout, and talks to the broker through two pipes (the program's
  * output, and the result record on fd 3).
  *
+ * The child is forked before the broker opens the database, and waits
+ * for its job (handoff.c) once it has done what does not depend on the
+ * request, so that part runs while the broker does its database work.
+ *
  * The order is the security argument, so it is kept as one flat list:
- * known descriptors and an empty environment first, limits next, then the
- * identity and namespaces, then the interpreter (which still needs the
- * filesystem to load modules), then Landlock and seccomp, and only then the
- * program. Steps that may be missing on a kernel are recorded, not fatal;
+ * known descriptors and an empty environment first, then the identity and
+ * namespaces, then the job and its limits, then the interpreter (which
+ * still needs the filesystem to load modules), then Landlock and seccomp,
+ * and only then the program. Steps that may be missing on a kernel are recorded, not fatal;
  * seccomp and the rlimits are never optional.
  */
 #include <signal.h>
@@ -59,16 +63,31 @@ static void die_with_parent(pid_t broker)
 		_exit(2);	/* the broker is gone already */
 }
 
-void sandbox_enter(const struct sb_job *job, const struct sb_limits *lim,
-		   int out_fd, int res_fd, int null_fd, pid_t broker)
+/* The job, once the broker has admitted the request; a refused request
+ * closes the pipe instead, and the child leaves without a record. */
+static void await_job(struct sb_job *job, struct sb_limits *lim)
 {
+	int rc = handoff_recv(CHILD_JOB_FD, job, lim);
+
+	if (rc == 0)
+		_exit(CHILD_EXIT_INTERNAL);
+	if (rc < 0)
+		rec_internal("handoff", "the job did not arrive whole");
+	close(CHILD_JOB_FD);
+}
+
+void sandbox_enter(int out_fd, int res_fd, int null_fd, int job_fd,
+		   pid_t broker)
+{
+	static struct sb_job job;
+	static struct sb_limits lim;
 	char err[256];
 	unsigned layers = SB_LAYER_RLIMITS;
 	int abi = 0;
 
 	TRACE(TR_C_START);
 	default_signals();
-	if (fds_setup(out_fd, res_fd, null_fd) != 0)
+	if (fds_setup(out_fd, res_fd, null_fd, job_fd) != 0)
 		_exit(2);	/* no result pipe to report on */
 	setpgid(0, 0);
 	/* Whatever directory the web server left us in may be unreadable to
@@ -77,13 +96,15 @@ void sandbox_enter(const struct sb_job *job, const struct sb_limits *lim,
 		_exit(2);
 	empty_environment();
 	TRACE(TR_C_FDS);
-	if (rlimits_apply(lim, err, sizeof(err)) != 0)
-		rec_internal("rlimits", err);
-	TRACE(TR_C_RLIMITS);
 	layers |= ns_enter();
 	die_with_parent(broker);
 	TRACE(TR_C_NS);
-	if (py_prepare(job, err, sizeof(err)) != 0)
+	await_job(&job, &lim);
+	TRACE(TR_C_JOB);
+	if (rlimits_apply(&lim, err, sizeof(err)) != 0)
+		rec_internal("rlimits", err);
+	TRACE(TR_C_RLIMITS);
+	if (py_prepare(&job, err, sizeof(err)) != 0)
 		rec_internal("interpreter", err);
 	layers |= landlock_apply(&abi);
 	TRACE(TR_C_LANDLOCK);

@@ -2,8 +2,9 @@
 /*
  * sandbox.h: the whole interface between the broker and the sandbox.
  *
- * sandbox_run() forks a child that confines itself (sandbox_enter in
- * child.c), runs the program in an embedded interpreter and reports on a
+ * sandbox_start() forks a child that confines itself (sandbox_enter in
+ * child.c) and waits for its job; sandbox_run() hands the job over. The
+ * child runs the program in an embedded interpreter and reports on a
  * result pipe. The parent side (spawn.c) enforces the wall clock and the
  * output cap and turns what it saw into a struct sb_result. Nothing here
  * touches the database or writes to stdout.
@@ -79,19 +80,32 @@ struct sb_result {
 };
 
 /*
- * Prepares what the child needs (the seccomp program) once per process.
- * Returns 0, or -1 with a message in err.
+ * A sandbox child forked ahead of its job. sandbox_start() forks it before
+ * the broker opens the database, so it never holds the database's
+ * descriptor or anything read from it; it confines itself and waits. Then
+ * exactly one of sandbox_run() (the request was admitted) or
+ * sandbox_discard() (it was refused: the child exits unused).
  */
-int sandbox_prepare(char *err, size_t errlen);
+struct sb_child {
+	int pid;		/* 0 when the start failed */
+	int out_fd, res_fd;	/* the program's output, the result records */
+	int job_fd;		/* where the job goes (handoff.c) */
+	int start_errno;	/* why the start failed */
+	char failed[96];	/* what failed, "" when it did not */
+};
+
+/* Returns 0, or -1 with c->failed set (sandbox_run then reports it). */
+int sandbox_start(struct sb_child *c);
+void sandbox_discard(struct sb_child *c);
 
 /*
- * Runs job under lim. Always fills res (the caller releases it with
- * sb_result_release); returns 0 when the sandbox worked, whatever the
- * program did, and -1 when the sandbox itself failed (res->outcome is then
- * SB_INTERNAL with a message in res->error).
+ * Hands the child job and lim and waits for it. Always fills res (the
+ * caller releases it with sb_result_release); returns 0 when the sandbox
+ * worked, whatever the program did, and -1 when the sandbox itself failed
+ * (res->outcome is then SB_INTERNAL with a message in res->error).
  */
-int sandbox_run(const struct sb_job *job, const struct sb_limits *lim,
-		struct sb_result *res);
+int sandbox_run(struct sb_child *c, const struct sb_job *job,
+		const struct sb_limits *lim, struct sb_result *res);
 
 void sb_result_release(struct sb_result *res);
 

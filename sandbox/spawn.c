@@ -41,11 +41,6 @@ struct run {
 	uint64_t start_ns, end_ns;
 };
 
-int sandbox_prepare(char *err, size_t errlen)
-{
-	return seccomp_prepare(err, errlen);
-}
-
 /* Reads what is there; returns 0 at EOF, 1 while open. */
 static int read_output(struct run *r)
 {
@@ -345,43 +340,102 @@ static void reap(struct run *r)
 	}
 }
 
-int sandbox_run(const struct sb_job *job, const struct sb_limits *lim,
-		struct sb_result *res)
+static int start_failed(struct sb_child *c, const char *what)
+{
+	c->start_errno = errno;
+	if (!c->failed[0])
+		snprintf(c->failed, sizeof(c->failed), "%s", what);
+	return -1;
+}
+
+int sandbox_start(struct sb_child *c)
+{
+	int out[2], rp[2], jp[2], null_fd;
+	pid_t broker = getpid();
+	char err[96];
+
+	memset(c, 0, sizeof(*c));
+	c->out_fd = c->res_fd = c->job_fd = -1;
+	if (seccomp_prepare(err, sizeof(err)) != 0) {
+		snprintf(c->failed, sizeof(c->failed), "%s", err);
+		return start_failed(c, "seccomp");
+	}
+	if (pipe2(out, O_CLOEXEC) != 0 || pipe2(rp, O_CLOEXEC) != 0 ||
+	    pipe2(jp, O_CLOEXEC) != 0)
+		return start_failed(c, "pipe");
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd < 0)
+		return start_failed(c, "/dev/null");
+	TRACE(TR_FORK);
+	c->pid = fork();
+	if (c->pid < 0) {
+		c->pid = 0;
+		return start_failed(c, "fork");
+	}
+	if (c->pid == 0)
+		sandbox_enter(out[1], rp[1], null_fd, jp[0], broker);
+	close(out[1]);
+	close(rp[1]);
+	close(jp[0]);
+	close(null_fd);
+	c->out_fd = out[0];
+	c->res_fd = rp[0];
+	c->job_fd = jp[1];
+	return 0;
+}
+
+static void close_child_fds(struct sb_child *c)
+{
+	int *fds[] = { &c->out_fd, &c->res_fd, &c->job_fd };
+
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+void sandbox_discard(struct sb_child *c)
+{
+	if (c->pid > 0) {
+		kill(c->pid, SIGKILL);
+		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		c->pid = 0;
+	}
+	close_child_fds(c);
+}
+
+int sandbox_run(struct sb_child *c, const struct sb_job *job,
+		const struct sb_limits *lim, struct sb_result *res)
 {
 	static struct run r;
-	int out[2], rp[2], null_fd;
-	pid_t broker = getpid();
 
 	memset(res, 0, sizeof(*res));
 	memset(&r, 0, sizeof(r));
+	if (!c->pid) {
+		errno = c->start_errno;
+		return fail(res, c->failed);
+	}
+	r.pid = c->pid;
 	r.out_limit = (size_t)lim->output_bytes;
 	r.cancel_fd = job->cancel_fd;
-	if (pipe2(out, O_CLOEXEC) != 0)
-		return fail(res, "pipe");
-	if (pipe2(rp, O_CLOEXEC) != 0)
-		return fail(res, "pipe");
-	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null_fd < 0)
-		return fail(res, "/dev/null");
 	r.start_ns = mono_ns();
 	uint64_t deadline = r.start_ns + (uint64_t)lim->timeout_ms * 1000000u;
-	TRACE(TR_FORK);
-	r.pid = fork();
-	if (r.pid < 0)
-		return fail(res, "fork");
-	if (r.pid == 0)
-		sandbox_enter(job, lim, out[1], rp[1], null_fd, broker);
-	close(out[1]);
-	close(rp[1]);
-	close(null_fd);
-	r.out_fd = out[0];
-	r.res_fd = rp[0];
 	r.pid_fd = (int)syscall(SYS_pidfd_open, r.pid, 0);
+	/* A child that died before reading its job says why on its result
+	 * pipe; the write failing here (EPIPE) is not the story. */
+	(void)handoff_send(c->job_fd, job, lim);
+	close(c->job_fd);
+	c->job_fd = -1;
+	TRACE(TR_HANDOFF);
+	r.out_fd = c->out_fd;
+	r.res_fd = c->res_fd;
 	watch(&r, deadline);
 	reap(&r);
 	TRACE(TR_REAPED);
-	close(r.out_fd);
-	close(r.res_fd);
+	c->pid = 0;
+	close_child_fds(c);
 	if (r.pid_fd >= 0)
 		close(r.pid_fd);
 	res->output = r.out;

@@ -2,9 +2,10 @@
 /*
  * trace.c: PYEXEC_TRACE_TIMING=1 (trace.h). The report is one line:
  *
- *   pyexec-trace: db_open=412 read=21 ... broker_maxrss_kb=9120
+ *   pyexec-trace: pipes_fork=160 db_open=412 ... c_fork=150 ... total=9120
  *
- * each figure the microseconds from the previous point that was reached.
+ * each figure the microseconds from the previous point that was reached in
+ * its chain (trace.h): the broker's points first, then the child's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,18 +18,19 @@
 volatile uint64_t *pyexec_trace;
 
 static const char *const names[TR_NPOINTS] = {
-	[TR_MAIN] = "main", [TR_DB_OPEN] = "db_open", [TR_READ] = "read",
-	[TR_PARSE] = "parse", [TR_ADMIT] = "admit_txn", [TR_SLOT] = "slot",
-	[TR_CLOSE] = "db_close", [TR_PREPARE] = "seccomp_build",
-	[TR_FORK] = "pipes", [TR_C_START] = "fork",
-	[TR_C_FDS] = "fds_env_signals", [TR_C_RLIMITS] = "rlimits",
-	[TR_C_NS] = "namespaces_uid", [TR_C_AUDIT] = "audit_hook",
-	[TR_C_PYINIT] = "py_init", [TR_C_STDIO] = "py_stdio",
-	[TR_C_PRELOAD] = "preload", [TR_C_GLOBALS] = "globals_input",
-	[TR_C_LANDLOCK] = "landlock", [TR_C_SECCOMP] = "seccomp_load",
-	[TR_C_READY] = "ready_record", [TR_C_COMPILED] = "compile",
-	[TR_C_RAN] = "run", [TR_REAPED] = "exit_reap",
-	[TR_COMPLETE] = "db_complete", [TR_ANSWERED] = "answer",
+	[TR_MAIN] = "main", [TR_FORK] = "pipes_fork", [TR_DB_OPEN] = "db_open",
+	[TR_READ] = "read", [TR_PARSE] = "parse", [TR_IDENTIFY] = "identify",
+	[TR_ADMIT] = "admit_txn", [TR_SLOT] = "slot", [TR_HANDOFF] = "handoff",
+	[TR_REAPED] = "wait_child", [TR_COMPLETE] = "db_complete",
+	[TR_ANSWERED] = "answer",
+	[TR_C_START] = "c_fork", [TR_C_FDS] = "c_fds_env_signals",
+	[TR_C_NS] = "c_namespaces_uid", [TR_C_JOB] = "c_job_wait",
+	[TR_C_RLIMITS] = "c_rlimits", [TR_C_AUDIT] = "c_audit_hook",
+	[TR_C_PYINIT] = "c_py_init", [TR_C_STDIO] = "c_py_stdio",
+	[TR_C_PRELOAD] = "c_preload", [TR_C_GLOBALS] = "c_globals_input",
+	[TR_C_LANDLOCK] = "c_landlock", [TR_C_SECCOMP] = "c_seccomp_load",
+	[TR_C_READY] = "c_ready_record", [TR_C_COMPILED] = "c_compile",
+	[TR_C_RAN] = "c_run",
 };
 
 void trace_init(void)
@@ -46,29 +48,44 @@ void trace_init(void)
 	pyexec_trace[TR_MAIN] = mono_ns();
 }
 
-void trace_report(void)
+/* Appends the points first..last of one chain, each as the time since
+ * the previous one reached (from `from`). */
+static size_t report_chain(char *line, size_t used, size_t len, uint64_t from,
+			   int first, int last)
 {
-	struct rusage ru;
-	uint64_t prev;
-	char line[1024];
-	size_t used;
+	uint64_t prev = from;
 
-	if (!pyexec_trace)
-		return;
-	used = (size_t)snprintf(line, sizeof(line), "pyexec-trace:");
-	prev = pyexec_trace[TR_MAIN];
-	for (int i = 1; i < TR_NPOINTS && used < sizeof(line); i++) {
+	for (int i = first; i <= last && used < len; i++) {
 		uint64_t t = pyexec_trace[i];
 		if (!t || t < prev)
 			continue;
-		used += (size_t)snprintf(line + used, sizeof(line) - used,
-					 " %s=%.0f", names[i],
-					 (double)(t - prev) / 1e3);
+		used += (size_t)snprintf(line + used, len - used, " %s=%.0f",
+					 names[i], (double)(t - prev) / 1e3);
 		prev = t;
 	}
+	return used;
+}
+
+void trace_report(void)
+{
+	struct rusage ru;
+	char line[1024];
+	size_t used;
+	uint64_t end;
+
+	if (!pyexec_trace)
+		return;
+	end = pyexec_trace[TR_ANSWERED] ? pyexec_trace[TR_ANSWERED] : mono_ns();
+	used = (size_t)snprintf(line, sizeof(line), "pyexec-trace:");
+	used = report_chain(line, used, sizeof(line), pyexec_trace[TR_MAIN],
+			    TR_FORK, TR_ANSWERED);
+	used = report_chain(line, used, sizeof(line), pyexec_trace[TR_FORK],
+			    TR_C_START, TR_C_RAN);
 	getrusage(RUSAGE_SELF, &ru);
 	if (used < sizeof(line))
 		snprintf(line + used, sizeof(line) - used,
-			 " broker_maxrss_kb=%ld", ru.ru_maxrss);
+			 " total=%.0f broker_maxrss_kb=%ld",
+			 (double)(end - pyexec_trace[TR_MAIN]) / 1e3,
+			 ru.ru_maxrss);
 	fprintf(stderr, "%s\n", line);
 }

@@ -13,16 +13,18 @@
 
 #include <stdint.h>
 
+/* Two chains that overlap in time: the broker's, and the child's (forked
+ * at TR_FORK, it confines itself while the broker does its database work,
+ * then waits for the job). Each point is reported as the time since the
+ * previous point reached in its own chain. */
 enum trace_point {
 	/* broker */
-	TR_MAIN, TR_DB_OPEN, TR_READ, TR_PARSE, TR_ADMIT, TR_SLOT, TR_CLOSE,
-	TR_PREPARE, TR_FORK,
+	TR_MAIN, TR_FORK, TR_DB_OPEN, TR_READ, TR_PARSE, TR_IDENTIFY,
+	TR_ADMIT, TR_SLOT, TR_HANDOFF, TR_REAPED, TR_COMPLETE, TR_ANSWERED,
 	/* child */
-	TR_C_START, TR_C_FDS, TR_C_RLIMITS, TR_C_NS, TR_C_AUDIT, TR_C_PYINIT,
-	TR_C_STDIO, TR_C_PRELOAD, TR_C_GLOBALS, TR_C_LANDLOCK, TR_C_SECCOMP,
-	TR_C_READY, TR_C_COMPILED, TR_C_RAN,
-	/* broker again */
-	TR_REAPED, TR_COMPLETE, TR_ANSWERED,
+	TR_C_START, TR_C_FDS, TR_C_NS, TR_C_JOB, TR_C_RLIMITS, TR_C_AUDIT,
+	TR_C_PYINIT, TR_C_STDIO, TR_C_PRELOAD, TR_C_GLOBALS, TR_C_LANDLOCK,
+	TR_C_SECCOMP, TR_C_READY, TR_C_COMPILED, TR_C_RAN,
 	TR_NPOINTS
 };
 

@@ -332,8 +332,32 @@ def test_row_is_running_before_the_code_ends_and_completed_after(db):
     assert done["output_size"] == len("waiting\n")
 
 
-def test_sandbox_child_holds_no_database_descriptor(db):
-    p = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": "1500"})
+def memory_holds(pid, needle):
+    """Whether any readable mapping of pid contains needle (bytes)."""
+    with open("/proc/%d/maps" % pid) as maps, \
+            open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+        for line in maps:
+            fields = line.split()
+            if not fields[1].startswith("r") or fields[-1] == "[vvar]":
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(lo)
+                if needle in mem.read(hi - lo):
+                    return True
+            except OSError:
+                pass
+    return False
+
+
+def test_sandbox_child_holds_nothing_from_the_database(db):
+    """The child is forked before the broker opens the database: it holds
+    none of its descriptors and none of what the broker read from it (the
+    caller's user row), nor the token the request came with."""
+    name = "canary-" + os.urandom(8).hex()
+    token = add_user(db, name)
+    p = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": "1500",
+                             "HTTP_AUTHORIZATION": "Bearer " + token})
     base = os.path.basename(db)
     try:
         children = wait_for(lambda: sandbox_processes(p.pid), 1.2)
@@ -342,19 +366,26 @@ def test_sandbox_child_holds_no_database_descriptor(db):
         assert p.poll() is None
         broker = fd_links(p.pid)
         child_links = {pid: fd_links(pid) for pid in children}
+        # The scan finds what is there: the broker has the name it read.
+        assert memory_holds(p.pid, name.encode())
+        child_memory = {pid: (memory_holds(pid, name.encode()),
+                              memory_holds(pid, token.encode()))
+                        for pid in children}
     finally:
         r = finish(p)
     assert r.status == 200, r
-    # The scan can see such files: the broker holds its sandbox slot.
+    assert row(db, r["run_id"])["user_name"] == name
+    # The scan can see such files: the broker holds its slot and the
+    # database (it completes the row on the same connection).
     assert any(l.endswith(base + ".slots") for l in broker), broker
-    # ... and has closed the database before it forked.
-    assert not [l for l in broker if l.endswith((base, base + "-wal",
-                                                 base + "-shm"))], broker
+    assert any(l.endswith(base) for l in broker), broker
     for pid, links in child_links.items():
         assert links, "no descriptors listed for %d" % pid
         bad = [l for l in links if base in l or "-wal" in l or "-shm" in l
                or ".slots" in l]
         assert not bad, "child %d holds %r" % (pid, bad)
+        assert child_memory[pid] == (False, False), \
+            "child %d holds the user's name or token" % pid
 
 
 # ---------------------------------------------------------------- every request

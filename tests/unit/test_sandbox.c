@@ -664,3 +664,134 @@ void test_rec_write_roundtrip(void)
 	CHECK_EQ(off + n, len);
 	free(buf);
 }
+
+/*
+ * handoff.c
+ */
+
+/* A pipe holding what a broker sent (bytes, written up front), read back
+ * by handoff_recv as the child would. */
+static int recv_from(const void *bytes, size_t len, int close_early,
+		     struct sb_job *job, struct sb_limits *lim)
+{
+	int p[2], rc;
+
+	if (pipe(p) != 0 || fcntl(p[1], F_SETPIPE_SZ, 1 << 20) < (1 << 18))
+		exit(2);
+	if (len && write(p[1], bytes, len) != (ssize_t)len)
+		exit(2);
+	if (close_early)
+		close(p[1]);
+	rc = handoff_recv(p[0], job, lim);
+	close(p[0]);
+	if (!close_early)
+		close(p[1]);
+	return rc;
+}
+
+/* What handoff_send writes for job and lim. */
+static char *sent(const struct sb_job *job, const struct sb_limits *lim,
+		  size_t *len)
+{
+	int p[2];
+	char *buf;
+
+	if (pipe(p) != 0 || fcntl(p[1], F_SETPIPE_SZ, 1 << 20) < (1 << 18))
+		exit(2);
+	CHECK_EQ(handoff_send(p[1], job, lim), 0);
+	close(p[1]);
+	buf = slurp(p[0], len);
+	close(p[0]);
+	return buf;
+}
+
+static void release_job(struct sb_job *job)
+{
+	free((char *)job->code);
+	free((char *)job->input_json);
+	free((char *)job->input_key);
+}
+
+void test_handoff_roundtrip(void)
+{
+	static const char body[] = "{\"code\": \"x\", \"input_data\": [1]}";
+	struct sb_job in = {
+		.code = "print(1)\n", .code_len = 9, .input_json = body,
+		.input_json_len = sizeof(body) - 1, .input_key = "input_data",
+		.cancel_fd = 7,
+	}, out;
+	struct sb_limits lim = { 30000, 2000, 512, 1 << 20 }, got;
+	size_t len;
+	char *buf = sent(&in, &lim, &len);
+
+	CHECK_EQ(recv_from(buf, len, 1, &out, &got), 1);
+	CHECK_EQ(out.code_len, 9);
+	CHECK(out.code && strcmp(out.code, "print(1)\n") == 0);
+	CHECK_EQ(out.input_json_len, sizeof(body) - 1);
+	CHECK(out.input_json && strcmp(out.input_json, body) == 0);
+	CHECK(out.input_key && strcmp(out.input_key, "input_data") == 0);
+	CHECK_EQ(out.input_empty, 0);
+	CHECK_EQ(out.cancel_fd, -1);	/* the broker's, not the child's */
+	CHECK_EQ(got.timeout_ms, 30000);
+	CHECK_EQ(got.cpu_ms, 2000);
+	CHECK_EQ(got.memory_mb, 512);
+	CHECK_EQ(got.output_bytes, 1 << 20);
+	release_job(&out);
+	free(buf);
+
+	/* No input document at all. */
+	in.input_json = NULL;
+	in.input_empty = 1;
+	buf = sent(&in, &lim, &len);
+	CHECK_EQ(recv_from(buf, len, 1, &out, &got), 1);
+	CHECK(out.input_json == NULL && out.input_json_len == 0);
+	CHECK_EQ(out.input_empty, 1);
+	release_job(&out);
+	free(buf);
+}
+
+/* A refused request: the pipe closes before a byte, and the child exits. */
+void test_handoff_refused(void)
+{
+	struct sb_job out;
+	struct sb_limits got;
+
+	CHECK_EQ(recv_from(NULL, 0, 1, &out, &got), 0);
+}
+
+void test_handoff_damaged(void)
+{
+	struct sb_job in = {
+		.code = "print(1)\n", .code_len = 9, .input_key = "input_data",
+		.input_empty = 1,
+	}, out;
+	struct sb_limits lim = { 30000, 2000, 512, 1 << 20 }, got;
+	size_t len;
+	char *buf = sent(&in, &lim, &len);
+	uint64_t big;
+
+	/* Cut anywhere: in the header, in the code, in the key. */
+	for (size_t cut = 1; cut < len; cut++)
+		CHECKF(recv_from(buf, cut, 1, &out, &got) == -1, "cut %zu", cut);
+	/* Another magic. */
+	buf[0] ^= 1;
+	CHECK_EQ(recv_from(buf, len, 1, &out, &got), -1);
+	buf[0] ^= 1;
+	/* Sizes past what any setting allows (code, input, key: the three
+	 * 64-bit lengths after the two 32-bit words). */
+	for (int field = 0; field < 3; field++) {
+		uint64_t keep;
+		size_t at = 8 + 8 * (size_t)field;
+
+		memcpy(&keep, buf + at, 8);
+		big = field == 0 ? MAX_CODE_BYTES + 1u :
+		      field == 1 ? MAX_BODY_BYTES + 1u : 65;
+		memcpy(buf + at, &big, 8);
+		CHECKF(recv_from(buf, len, 1, &out, &got) == -1, "field %d",
+		       field);
+		memcpy(buf + at, &keep, 8);
+	}
+	CHECK_EQ(recv_from(buf, len, 1, &out, &got), 1);
+	release_job(&out);
+	free(buf);
+}

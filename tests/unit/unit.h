@@ -117,6 +117,9 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(rec_oversized_lengths)					\
 	X(rec_last_final_wins)						\
 	X(rec_write_roundtrip)						\
+	X(handoff_roundtrip)						\
+	X(handoff_refused)						\
+	X(handoff_damaged)						\
 	/* test_sql.c */						\
 	X(settings_defaults_valid)					\
 	X(settings_documented)						\
