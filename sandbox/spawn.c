@@ -366,7 +366,7 @@ int sandbox_start(struct sb_child *c)
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null_fd < 0)
 		return start_failed(c, "/dev/null");
-	TRACE(TR_FORK);
+	TRACE(TR_PIPES);
 	c->pid = fork();
 	if (c->pid < 0) {
 		c->pid = 0;
@@ -374,6 +374,7 @@ int sandbox_start(struct sb_child *c)
 	}
 	if (c->pid == 0)
 		sandbox_enter(out[1], rp[1], null_fd, jp[0], broker);
+	TRACE(TR_FORK);
 	close(out[1]);
 	close(rp[1]);
 	close(jp[0]);

@@ -2,7 +2,7 @@
 /*
  * trace.c: PYEXEC_TRACE_TIMING=1 (trace.h). The report is one line:
  *
- *   pyexec-trace: pipes_fork=160 db_open=412 ... c_fork=150 ... total=9120
+ *   pyexec-trace: pipes=40 fork=150 db_open=412 ... c_scheduled=180 ... total=9120
  *
  * each figure the microseconds from the previous point that was reached in
  * its chain (trace.h): the broker's points first, then the child's.
@@ -18,12 +18,13 @@
 volatile uint64_t *pyexec_trace;
 
 static const char *const names[TR_NPOINTS] = {
-	[TR_MAIN] = "main", [TR_FORK] = "pipes_fork", [TR_DB_OPEN] = "db_open",
+	[TR_MAIN] = "main", [TR_PIPES] = "pipes",
+	[TR_FORK] = "fork", [TR_DB_OPEN] = "db_open",
 	[TR_READ] = "read", [TR_PARSE] = "parse", [TR_IDENTIFY] = "identify",
 	[TR_ADMIT] = "admit_txn", [TR_SLOT] = "slot", [TR_HANDOFF] = "handoff",
 	[TR_REAPED] = "wait_child", [TR_COMPLETE] = "db_complete",
 	[TR_ANSWERED] = "answer",
-	[TR_C_START] = "c_fork", [TR_C_FDS] = "c_fds_env_signals",
+	[TR_C_START] = "c_scheduled", [TR_C_FDS] = "c_fds_env_signals",
 	[TR_C_NS] = "c_namespaces_uid", [TR_C_JOB] = "c_job_wait",
 	[TR_C_RLIMITS] = "c_rlimits", [TR_C_AUDIT] = "c_audit_hook",
 	[TR_C_PYINIT] = "c_py_init", [TR_C_STDIO] = "c_py_stdio",
@@ -78,8 +79,8 @@ void trace_report(void)
 	end = pyexec_trace[TR_ANSWERED] ? pyexec_trace[TR_ANSWERED] : mono_ns();
 	used = (size_t)snprintf(line, sizeof(line), "pyexec-trace:");
 	used = report_chain(line, used, sizeof(line), pyexec_trace[TR_MAIN],
-			    TR_FORK, TR_ANSWERED);
-	used = report_chain(line, used, sizeof(line), pyexec_trace[TR_FORK],
+			    TR_PIPES, TR_ANSWERED);
+	used = report_chain(line, used, sizeof(line), pyexec_trace[TR_PIPES],
 			    TR_C_START, TR_C_RAN);
 	getrusage(RUSAGE_SELF, &ru);
 	if (used < sizeof(line))

@@ -14,12 +14,13 @@
 #include <stdint.h>
 
 /* Two chains that overlap in time: the broker's, and the child's (forked
- * at TR_FORK, it confines itself while the broker does its database work,
- * then waits for the job). Each point is reported as the time since the
+ * between TR_PIPES and TR_FORK, it confines itself while the broker does
+ * its database work, then waits for the job; its first point counts from
+ * TR_PIPES, so it is the fork plus the wait to be scheduled). Each point is reported as the time since the
  * previous point reached in its own chain. */
 enum trace_point {
 	/* broker */
-	TR_MAIN, TR_FORK, TR_DB_OPEN, TR_READ, TR_PARSE, TR_IDENTIFY,
+	TR_MAIN, TR_PIPES, TR_FORK, TR_DB_OPEN, TR_READ, TR_PARSE, TR_IDENTIFY,
 	TR_ADMIT, TR_SLOT, TR_HANDOFF, TR_REAPED, TR_COMPLETE, TR_ANSWERED,
 	/* child */
 	TR_C_START, TR_C_FDS, TR_C_NS, TR_C_JOB, TR_C_RLIMITS, TR_C_AUDIT,
