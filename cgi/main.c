@@ -305,8 +305,8 @@ static void handle(struct ctx *c)
 	run(c);
 	return;
 refused:
+	sandbox_discard(&c->sb);
 	refuse(c, &e);
-	sandbox_discard(&c->sb);	/* after the answer: it waits for the exit */
 	/* Refused before its body was read (not after a stalled or short
 	 * one): take it in, or some servers lose the answer. */
 	if (!c->req.body)
@@ -336,6 +336,7 @@ int main(void)
 	c.rec.identity = c.anon;
 	sandbox_start(&c.sb);	/* a failure is reported by the run */
 	handle(&c);
+	sandbox_release(&c.sb);
 	store_close(c.db);
 	job_release(&c.job);
 	request_release(&c.req);

@@ -83,8 +83,10 @@ struct sb_result {
  * A sandbox child forked ahead of its job. sandbox_start() forks it before
  * the broker opens the database, so it never holds the database's
  * descriptor or anything read from it; it confines itself and waits. Then
- * exactly one of sandbox_run() (the request was admitted) or
- * sandbox_discard() (it was refused: the child exits unused).
+ * sandbox_run() (the request was admitted) or sandbox_discard() (it was
+ * refused: the child is killed unused), and sandbox_release() last, which
+ * reaps a child still there (so the kill has the refusal's audit row and
+ * answer to take effect before anyone waits for it).
  */
 struct sb_child {
 	int pid;		/* 0 when the start failed */
@@ -97,6 +99,7 @@ struct sb_child {
 /* Returns 0, or -1 with c->failed set (sandbox_run then reports it). */
 int sandbox_start(struct sb_child *c);
 void sandbox_discard(struct sb_child *c);
+void sandbox_release(struct sb_child *c);
 
 /*
  * Hands the child job and lim and waits for it. Always fills res (the

@@ -398,6 +398,13 @@ static void close_child_fds(struct sb_child *c)
 
 void sandbox_discard(struct sb_child *c)
 {
+	if (c->pid > 0)
+		kill(c->pid, SIGKILL);
+	close_child_fds(c);
+}
+
+void sandbox_release(struct sb_child *c)
+{
 	if (c->pid > 0) {
 		kill(c->pid, SIGKILL);
 		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
