@@ -228,14 +228,18 @@ def new_db(direct, cgi, tmp):
 
 def direct_bench(direct, subjects, workloads, n, log):
     """Interleaved: each round runs every subject once, so that drift in the
-    machine's state hits every subject alike."""
+    machine's state hits every subject alike; the order rotates by one each
+    round, so that each subject follows every other one alike (what a
+    subject leaves behind, such as the kernel tearing down its namespaces,
+    costs whoever comes next)."""
     res = {}
     for wname, code in workloads.items():
         body = json.dumps({"code": code, "input_data": {}}).encode()
         for s in subjects:
             res[(wname, s["name"])] = []
         for i in range(n + 2):
-            for s in subjects:
+            k = i % len(subjects)
+            for s in subjects[k:] + subjects[:k]:
                 argv, b, env = s["cmd"](code, body)
                 r = direct.once(argv, b, env)
                 if r["rc"] != 0:
