@@ -226,6 +226,15 @@ def sandbox_processes(session):
     return [pid for pid, _, _ in sandbox_process_info(session)]
 
 
+def running_sandboxes(session):
+    """The sandbox processes of the session that have their job: the child
+    is forked before the request is admitted and waits for its job with the
+    job's pipe on fd 4, which it closes once the job is read (so past
+    admission and the sandbox slot)."""
+    return [pid for pid in sandbox_processes(session)
+            if not os.path.lexists("/proc/%d/fd/4" % pid)]
+
+
 def wait_for(predicate, seconds, step=0.02):
     """predicate()'s first true value within seconds, else its last value."""
     deadline = time.monotonic() + seconds

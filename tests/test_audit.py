@@ -16,7 +16,8 @@ import time
 import pytest
 
 from conftest import (IDLE, add_user, cgi_raw, finish_cgi as finish, fresh_db,
-                      now_ms, query, row, run_code, sandbox_processes,
+                      now_ms, query, row, run_code, running_sandboxes,
+                      sandbox_processes,
                       start_cgi, wait_for)
 
 
@@ -74,7 +75,7 @@ def killed_run():
     p = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": str(KILL_TIMEOUT_MS),
                              "PYEXEC_BODY_TIMEOUT_MS": str(KILL_BODY_TIMEOUT_MS)})
     try:
-        children = wait_for(lambda: sandbox_processes(p.pid), 1.5)
+        children = wait_for(lambda: running_sandboxes(p.pid), 1.5)
         rec = wait_for(lambda: running_row(db, p.pid), 1.0)
         assert p.poll() is None, "the CGI ended before it could be killed"
         os.kill(p.pid, signal.SIGKILL)
@@ -312,7 +313,7 @@ def test_error_message_is_bounded_in_the_audit_log():
 def test_row_is_running_before_the_code_ends_and_completed_after(db):
     p = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": "1500"})
     try:
-        children = wait_for(lambda: sandbox_processes(p.pid), 1.2)
+        children = wait_for(lambda: running_sandboxes(p.pid), 1.2)
         assert children, "the program never started"
         rec = running_row(db, p.pid)
         assert rec is not None, "no row while the program runs"
@@ -360,7 +361,7 @@ def test_sandbox_child_holds_nothing_from_the_database(db):
                              "HTTP_AUTHORIZATION": "Bearer " + token})
     base = os.path.basename(db)
     try:
-        children = wait_for(lambda: sandbox_processes(p.pid), 1.2)
+        children = wait_for(lambda: running_sandboxes(p.pid), 1.2)
         assert children, "the program never started"
         time.sleep(0.1)      # well into the blocked program
         assert p.poll() is None
@@ -443,3 +444,34 @@ def test_wal_stays_bounded_over_many_requests():
     assert query(db, "SELECT count(*) AS n FROM runs WHERE http_status = "
                  "429")[0]["n"] == n
     assert query(db, "PRAGMA integrity_check")[0]["integrity_check"] == "ok"
+
+
+# ------------------------------------------------- the child before its job
+
+def test_child_waiting_for_its_job_holds_only_its_pipes():
+    """The child is forked before the broker reads the request: while the
+    broker waits for a body that never comes, the child holds /dev/null,
+    its output, result and job pipes and nothing else (not the request's
+    pipe), has no job, and is gone once the refusal is answered."""
+    db = fresh_db()
+    body = json.dumps({"code": "print(1)"}).encode()
+    p = start_cgi(body, db, env={"PYEXEC_BODY_TIMEOUT_MS": "1500"},
+                  send=False)
+    try:
+        waiting = wait_for(lambda: sandbox_processes(p.pid), 1.2)
+        assert waiting, "no child while the broker waits for the body"
+        assert running_sandboxes(p.pid) == []
+        request_pipe = os.readlink("/proc/%d/fd/0" % p.pid)
+        fds = {pid: sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
+               for pid in waiting}
+        links = {pid: fd_links(pid) for pid in waiting}
+    finally:
+        r = finish(p)
+    assert r.status == 408, r
+    assert sandbox_processes(p.pid) == []
+    for pid in waiting:
+        assert fds[pid] == [0, 1, 2, 3, 4], fds
+        assert request_pipe not in links[pid], links
+        assert "/dev/null" in links[pid], links
+    rec = row(db, r["run_id"])
+    assert rec["outcome"] == "rejected" and rec["http_status"] == 408

@@ -16,7 +16,8 @@ import time
 import pytest
 
 from conftest import (IDLE, add_user, cgi_raw, finish_cgi as finish, fresh_db,
-                      now_ms, query, run_code, sandbox_processes,
+                      now_ms, query, run_code, running_sandboxes,
+                      sandbox_processes,
                       start_cgi as start, wait_for)
 
 
@@ -73,7 +74,7 @@ def start_idle(db, timeout_ms, env=None):
     e = {"PYEXEC_TIMEOUT_MS": str(timeout_ms)}
     e.update(env or {})
     p = start(json.dumps({"code": IDLE}).encode(), db, env=e)
-    if not wait_for(lambda: sandbox_processes(p.pid), 2.0):
+    if not wait_for(lambda: running_sandboxes(p.pid), 2.0):
         finish(p, 1)
         raise AssertionError("the blocking program never started")
     return p
