@@ -366,10 +366,10 @@ def main():
 # (names starting c_), which runs alongside the broker's database work
 # until c_job_wait. c_scheduled (the fork until the child first runs) is
 # the parent's fork plus a wait for a CPU: the work is counted in fork.
-SANDBOX_PHASES = ["pipes", "fork", "handoff", "c_fds_env_signals",
+SANDBOX_PHASES = ["pipes", "fork", "handoff", "c_fds", "c_exec",
                   "c_namespaces_uid", "c_rlimits", "c_audit_hook", "c_landlock",
                   "c_seccomp_load", "c_ready_record"]
-SANDBOX_EARLY = ["c_fds_env_signals", "c_namespaces_uid"]
+SANDBOX_EARLY = ["c_fds", "c_exec", "c_namespaces_uid"]
 DB_PHASES = ["db_open", "identify", "admit_txn", "slot", "db_complete"]
 
 

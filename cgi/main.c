@@ -14,9 +14,10 @@
  * This process is the broker: it never runs the program itself, and it
  * outlives whatever the program does. Every request leaves an audit row,
  * refused ones included; when no row can be written, no code runs (503).
- * The child is forked first, before the database is opened, so it holds
- * neither its descriptor nor anything read from it; it confines itself
- * while the broker does its database work, and gets its job only once the
+ * The child is forked first, before the database is opened, and executes
+ * pyexec-sandbox, so it holds neither the database's descriptor nor
+ * anything of the broker's memory; it confines itself while the broker
+ * does its database work, and gets its job only once the
  * request is admitted (a refused request's child exits unused).
  */
 #include <fcntl.h>

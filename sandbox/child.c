@@ -1,58 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * child.c: sandbox_enter(), the order in which the child confines itself.
- * Runs in the child only: it never opens the database, never writes to the
- * broker's stdout, and talks to the broker through two pipes (the program's
- * output, and the result record on fd 3).
+ * child.c: pyexec-sandbox, the program the sandbox child executes, and the
+ * order in which it confines itself. It never opens the database, never
+ * writes to the broker's stdout, and talks to the broker through three
+ * pipes: the job in (fd 4), the program's output (fds 1 and 2) and the
+ * result records (fd 3).
  *
- * The child is forked before the broker opens the database, and waits
- * for its job (handoff.c) once it has done what does not depend on the
- * request, so that part runs while the broker does its database work.
+ * The broker forks the child before it opens the database or reads the
+ * request (spawn.c); the child sets up its descriptors and executes this
+ * program with an empty environment, so nothing of the broker's memory
+ * survives: not the web server's environment, not a token, not the
+ * database's pages. It is a program of its own so that it can link
+ * Debian's optimized static libpython (not position-independent) while the
+ * broker, which parses untrusted input, stays PIE and loads no Python.
  *
  * The order is the security argument, so it is kept as one flat list:
- * known descriptors and an empty environment first, then the identity and
- * namespaces, then the job and its limits, then the interpreter (which
- * still needs the filesystem to load modules), then Landlock and seccomp,
- * and only then the program. Steps that may be missing on a kernel are recorded, not fatal;
- * seccomp and the rlimits are never optional.
+ * identity and namespaces first, then the job and its limits (the part
+ * before runs while the broker does its database work), then the
+ * interpreter (which still needs the filesystem to load modules), then
+ * Landlock and seccomp, and only then the program. Steps that may be
+ * missing on a kernel are recorded, not fatal; seccomp and the rlimits are
+ * never optional.
  */
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include "internal.h"
 #include "trace.h"
 #include "../cgi/banned.h"
-
-extern char **environ;
-
-/* Clears the environment and wipes its strings from memory: the program
- * must not find the web server's variables (or a bearer token) there. */
-static void empty_environment(void)
-{
-	for (char **e = environ; e && *e; e++)
-		explicit_bzero(*e, strlen(*e));
-	clearenv();
-	/* No time zone file to read after lockdown. */
-	setenv("TZ", "UTC0", 1);
-	tzset();
-}
-
-/* The broker's signal handlers are not the program's: a fork keeps them
- * where an exec would reset them, so reset them as exec does (ignored
- * signals stay ignored). */
-static void default_signals(void)
-{
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction sa;
-
-		if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
-		    sa.sa_handler != SIG_IGN)
-			signal(sig, SIG_DFL);
-	}
-}
 
 static void die_with_parent(pid_t broker)
 {
@@ -76,26 +57,48 @@ static void await_job(struct sb_job *job, struct sb_limits *lim)
 	close(CHILD_JOB_FD);
 }
 
-void sandbox_enter(int out_fd, int res_fd, int null_fd, int job_fd,
-		   pid_t broker)
+static int is_pipe(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode);
+}
+
+/* Started by anything but the broker (by hand, or by a web server that
+ * was pointed at its directory): say so and stop before doing anything.
+ * The broker is this process's parent, named on the command line, and
+ * left the result and job pipes on fds 3 and 4. */
+static pid_t broker_of(int argc, char **argv)
+{
+	char *end;
+	long pid;
+
+	if (argc != 3 || strcmp(argv[1], SANDBOX_ARG) != 0 ||
+	    !is_pipe(CHILD_RESULT_FD) || !is_pipe(CHILD_JOB_FD))
+		goto usage;
+	errno = 0;
+	pid = strtol(argv[2], &end, 10);
+	if (errno || *end || pid <= 1 || pid != (pid_t)pid ||
+	    getppid() != (pid_t)pid)
+		goto usage;
+	return (pid_t)pid;
+usage:
+	fprintf(stderr, "pyexec-sandbox: run by pyexec.cgi only\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
 {
 	static struct sb_job job;
 	static struct sb_limits lim;
+	pid_t broker = broker_of(argc, argv);
 	char err[256];
 	unsigned layers = SB_LAYER_RLIMITS;
 	int abi = 0;
 
+	trace_attach(CHILD_TRACE_FD);
 	TRACE(TR_C_START);
-	default_signals();
-	if (fds_setup(out_fd, res_fd, null_fd, job_fd) != 0)
-		_exit(2);	/* no result pipe to report on */
-	setpgid(0, 0);
-	/* Whatever directory the web server left us in may be unreadable to
-	 * the sandbox's uid or gone; the interpreter resolves paths from it. */
-	if (chdir("/") != 0)
-		_exit(2);
-	empty_environment();
-	TRACE(TR_C_FDS);
+	tzset();	/* TZ=UTC0 from the broker: no zone file after lockdown */
 	layers |= ns_enter();
 	die_with_parent(broker);
 	TRACE(TR_C_NS);

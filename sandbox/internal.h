@@ -14,11 +14,12 @@
 /* The child's descriptors after fds_setup(). */
 #define CHILD_RESULT_FD 3
 #define CHILD_JOB_FD 4		/* closed once the job is read */
+#define CHILD_TRACE_FD 5	/* PYEXEC_TRACE_TIMING's page, when on */
 
-/* child.c: confine the calling (child) process and run the job; never
- * returns. Runs in the child only: no database, no stdout of the broker. */
-void sandbox_enter(int out_fd, int res_fd, int null_fd, int job_fd,
-		   pid_t broker) __attribute__((noreturn));
+/* child.c is the main() of pyexec-sandbox, which the child executes
+ * (spawn.c) as: pyexec-sandbox SANDBOX_ARG <broker pid>. */
+#define SANDBOX_ARG "--child-of"
+#define SANDBOX_EXE "pyexec-sandbox"	/* next to pyexec.cgi */
 
 /* handoff.c: the job over a pipe. recv returns 1 with the job (its
  * strings allocated), 0 when the broker closed the pipe without one (the
@@ -27,7 +28,7 @@ int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim);
 int handoff_recv(int fd, struct sb_job *job, struct sb_limits *lim);
 
 /* fds.c */
-int fds_setup(int out_fd, int res_fd, int null_fd, int job_fd);
+int fds_setup(int out_fd, int res_fd, int null_fd, int job_fd, int trace_fd);
 
 /* rlimit.c */
 int rlimits_apply(const struct sb_limits *lim, char *err, size_t errlen);

@@ -2,9 +2,9 @@
 /*
  * sandbox.h: the whole interface between the broker and the sandbox.
  *
- * sandbox_start() forks a child that confines itself (sandbox_enter in
- * child.c) and waits for its job; sandbox_run() hands the job over. The
- * child runs the program in an embedded interpreter and reports on a
+ * sandbox_start() forks a child that executes pyexec-sandbox (child.c),
+ * confines itself and waits for its job; sandbox_run() hands the job over.
+ * The child runs the program in an embedded interpreter and reports on a
  * result pipe. The parent side (spawn.c) enforces the wall clock and the
  * output cap and turns what it saw into a struct sb_result. Nothing here
  * touches the database or writes to stdout.

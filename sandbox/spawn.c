@@ -348,18 +348,63 @@ static int start_failed(struct sb_child *c, const char *what)
 	return -1;
 }
 
+/* pyexec-sandbox, next to this program (make install puts them side by
+ * side): found from /proc/self/exe, not from the working directory. */
+static int sandbox_path(char *buf, size_t len)
+{
+	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
+	char *slash;
+
+	if (n <= 0 || (size_t)n >= len - 1)
+		return -1;
+	buf[n] = 0;
+	slash = strrchr(buf, '/');
+	if (!slash || (size_t)(slash - buf) + sizeof("/" SANDBOX_EXE) > len)
+		return -1;
+	memcpy(slash + 1, SANDBOX_EXE, sizeof(SANDBOX_EXE));
+	return 0;
+}
+
+/*
+ * The forked child, up to the exec of pyexec-sandbox: its descriptors,
+ * its own process group, "/" as its directory (the web server's may be
+ * unreadable to the sandbox's uid, or gone), no blocked signal, and an
+ * environment of TZ alone (no zone file to read after lockdown).
+ */
+static void exec_sandbox(const char *path, int out_fd, int res_fd,
+			 int null_fd, int job_fd, pid_t broker)
+{
+	static char *const env[] = { "TZ=UTC0", NULL };
+	char pid[24];
+	char *argv[] = { SANDBOX_EXE, SANDBOX_ARG, pid, NULL };
+	sigset_t none;
+
+	TRACE(TR_C_FORKED);
+	if (fds_setup(out_fd, res_fd, null_fd, job_fd, trace_fd()) != 0)
+		_exit(CHILD_EXIT_INTERNAL);	/* no result pipe to report on */
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setpgid(0, 0);
+	if (chdir("/") != 0)
+		rec_internal("chdir", "/");
+	snprintf(pid, sizeof(pid), "%ld", (long)broker);
+	TRACE(TR_C_FDS);
+	execve(path, argv, env);
+	rec_internal(path, strerror(errno));
+}
+
 int sandbox_start(struct sb_child *c)
 {
+	static char path[4096];
 	int out[2], rp[2], jp[2], null_fd;
 	pid_t broker = getpid();
-	char err[96];
 
 	memset(c, 0, sizeof(*c));
 	c->out_fd = c->res_fd = c->job_fd = -1;
-	if (seccomp_prepare(err, sizeof(err)) != 0) {
-		snprintf(c->failed, sizeof(c->failed), "%s", err);
+	if (seccomp_prepare(c->failed, sizeof(c->failed)) != 0)
 		return start_failed(c, "seccomp");
-	}
+	if (sandbox_path(path, sizeof(path)) != 0)
+		return start_failed(c, "the path of " SANDBOX_EXE);
 	if (pipe2(out, O_CLOEXEC) != 0 || pipe2(rp, O_CLOEXEC) != 0 ||
 	    pipe2(jp, O_CLOEXEC) != 0)
 		return start_failed(c, "pipe");
@@ -373,7 +418,7 @@ int sandbox_start(struct sb_child *c)
 		return start_failed(c, "fork");
 	}
 	if (c->pid == 0)
-		sandbox_enter(out[1], rp[1], null_fd, jp[0], broker);
+		exec_sandbox(path, out[1], rp[1], null_fd, jp[0], broker);
 	TRACE(TR_FORK);
 	close(out[1]);
 	close(rp[1]);

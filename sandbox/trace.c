@@ -2,15 +2,17 @@
 /*
  * trace.c: PYEXEC_TRACE_TIMING=1 (trace.h). The report is one line:
  *
- *   pyexec-trace: pipes=40 fork=150 db_open=412 ... c_scheduled=180 ... total=9120
+ *   pyexec-trace: pipes=40 fork=150 db_open=412 ... c_scheduled=180 c_fds=40 c_exec=400 ... total=9120
  *
  * each figure the microseconds from the previous point that was reached in
  * its chain (trace.h): the broker's points first, then the child's.
  */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include "trace.h"
 #include "../cgi/banned.h"
@@ -24,7 +26,8 @@ static const char *const names[TR_NPOINTS] = {
 	[TR_ADMIT] = "admit_txn", [TR_SLOT] = "slot", [TR_HANDOFF] = "handoff",
 	[TR_REAPED] = "wait_child", [TR_COMPLETE] = "db_complete",
 	[TR_ANSWERED] = "answer",
-	[TR_C_START] = "c_scheduled", [TR_C_FDS] = "c_fds_env_signals",
+	[TR_C_FORKED] = "c_scheduled", [TR_C_FDS] = "c_fds",
+	[TR_C_START] = "c_exec",
 	[TR_C_NS] = "c_namespaces_uid", [TR_C_JOB] = "c_job_wait",
 	[TR_C_RLIMITS] = "c_rlimits", [TR_C_AUDIT] = "c_audit_hook",
 	[TR_C_PYINIT] = "c_py_init", [TR_C_STDIO] = "c_py_stdio",
@@ -34,19 +37,48 @@ static const char *const names[TR_NPOINTS] = {
 	[TR_C_RAN] = "c_run",
 };
 
+static int page_fd = -1;
+
+/* The page is a memfd, so that the child keeps it across its exec. */
 void trace_init(void)
 {
 	const char *v = getenv("PYEXEC_TRACE_TIMING");
+	int fd;
 	void *p;
 
 	if (!v || strcmp(v, "1") != 0)
 		return;
-	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
-		 -1, 0);
-	if (p == MAP_FAILED)
+	fd = memfd_create("pyexec-trace", MFD_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, 4096) != 0) {
+		if (fd >= 0)
+			close(fd);
 		return;
+	}
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED) {
+		close(fd);
+		return;
+	}
+	page_fd = fd;
 	pyexec_trace = p;
 	pyexec_trace[TR_MAIN] = mono_ns();
+}
+
+int trace_fd(void)
+{
+	return page_fd;
+}
+
+void trace_attach(int fd)
+{
+	void *p;
+
+	if (fcntl(fd, F_GETFD) < 0)
+		return;		/* the trace is off */
+	p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p != MAP_FAILED)
+		pyexec_trace = p;
 }
 
 /* Appends the points first..last of one chain, each as the time since
@@ -81,7 +113,7 @@ void trace_report(void)
 	used = report_chain(line, used, sizeof(line), pyexec_trace[TR_MAIN],
 			    TR_PIPES, TR_ANSWERED);
 	used = report_chain(line, used, sizeof(line), pyexec_trace[TR_PIPES],
-			    TR_C_START, TR_C_RAN);
+			    TR_C_FORKED, TR_C_RAN);
 	getrusage(RUSAGE_SELF, &ru);
 	if (used < sizeof(line))
 		snprintf(line + used, sizeof(line) - used,

@@ -4,7 +4,8 @@
  * README's cost breakdown. Off unless the web server's environment has
  * PYEXEC_TRACE_TIMING=1 (clients cannot set it: their headers arrive as
  * HTTP_*); off, each point costs one load and one branch. On, the broker maps
- * one shared page before the fork, the child stores its own timestamps there
+ * one shared page (a memfd, which the child maps again after its exec), the
+ * child stores its own timestamps there
  * (plain stores: no system call, so nothing changes under seccomp), and the
  * broker prints every phase's duration on stderr when the request is over.
  */
@@ -23,7 +24,7 @@ enum trace_point {
 	TR_MAIN, TR_PIPES, TR_FORK, TR_DB_OPEN, TR_READ, TR_PARSE, TR_IDENTIFY,
 	TR_ADMIT, TR_SLOT, TR_HANDOFF, TR_REAPED, TR_COMPLETE, TR_ANSWERED,
 	/* child */
-	TR_C_START, TR_C_FDS, TR_C_NS, TR_C_JOB, TR_C_RLIMITS, TR_C_AUDIT,
+	TR_C_FORKED, TR_C_FDS, TR_C_START, TR_C_NS, TR_C_JOB, TR_C_RLIMITS, TR_C_AUDIT,
 	TR_C_PYINIT, TR_C_STDIO, TR_C_PRELOAD, TR_C_GLOBALS, TR_C_LANDLOCK,
 	TR_C_SECCOMP, TR_C_READY, TR_C_COMPILED, TR_C_RAN,
 	TR_NPOINTS
@@ -35,6 +36,8 @@ uint64_t mono_ns(void);
 #define TRACE(p) do { if (pyexec_trace) pyexec_trace[(p)] = mono_ns(); } while (0)
 
 void trace_init(void);		/* broker, first thing */
+int trace_fd(void);		/* broker: the page's memfd, or -1 */
+void trace_attach(int fd);	/* pyexec-sandbox: map the page from fd */
 void trace_report(void);	/* broker, last thing: one line on stderr */
 
 #endif

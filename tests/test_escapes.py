@@ -1069,7 +1069,7 @@ def assert_env_absent(r, env):
 
 def test_environ_is_empty(build, host):
     """os.environ, posix.environ and getenv through random._os: the child
-    empties its environment before the interpreter starts, so the run
+    executes pyexec-sandbox with TZ alone in its environment, so the run
     succeeds and shows only TZ (no refusal is expected: this test shows the
     barrier by its absence of content)."""
     env = secret_env()
@@ -1079,7 +1079,7 @@ def test_environ_is_empty(build, host):
         print(sorted(os.environ), sorted(os.sys.modules['posix'].environ))
         print(os.getenv('PYEXEC_TEST_SECRET'), os.getenv('HTTP_AUTHORIZATION'))
     """
-    note_layer("environment wipe")
+    note_layer("exec with TZ alone")
     r = build.run(textwrap.dedent(code), env=env)
     host.assert_untouched(r)
     assert_env_absent(r, env)
@@ -1106,7 +1106,7 @@ def test_direct_os_environ(build, host):
     """import os; os.environ: the allowlist (ImportError) / in the
     kernel-only build the import works and the environment is empty."""
     env = secret_env()
-    note_layer("environment wipe")
+    note_layer("exec with TZ alone")
     r = build.run("import os\nprint(dict(os.environ))", env=env)
     host.assert_untouched(r)
     assert_env_absent(r, env)
@@ -1143,7 +1143,7 @@ def test_sandbox_memory_holds_no_environment(build, host):
     that the child runs as uid 65534 in its own user and network
     namespaces."""
     env = secret_env()
-    note_layer("environment wipe")
+    note_layer("exec with TZ alone")
     canary = "canary-" + secrets.token_hex(12)
     code = textwrap.dedent("""
         c = %r

@@ -123,7 +123,7 @@ def descendants(roots):
 def pyexec_procs(roots):
     """The brokers and sandbox children under roots: {pid: (ppid, uid)}."""
     return {p: (pp, uid) for p, (pp, comm, uid) in descendants(roots).items()
-            if comm == "pyexec.cgi"}
+            if comm in ("pyexec.cgi", "pyexec-sandbox")}
 
 
 def wait_for(what, cond, timeout):
@@ -199,6 +199,10 @@ class Server:
         self.cgi = os.path.join(self.dir, "pyexec.cgi")
         shutil.copy2(CGI, self.cgi)
         os.chmod(self.cgi, 0o755)
+        sandbox = os.path.join(self.dir, "pyexec-sandbox")
+        shutil.copy2(os.path.join(os.path.dirname(CGI), "pyexec-sandbox"),
+                     sandbox)
+        os.chmod(sandbox, 0o755)
         self.db = new_db(settings={"timeout_ms": str(RUN_TIMEOUT_MS)})
         self.token = add_user(self.db, "alice", quota=-1)
         give_to_www(os.path.dirname(self.db))
@@ -518,7 +522,10 @@ def test_client_disconnects_mid_run(server):
     s.sendall(body)
     def sandbox_children():
         procs = pyexec_procs(server.roots())
-        return {p: v for p, v in procs.items() if v[0] in procs}
+        # running: past admission, its job read and the job's pipe (fd 4)
+        # closed
+        return {p: v for p, v in procs.items() if v[0] in procs and
+                not os.path.lexists("/proc/%d/fd/4" % p)}
     # The broker and its sandbox child, running.
     child, (broker, uid) = next(iter(wait_for("the sandbox child", sandbox_children, 10).items()))
     assert uid != 0, "the program runs as root"
@@ -752,7 +759,8 @@ def test_make_install():
         assert p.returncode == 0, p.stdout + p.stderr
         got = {os.path.relpath(os.path.join(d, f), dest)
                for d, _, files in os.walk(dest) for f in files}
-        want = {"usr/lib/pyexec/pyexec.cgi", "usr/share/doc/pyexec/README.md",
+        want = {"usr/lib/pyexec/pyexec.cgi", "usr/lib/pyexec/pyexec-sandbox",
+                "usr/share/doc/pyexec/README.md",
                 "usr/share/doc/pyexec/LICENSE"}
         want |= {"usr/share/doc/pyexec/examples/" + f for f in os.listdir(CONF)}
         want |= {"usr/bin/pyexec-admin", "usr/share/man/man1/pyexec-admin.1",
@@ -760,12 +768,82 @@ def test_make_install():
         assert got == want
         cgi = os.path.join(dest, "usr/lib/pyexec/pyexec.cgi")
         assert os.stat(cgi).st_mode & 0o777 == 0o755
-        # the binary under test (SANITIZE=1 installs build-san/bin's)
-        with open(cgi, "rb") as a, open(CGI, "rb") as b:
-            assert hashlib.sha256(a.read()).digest() == hashlib.sha256(b.read()).digest()
+        # the binaries under test (SANITIZE=1 installs build-san/bin's)
+        for name in ("pyexec.cgi", "pyexec-sandbox"):
+            got_bin = os.path.join(dest, "usr/lib/pyexec", name)
+            assert os.stat(got_bin).st_mode & 0o777 == 0o755
+            with open(got_bin, "rb") as a, \
+                    open(os.path.join(os.path.dirname(CGI), name), "rb") as b:
+                assert hashlib.sha256(a.read()).digest() == \
+                    hashlib.sha256(b.read()).digest(), name
         for f in os.listdir(CONF):
             with open(os.path.join(dest, "usr/share/doc/pyexec/examples", f)) as fh:
                 text = fh.read()
             assert "/usr/lib/pyexec/pyexec.cgi" in text and "/usr/local/" not in text, f
     finally:
         shutil.rmtree(dest, ignore_errors=True)
+
+
+# --- pyexec-sandbox, installed beside pyexec.cgi ------------------------------------
+
+SANDBOX_EXE = os.path.join(os.path.dirname(CGI), "pyexec-sandbox")
+
+
+def run_sandbox_exe(args, pipes=True, close_job=True):
+    """Runs pyexec-sandbox as something other than the broker would: args
+    on its command line, and, with pipes, a result pipe on fd 3 and a job
+    pipe on fd 4 (closed at once by this side when close_job). Returns
+    (exit status, stderr, what arrived on the result pipe)."""
+    res_r, res_w = os.pipe()
+    job_r, job_w = os.pipe()
+
+    def fds():
+        # os.pipe()'s descriptors close on exec; dup2's copies do not.
+        if pipes:
+            os.dup2(res_w, 3)
+            os.dup2(job_r, 4)
+        else:
+            for fd in (3, 4):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+    p = subprocess.Popen([SANDBOX_EXE] + args, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         preexec_fn=fds, close_fds=False)
+    os.close(res_w)
+    os.close(job_r)
+    if close_job:
+        os.close(job_w)
+    try:
+        err = p.communicate(timeout=20)[1]
+        with os.fdopen(res_r, "rb") as f:
+            record = f.read()
+    finally:
+        if not close_job:
+            os.close(job_w)
+    return p.returncode, err, record
+
+
+@pytest.mark.parametrize("args,pipes", [
+    ([], True),
+    (["--child-of", str(os.getpid())], False),      # no pipes on fds 3 and 4
+    (["--child-of", "1"], True),                     # 1 is not its parent
+    (["--child-of", "x"], True),
+    (["--child-of", str(os.getpid()), "more"], True),
+], ids=["no-arguments", "no-pipes", "not-the-parent", "not-a-pid", "extra"])
+def test_pyexec_sandbox_runs_only_for_the_broker(args, pipes):
+    """A web server pointed at pyexec.cgi's directory could run
+    pyexec-sandbox: it stops before doing anything unless its parent named
+    itself on the command line and left it its pipes."""
+    status, err, record = run_sandbox_exe(args, pipes)
+    assert status == 2, (status, err)
+    assert err == b"pyexec-sandbox: run by pyexec.cgi only\n"
+    assert record == b""
+
+
+def test_pyexec_sandbox_without_a_job_exits_quietly():
+    """Started as the broker starts it, then refused (the job pipe closes
+    without a job): it exits without a record and without running code."""
+    status, err, record = run_sandbox_exe(["--child-of", str(os.getpid())])
+    assert status == 2 and err == b"" and record == b"", (status, err, record)
