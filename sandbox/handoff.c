@@ -25,22 +25,6 @@ struct handoff_hdr {
 	int64_t timeout_ms, cpu_ms, memory_mb, output_bytes;
 };
 
-static int write_full(int fd, const void *p, size_t len)
-{
-	const char *c = p;
-
-	while (len > 0) {
-		ssize_t n = write(fd, c, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		c += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* 1 when all len bytes arrived, 0 at EOF before the first one, -1 else. */
 static int read_full(int fd, void *p, size_t len)
 {

@@ -98,6 +98,9 @@ void rec_write(enum rec_kind kind, uint64_t exec_ns, uint32_t detail,
 void rec_internal(const char *where, const char *what)
 	__attribute__((noreturn));
 uint64_t mono_ns(void);
+/* All len bytes of p on fd, through EINTR; -1 when fd will not take them.
+ * Async-signal-safe. */
+int write_full(int fd, const void *p, size_t len);
 
 /* Parent side: parses the records in buf (len bytes, untrusted). */
 struct rec_view {

@@ -21,7 +21,7 @@ uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void write_all(int fd, const void *p, size_t len)
+int write_full(int fd, const void *p, size_t len)
 {
 	const char *c = p;
 
@@ -30,10 +30,11 @@ static void write_all(int fd, const void *p, size_t len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return;
+			return -1;
 		c += n;
 		len -= (size_t)n;
 	}
+	return 0;
 }
 
 void rec_write(enum rec_kind kind, uint64_t exec_ns, uint32_t detail,
@@ -54,11 +55,11 @@ void rec_write(enum rec_kind kind, uint64_t exec_ns, uint32_t detail,
 	h.extra = extra;
 	h.type_len = (uint32_t)type_len;
 	h.msg_len = (uint32_t)msg_len;
-	write_all(CHILD_RESULT_FD, &h, sizeof(h));
+	(void)write_full(CHILD_RESULT_FD, &h, sizeof(h));
 	if (type_len)
-		write_all(CHILD_RESULT_FD, type, type_len);
+		(void)write_full(CHILD_RESULT_FD, type, type_len);
 	if (msg_len)
-		write_all(CHILD_RESULT_FD, msg, msg_len);
+		(void)write_full(CHILD_RESULT_FD, msg, msg_len);
 }
 
 void rec_internal(const char *where, const char *what)
