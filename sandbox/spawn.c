@@ -355,7 +355,10 @@ static int sandbox_path(char *buf, size_t len)
 	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
 	char *slash;
 
-	if (n <= 0 || (size_t)n >= len - 1)
+	if (n < 0)
+		return -1;
+	errno = ENAMETOOLONG;
+	if (n == 0 || (size_t)n >= len - 1)
 		return -1;
 	buf[n] = 0;
 	slash = strrchr(buf, '/');
@@ -390,7 +393,8 @@ static void exec_sandbox(const char *path, int out_fd, int res_fd,
 	snprintf(pid, sizeof(pid), "%ld", (long)broker);
 	TRACE(TR_C_FDS);
 	execve(path, argv, env);
-	rec_internal(path, strerror(errno));
+	/* The client sees this: where the program lives is not its business. */
+	rec_internal(SANDBOX_EXE " (beside pyexec.cgi)", strerror(errno));
 }
 
 int sandbox_start(struct sb_child *c)
@@ -401,8 +405,10 @@ int sandbox_start(struct sb_child *c)
 
 	memset(c, 0, sizeof(*c));
 	c->out_fd = c->res_fd = c->job_fd = -1;
-	if (seccomp_prepare(c->failed, sizeof(c->failed)) != 0)
+	if (seccomp_prepare(c->failed, sizeof(c->failed)) != 0) {
+		errno = 0;
 		return start_failed(c, "seccomp");
+	}
 	if (sandbox_path(path, sizeof(path)) != 0)
 		return start_failed(c, "the path of " SANDBOX_EXE);
 	if (pipe2(out, O_CLOEXEC) != 0 || pipe2(rp, O_CLOEXEC) != 0 ||
@@ -467,6 +473,11 @@ int sandbox_run(struct sb_child *c, const struct sb_job *job,
 	memset(res, 0, sizeof(*res));
 	memset(&r, 0, sizeof(r));
 	if (!c->pid) {
+		if (!c->start_errno) {	/* not a system call's failure */
+			set_error(res, SB_INTERNAL, "InternalError", "%s",
+				  c->failed);
+			return -1;
+		}
 		errno = c->start_errno;
 		return fail(res, c->failed);
 	}

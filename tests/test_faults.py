@@ -7,7 +7,8 @@ each fault is tested):
   - the sandbox child killed by the kernel's OOM killer under a memory
     cgroup smaller than its RLIMIT_AS (RLIMIT_AS itself: test_limits);
   - a web server that kills the CGI at its own timeout, shorter than the
-    run's (lighttpd's cgi.limits read-timeout).
+    run's (lighttpd's cgi.limits read-timeout);
+  - pyexec-sandbox missing beside pyexec.cgi (a partial install).
 
 Covered elsewhere: the broker SIGKILLed mid-run (test_audit: the child dies
 with it, the row reads 'abandoned'); the database locked, read-only,
@@ -17,13 +18,15 @@ within body_timeout_ms); a client that goes away mid-run and a wrapper's
 deadline (test_servers: 'Cancelled').
 """
 import os
+import shutil
 import sqlite3
 import subprocess
+import tempfile
 import time
 
 import pytest
 
-from conftest import cgi_raw, new_db, run_code
+from conftest import CGI, cgi_raw, new_db, row, run_code
 from test_failclosed import assert_fail_closed, fill, tmpfs
 from test_servers import Lighttpd, post, pyexec_procs, rows, wait_for
 
@@ -207,3 +210,26 @@ def test_web_server_kills_the_cgi_at_its_own_timeout():
         assert integrity(s.db) == [("ok",)]
     finally:
         s.stop()
+
+
+def test_missing_pyexec_sandbox_is_an_audited_internal_error():
+    """pyexec.cgi copied alone: the request is admitted, the child cannot
+    execute its program, and the answer says so (without the server's
+    paths) in a 500 whose audit row is complete."""
+    d = tempfile.mkdtemp(prefix="pyexec-alone-")
+    try:
+        cgi = os.path.join(d, "pyexec.cgi")
+        shutil.copy2(CGI, cgi)
+        db = new_db()
+        r = run_code("print('never')", cgi=cgi, db=db)
+        assert r.status == 500, r
+        assert r["error_type"] == "InternalError" and r["output"] == ""
+        assert r["error"] == ("pyexec-sandbox (beside pyexec.cgi): "
+                              "No such file or directory"), r["error"]
+        assert d.encode() not in r.raw, "the answer names the server's paths"
+        rec = row(db, r["run_id"])
+        assert (rec["outcome"], rec["status"], rec["http_status"]) == \
+            ("internal", "internal", 500), rec
+        assert b"pyexec-sandbox" in r.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
