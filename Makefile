@@ -35,14 +35,13 @@ HARDEN  := -fstack-protector-strong -fstack-clash-protection -fcf-protection \
            -U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3 -fPIE
 HARDEN_LD := -pie -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack
 OPT     := -O2 -g
-# SANITIZE=1: the unit tests and pyexec-admin with ASan and UBSan, in
-# build-san/; pyexec.cgi, pyexec-sandbox and the test variants with UBSan
-# alone, objects in build-san/ub/ (the programs in build-san/bin/). ASan's
-# shadow memory (terabytes of reserved address space, mapped when
-# pyexec-sandbox starts) would leave no room under the child's RLIMIT_AS,
-# the memory limit the black-box tests prove: no code could run. The
-# CGI's parsing and encoding run under ASan in the unit tests and the
-# fuzzers (make fuzz).
+# SANITIZE=1: the unit tests, pyexec-admin and pyexec.cgi (the broker:
+# the whole black-box suite runs against it) with ASan and UBSan, in
+# build-san/; pyexec-sandbox and its test variant with UBSan alone,
+# objects in build-san/ub/ (the programs in build-san/bin/). ASan's shadow
+# memory (terabytes of reserved address space, mapped when pyexec-sandbox
+# starts) would leave no room under the child's RLIMIT_AS, the memory
+# limit the black-box tests prove: no code could run.
 ifeq ($(SANITIZE),1)
 OPT     := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
            -fno-sanitize-recover=undefined
@@ -110,9 +109,9 @@ ADMIN_OBJ   := $(ADMIN_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sandbox/seccomp_bpf.o
 # The objects of pyexec.cgi, pyexec-sandbox and the test variant of the
 # latter (CBUILD: see SANITIZE).
-CGI_BIN_OBJ := $(CGI_SRC:%.c=$(CBUILD)/%.o) $(SPAWN_SRC:%.c=$(CBUILD)/%.o) \
-               $(SQL_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sql/schema.o \
-               $(CBUILD)/sandbox/seccomp_bpf.o
+CGI_BIN_OBJ := $(CGI_SRC:%.c=$(BUILD)/%.o) $(SPAWN_SRC:%.c=$(BUILD)/%.o) \
+               $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o \
+               $(BUILD)/sandbox/seccomp_bpf.o
 CHILD_BIN_OBJ := $(CHILD_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sandbox/seccomp_bpf.o
 NOPY_BIN_OBJ := $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o),$(CHILD_BIN_OBJ)) \
                $(PYLAYER_SRC:%.c=$(CBUILD)/nopy/%.o)
@@ -149,7 +148,7 @@ $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
 # Whatever builds pyexec.cgi builds the pyexec-sandbox it runs.
 $(CGI): $(CGI_BIN_OBJ) | $(SANDBOX_BIN)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(BROKER_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
 
 $(SANDBOX_BIN): $(CHILD_BIN_OBJ)
 	@mkdir -p $(dir $@)
@@ -157,7 +156,7 @@ $(SANDBOX_BIN): $(CHILD_BIN_OBJ)
 
 $(NOPY_CGI): $(CGI_BIN_OBJ) | $(NOPY_SANDBOX)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(BROKER_LIBS)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
 
 $(NOPY_SANDBOX): $(NOPY_BIN_OBJ)
 	@mkdir -p $(dir $@)
