@@ -1,8 +1,10 @@
 """Shared helpers for the black-box tests: run pyexec.cgi exactly as a web
 server does (CGI/1.1 environment, body on stdin, response on stdout)."""
+import collections
 import hashlib
 import json
 import os
+import re
 import secrets
 import time
 import shutil
@@ -146,7 +148,7 @@ def run():
 # Helpers the black-box suites share: databases made per module, rows of the
 # audit log, the sandbox's processes, and a CGI started in the background.
 
-SANDBOX_UID = "65534"
+SANDBOX_UID = 65534
 
 # Blocks in the kernel (a futex) without using CPU: a program that waits.
 IDLE = """\
@@ -195,30 +197,39 @@ def row(db, run_id):
     return found[0]
 
 
+Proc = collections.namedtuple("Proc", "ppid comm uid state session")
+
+
+def proc_table():
+    """{pid: Proc} of every process (real uid; those that exit while the
+    table is read are left out)."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+            with open("/proc/%s/status" % name) as f:
+                uid = re.search(r"^Uid:\s+(\d+)", f.read(), re.M)
+        except OSError:
+            continue
+        if not uid:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        table[int(name)] = Proc(int(fields[1]),
+                                stat[stat.index("(") + 1:stat.rindex(")")],
+                                int(uid.group(1)), fields[0], int(fields[3]))
+    return table
+
+
 def sandbox_process_info(session):
     """Processes of the sandbox uid in the given session: (pid, state, name).
 
     Scoped to the session of a CGI started as a session leader, so that runs
     elsewhere on the machine cannot interfere (the sandbox cannot setsid)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/status" % entry) as f:
-                status = f.read()
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue    # exited while we looked
-        uid_line = [l for l in status.split("\n") if l.startswith("Uid:")]
-        if not uid_line or SANDBOX_UID not in uid_line[0].split()[1:]:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) == session:
-            name = stat[stat.index("(") + 1:stat.rindex(")")]
-            found.append((int(entry), fields[0], name))
-    return found
+    return [(pid, p.state, p.comm) for pid, p in proc_table().items()
+            if p.uid == SANDBOX_UID and p.session == session]
 
 
 def sandbox_processes(session):

@@ -58,11 +58,11 @@ import time
 import pytest
 
 import conftest
-from conftest import CGI, NOPY_CGI, note_layer, run_code
+from conftest import (CGI, NOPY_CGI, SANDBOX_UID, note_layer, proc_table,
+                      run_code)
 
 FULL = "full"
 KERNEL = "kernel-only"
-SANDBOX_UID = 65534
 
 # Layers every run must report, whatever the build: the kernel boundary.
 KERNEL_LAYERS = {"seccomp", "no_new_privs", "rlimits", "uid_drop", "userns",
@@ -1117,19 +1117,7 @@ def test_direct_os_environ(build, host):
 
 
 def _children(pid):
-    out = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/status" % p) as f:
-                st = f.read()
-        except OSError:
-            continue
-        m = re.search(r"^PPid:\s+(\d+)", st, re.M)
-        if m and int(m.group(1)) == pid:
-            out.append(int(p))
-    return out
+    return [p for p, proc in proc_table().items() if proc.ppid == pid]
 
 
 def test_sandbox_memory_holds_no_environment(build, host):
@@ -1826,27 +1814,18 @@ def test_write_the_audit_database(build, host, route):
 
 def _sandbox_processes():
     procs = {}
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
+    for pid, p in proc_table().items():
+        if p.uid != SANDBOX_UID:
             continue
         try:
-            with open("/proc/%s/status" % p) as f:
-                st = f.read()
-        except OSError:
-            continue
-        uid = re.search(r"^Uid:\s+(\d+)", st, re.M)
-        if not uid or int(uid.group(1)) != SANDBOX_UID:
-            continue
-        ppid = int(re.search(r"^PPid:\s+(\d+)", st, re.M).group(1))
-        try:
-            parent = os.readlink("/proc/%d/exe" % ppid)
+            parent = os.readlink("/proc/%d/exe" % p.ppid)
         except OSError:
             parent = ""
         # A run still in progress (another session's) has a live CGI parent;
         # a leaked process has been re-parented away from it.
         if os.path.basename(parent).startswith("pyexec"):
             continue
-        procs[int(p)] = (ppid, st.splitlines()[0])
+        procs[pid] = (p.ppid, p.comm)
     return procs
 
 

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from conftest import (CGI, IDLE, Response, base_env,
-                      sandbox_process_info as sandbox_processes)
+from conftest import (IDLE, Response, finish_cgi, running_sandboxes,
+                      sandbox_process_info as sandbox_processes, start_cgi,
+                      wait_for)
 
 BUSY = "print('spinning')\nwhile True:\n    pass\n"
 
@@ -23,17 +24,8 @@ def run_tracked(code, env=None, timeout=120):
     leftover sandbox processes. Returns the Response with .elapsed and
     .leftovers."""
     body = json.dumps({"code": code}).encode()
-    e = base_env()
-    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
-              "CONTENT_LENGTH": str(len(body))})
-    for k, v in (env or {}).items():
-        if v is None:
-            e.pop(k, None)
-        else:
-            e[k] = v
     t0 = time.monotonic()
-    p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=e, start_new_session=True)
+    p = start_cgi(body, None, env, send=False)
     try:
         out, err = p.communicate(body, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -67,31 +59,16 @@ def assert_failure(r, error_type):
 def test_sandbox_process_scan_sees_a_running_sandbox():
     # The leftover check below is only worth something if it can see a
     # sandboxed process at all: look while one is blocked.
-    body = json.dumps({"code": IDLE}).encode()
-    e = base_env()
-    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
-              "CONTENT_LENGTH": str(len(body)), "PYEXEC_TIMEOUT_MS": "3000"})
-    p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=e, start_new_session=True)
+    p = start_cgi(json.dumps({"code": IDLE}).encode(), None,
+                  {"PYEXEC_TIMEOUT_MS": "3000"})
     try:
-        p.stdin.write(body)
-        p.stdin.close()
-        seen = []
-        deadline = time.monotonic() + 2.5
-        while not seen and time.monotonic() < deadline:
-            seen = sandbox_processes(p.pid)
-            time.sleep(0.05)
+        seen = wait_for(lambda: running_sandboxes(p.pid), 2.5)
         assert seen, "no uid 65534 process found in the CGI's session"
-        out = p.stdout.read()
-        p.wait(10)
+        assert [pid for pid, _, _ in sandbox_processes(p.pid)] == seen
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        p.stderr.close()
+        r = finish_cgi(p)
     assert sandbox_processes(p.pid) == []
-    assert json.loads(out.partition(b"\n\n")[2])["error_type"] == "TimeoutError"
+    assert r["error_type"] == "TimeoutError", r
 
 
 # ---------------------------------------------------------------- time

@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import CGI, add_user, new_db
+from conftest import CGI, add_user, new_db, proc_table
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CONF = os.path.join(REPO, "cgi", "conf")
@@ -87,30 +87,11 @@ def rows(db, sql, *args):
 
 # --- processes ---------------------------------------------------------------
 
-def proc_table():
-    """{pid: (ppid, comm, uid)} of every process."""
-    table = {}
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-            with open("/proc/%s/status" % name) as f:
-                uid = int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
-        except (OSError, AttributeError):
-            continue
-        comm = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        table[int(name)] = (ppid, comm, uid)
-    return table
-
-
 def descendants(roots):
     table = proc_table()
     kids = {}
-    for pid, (ppid, _, _) in table.items():
-        kids.setdefault(ppid, []).append(pid)
+    for pid, p in table.items():
+        kids.setdefault(p.ppid, []).append(pid)
     out, todo = {}, list(roots)
     while todo:
         for k in kids.get(todo.pop(), []):
@@ -122,8 +103,8 @@ def descendants(roots):
 
 def pyexec_procs(roots):
     """The brokers and sandbox children under roots: {pid: (ppid, uid)}."""
-    return {p: (pp, uid) for p, (pp, comm, uid) in descendants(roots).items()
-            if comm in ("pyexec.cgi", "pyexec-sandbox")}
+    return {pid: (p.ppid, p.uid) for pid, p in descendants(roots).items()
+            if p.comm in ("pyexec.cgi", "pyexec-sandbox")}
 
 
 def wait_for(what, cond, timeout):
