@@ -397,10 +397,19 @@ static void exec_sandbox(const char *path, int out_fd, int res_fd,
 	rec_internal(SANDBOX_EXE " (beside pyexec.cgi)", strerror(errno));
 }
 
+static void close_all(int *fds, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
 int sandbox_start(struct sb_child *c)
 {
 	static char path[4096];
-	int out[2], rp[2], jp[2], null_fd;
+	/* out, result and job pipes (read, write), /dev/null */
+	int fd[7] = { -1, -1, -1, -1, -1, -1, -1 };
+	const char *failed = NULL;
 	pid_t broker = getpid();
 
 	memset(c, 0, sizeof(*c));
@@ -411,40 +420,40 @@ int sandbox_start(struct sb_child *c)
 	}
 	if (sandbox_path(path, sizeof(path)) != 0)
 		return start_failed(c, "the path of " SANDBOX_EXE);
-	if (pipe2(out, O_CLOEXEC) != 0 || pipe2(rp, O_CLOEXEC) != 0 ||
-	    pipe2(jp, O_CLOEXEC) != 0)
-		return start_failed(c, "pipe");
-	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null_fd < 0)
-		return start_failed(c, "/dev/null");
-	TRACE(TR_PIPES);
-	c->pid = fork();
-	if (c->pid < 0) {
+	if (pipe2(fd, O_CLOEXEC) != 0 || pipe2(fd + 2, O_CLOEXEC) != 0 ||
+	    pipe2(fd + 4, O_CLOEXEC) != 0)
+		failed = "pipe";
+	else if ((fd[6] = open("/dev/null", O_RDWR | O_CLOEXEC)) < 0)
+		failed = "/dev/null";
+	else {
+		TRACE(TR_PIPES);
+		c->pid = fork();
+		if (c->pid < 0)
+			failed = "fork";
+	}
+	if (failed) {
+		start_failed(c, failed);
+		close_all(fd, 7);
 		c->pid = 0;
-		return start_failed(c, "fork");
+		return -1;
 	}
 	if (c->pid == 0)
-		exec_sandbox(path, out[1], rp[1], null_fd, jp[0], broker);
+		exec_sandbox(path, fd[1], fd[3], fd[6], fd[4], broker);
 	TRACE(TR_FORK);
-	close(out[1]);
-	close(rp[1]);
-	close(jp[0]);
-	close(null_fd);
-	c->out_fd = out[0];
-	c->res_fd = rp[0];
-	c->job_fd = jp[1];
+	c->out_fd = fd[0];
+	c->res_fd = fd[2];
+	c->job_fd = fd[5];
+	fd[0] = fd[2] = fd[5] = -1;	/* kept: the rest was the child's */
+	close_all(fd, 7);
 	return 0;
 }
 
 static void close_child_fds(struct sb_child *c)
 {
-	int *fds[] = { &c->out_fd, &c->res_fd, &c->job_fd };
+	int fds[] = { c->out_fd, c->res_fd, c->job_fd };
 
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
-		if (*fds[i] >= 0)
-			close(*fds[i]);
-		*fds[i] = -1;
-	}
+	close_all(fds, 3);
+	c->out_fd = c->res_fd = c->job_fd = -1;
 }
 
 void sandbox_discard(struct sb_child *c)

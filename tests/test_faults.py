@@ -8,7 +8,8 @@ each fault is tested):
     cgroup smaller than its RLIMIT_AS (RLIMIT_AS itself: test_limits);
   - a web server that kills the CGI at its own timeout, shorter than the
     run's (lighttpd's cgi.limits read-timeout);
-  - pyexec-sandbox missing beside pyexec.cgi (a partial install).
+  - pyexec-sandbox missing beside pyexec.cgi (a partial install);
+  - no process can be forked (a pids cgroup that allows the CGI alone).
 
 Covered elsewhere: the broker SIGKILLed mid-run (test_audit: the child dies
 with it, the row reads 'abandoned'); the database locked, read-only,
@@ -17,6 +18,7 @@ a client that never sends its body, or stalls halfway (test_request: 408
 within body_timeout_ms); a client that goes away mid-run and a wrapper's
 deadline (test_servers: 'Cancelled').
 """
+import json
 import os
 import shutil
 import sqlite3
@@ -26,7 +28,7 @@ import time
 
 import pytest
 
-from conftest import CGI, cgi_raw, new_db, row, run_code
+from conftest import CGI, Response, base_env, cgi_raw, new_db, row, run_code
 from test_failclosed import assert_fail_closed, fill, tmpfs
 from test_servers import Lighttpd, post, pyexec_procs, rows, wait_for
 
@@ -134,21 +136,7 @@ def test_child_killed_by_the_oom_killer():
         code = ("x = []\nwhile True:\n    x.append(bytearray(4 * 1024 * 1024))\n# %s" % MARKER)
         env = {"PYEXEC_MEMORY_MB": "512", "PYEXEC_TIMEOUT_MS": "10000"}
 
-        def join_cgroup():
-            with open(os.path.join(path, procs), "w") as f:
-                f.write(str(os.getpid()))
-        import json
-        e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
-             "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-             "PYEXEC_DB": db, "REQUEST_METHOD": "POST",
-             "CONTENT_TYPE": "application/json"}
-        e.update(env)
-        body = json.dumps({"code": code}).encode()
-        e["CONTENT_LENGTH"] = str(len(body))
-        from conftest import CGI, Response
-        p = subprocess.run([CGI], input=body, env=e, capture_output=True,
-                           timeout=60, preexec_fn=join_cgroup)
-        r = Response(p.stdout, p.returncode, p.stderr)
+        r = run_in_cgroup(os.path.join(path, procs), code, db, env)
         assert r.status == 200, r
         assert r["success"] is False and r["error_type"] == "MemoryError", r
         assert "killed by the kernel" in r["error"], r
@@ -166,6 +154,69 @@ def test_child_killed_by_the_oom_killer():
                 break
             except OSError:
                 time.sleep(0.1)
+
+
+def run_in_cgroup(procs_file, code, db, env=None):
+    """Runs the CGI on {"code": code}, moved into a cgroup (procs_file) before
+    it starts; returns its Response."""
+    body = json.dumps({"code": code}).encode()
+    e = base_env(db)
+    e.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+              "CONTENT_LENGTH": str(len(body))})
+    e.update(env or {})
+
+    def join():
+        with open(procs_file, "w") as f:
+            f.write(str(os.getpid()))
+    p = subprocess.run([CGI], input=body, env=e, capture_output=True,
+                       timeout=60, preexec_fn=join)
+    return Response(p.stdout, p.returncode, p.stderr)
+
+
+def own_pids_cgroup(limit):
+    """A new pids cgroup under ours, capped at limit processes (v2 when the
+    unified hierarchy has the pids controller, else v1), or None."""
+    name = "pyexec-test-pids-%d" % os.getpid()
+    for root, controller in (("/sys/fs/cgroup", ""), ("/sys/fs/cgroup/pids", "pids")):
+        if controller == "" and not os.path.exists(os.path.join(root, "cgroup.controllers")):
+            continue
+        with open("/proc/self/cgroup") as f:
+            rel = [l.split(":", 2)[2].strip() for l in f
+                   if l.split(":")[1] == controller]
+        path = os.path.join(root, rel[0].lstrip("/") if rel else "", name)
+        try:
+            os.mkdir(path)
+            with open(os.path.join(path, "pids.max"), "w") as f:
+                f.write(str(limit))
+            return path
+        except OSError:
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+    return None
+
+
+@pytest.mark.skipif(not ROOT, reason="creates a pids cgroup (root)")
+def test_fork_failure_is_an_audited_internal_error():
+    """The CGI in a cgroup that allows it no second process: the request is
+    admitted, the sandbox child cannot be forked, and the answer is a 500
+    that says so, with its audit row completed. Nothing ran."""
+    path = own_pids_cgroup(1)
+    assert path is not None, "no writable pids cgroup (cgroup v1 or v2)"
+    db = new_db(quota=-1)
+    try:
+        r = run_in_cgroup(os.path.join(path, "cgroup.procs"),
+                          "print('%s')" % MARKER, db)
+        assert r.status == 500, r
+        assert r["error_type"] == "InternalError" and r["output"] == "", r
+        assert r["error"] == "fork: Resource temporarily unavailable", r
+        rec = row(db, r["run_id"])
+        assert (rec["status"], rec["http_status"]) == ("internal", 500), rec
+        with open(os.path.join(path, "cgroup.procs")) as f:
+            assert f.read().split() == [], "processes left in the cgroup"
+    finally:
+        os.rmdir(path)
 
 
 # ------------------------------------------ the web server's own timeout fires first
