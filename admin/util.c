@@ -10,15 +10,20 @@
 #include "admin.h"
 #include "../cgi/banned.h"
 
+static void say(const char *fmt, va_list ap)
+{
+	fputs("pyexec-admin: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 int error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("pyexec-admin: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return 1;
 }
 
@@ -26,11 +31,9 @@ int usage_error(const char *usage, const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("pyexec-admin: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	say(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (usage)
 		fprintf(stderr, "usage: pyexec-admin %s\n", usage);
 	return EXIT_USAGE;
