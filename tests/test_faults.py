@@ -78,47 +78,44 @@ def test_disk_full_for_the_wal():
 
 # ------------------------------------------------ the child killed by the OOM killer
 
-CGROUP_V1 = "/sys/fs/cgroup/memory"
+def own_cgroup(controller, v2_limits, v1_limits, optional=()):
+    """A new cgroup under ours with the given limit files written: in the
+    unified hierarchy (v2) when there is one, else in the controller's v1
+    hierarchy; files in optional may be refused (memsw without swap
+    accounting). Returns its path, or None."""
+    name = "pyexec-test-%s-%d" % (controller, os.getpid())
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        root, key, limits = "/sys/fs/cgroup", "", v2_limits
+    elif os.path.isdir("/sys/fs/cgroup/" + controller):
+        root, key, limits = "/sys/fs/cgroup/" + controller, controller, v1_limits
+    else:
+        return None
+    with open("/proc/self/cgroup") as f:
+        rel = [l.split(":", 2)[2].strip() for l in f if l.split(":")[1] == key]
+    path = os.path.join(root, rel[0].lstrip("/") if rel else "", name)
+    try:
+        os.mkdir(path)
+    except OSError:
+        return None
+    for fname, value in limits.items():
+        try:
+            with open(os.path.join(path, fname), "w") as f:
+                f.write(str(value))
+        except OSError:
+            if fname not in optional:
+                os.rmdir(path)
+                return None
+    return path
 
 
-def own_memory_cgroup():
-    """A new memory cgroup under ours (v2 when the unified hierarchy has the
-    memory controller, else v1), or None."""
-    name = "pyexec-test-%d" % os.getpid()
-    v2 = "/sys/fs/cgroup"
-    if os.path.exists(os.path.join(v2, "cgroup.controllers")):
-        with open("/proc/self/cgroup") as f:
-            rel = [l.split(":", 2)[2].strip() for l in f if l.startswith("0::")]
-        base = os.path.join(v2, rel[0].lstrip("/")) if rel else v2
-        path = os.path.join(base, name)
+def remove_cgroup(path):
+    """rmdir, once the kernel has let go of the processes that were in it."""
+    for _ in range(50):
         try:
-            os.mkdir(path)
-            with open(os.path.join(path, "memory.max"), "w") as f:
-                f.write(str(64 << 20))
-            with open(os.path.join(path, "memory.swap.max"), "w") as f:
-                f.write("0")
+            os.rmdir(path)
+            return
         except OSError:
-            return None
-        return path, "cgroup.procs"
-    if os.path.isdir(CGROUP_V1):
-        with open("/proc/self/cgroup") as f:
-            rel = [l.split(":", 2)[2].strip() for l in f
-                   if l.split(":")[1] == "memory"]
-        base = os.path.join(CGROUP_V1, rel[0].lstrip("/")) if rel else CGROUP_V1
-        path = os.path.join(base, name)
-        try:
-            os.mkdir(path)
-            with open(os.path.join(path, "memory.limit_in_bytes"), "w") as f:
-                f.write(str(64 << 20))
-            try:
-                with open(os.path.join(path, "memory.memsw.limit_in_bytes"), "w") as f:
-                    f.write(str(64 << 20))
-            except OSError:
-                pass
-        except OSError:
-            return None
-        return path, "cgroup.procs"
-    return None
+            time.sleep(0.1)
 
 
 @pytest.mark.skipif(not ROOT, reason="creates a memory cgroup (root)")
@@ -127,16 +124,17 @@ def test_child_killed_by_the_oom_killer():
     is 512 MiB: the program touches memory until the kernel's OOM killer
     SIGKILLs it. The broker survives, answers 200 with MemoryError, the row
     is completed as 'memory', and no process is left."""
-    cg = own_memory_cgroup()
-    if cg is None:
-        pytest.skip("no writable memory cgroup")
-    path, procs = cg
+    path = own_cgroup("memory", {"memory.max": 64 << 20, "memory.swap.max": 0},
+                      {"memory.limit_in_bytes": 64 << 20,
+                       "memory.memsw.limit_in_bytes": 64 << 20},
+                      optional=("memory.memsw.limit_in_bytes",))
+    assert path is not None, "no writable memory cgroup (cgroup v1 or v2)"
     db = new_db(quota=-1)
     try:
         code = ("x = []\nwhile True:\n    x.append(bytearray(4 * 1024 * 1024))\n# %s" % MARKER)
         env = {"PYEXEC_MEMORY_MB": "512", "PYEXEC_TIMEOUT_MS": "10000"}
 
-        r = run_in_cgroup(os.path.join(path, procs), code, db, env)
+        r = run_in_cgroup(os.path.join(path, "cgroup.procs"), code, db, env)
         assert r.status == 200, r
         assert r["success"] is False and r["error_type"] == "MemoryError", r
         assert "killed by the kernel" in r["error"], r
@@ -145,15 +143,10 @@ def test_child_killed_by_the_oom_killer():
                                (r["run_id"],)).fetchone()
         con.close()
         assert outcome == "memory"
-        with open(os.path.join(path, procs)) as f:
+        with open(os.path.join(path, "cgroup.procs")) as f:
             assert f.read().split() == [], "processes left in the cgroup"
     finally:
-        for _ in range(50):
-            try:
-                os.rmdir(path)
-                break
-            except OSError:
-                time.sleep(0.1)
+        remove_cgroup(path)
 
 
 def run_in_cgroup(procs_file, code, db, env=None):
@@ -173,36 +166,12 @@ def run_in_cgroup(procs_file, code, db, env=None):
     return Response(p.stdout, p.returncode, p.stderr)
 
 
-def own_pids_cgroup(limit):
-    """A new pids cgroup under ours, capped at limit processes (v2 when the
-    unified hierarchy has the pids controller, else v1), or None."""
-    name = "pyexec-test-pids-%d" % os.getpid()
-    for root, controller in (("/sys/fs/cgroup", ""), ("/sys/fs/cgroup/pids", "pids")):
-        if controller == "" and not os.path.exists(os.path.join(root, "cgroup.controllers")):
-            continue
-        with open("/proc/self/cgroup") as f:
-            rel = [l.split(":", 2)[2].strip() for l in f
-                   if l.split(":")[1] == controller]
-        path = os.path.join(root, rel[0].lstrip("/") if rel else "", name)
-        try:
-            os.mkdir(path)
-            with open(os.path.join(path, "pids.max"), "w") as f:
-                f.write(str(limit))
-            return path
-        except OSError:
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
-    return None
-
-
 @pytest.mark.skipif(not ROOT, reason="creates a pids cgroup (root)")
 def test_fork_failure_is_an_audited_internal_error():
     """The CGI in a cgroup that allows it no second process: the request is
     admitted, the sandbox child cannot be forked, and the answer is a 500
     that says so, with its audit row completed. Nothing ran."""
-    path = own_pids_cgroup(1)
+    path = own_cgroup("pids", {"pids.max": 1}, {"pids.max": 1})
     assert path is not None, "no writable pids cgroup (cgroup v1 or v2)"
     db = new_db(quota=-1)
     try:
@@ -216,7 +185,7 @@ def test_fork_failure_is_an_audited_internal_error():
         with open(os.path.join(path, "cgroup.procs")) as f:
             assert f.read().split() == [], "processes left in the cgroup"
     finally:
-        os.rmdir(path)
+        remove_cgroup(path)
 
 
 # ------------------------------------------ the web server's own timeout fires first
