@@ -63,7 +63,9 @@ void format_time(int64_t ms, char *buf, size_t len);
 
 /* Machine-readable output. */
 enum out_format { OUT_TABLE, OUT_JSON, OUT_CSV };
-/* Writes s as a JSON string (quotes included) / as a CSV field. */
+/* Writes s as a JSON string (quotes included) / as a CSV field; a CSV
+ * field that a spreadsheet would take for a formula (=, +, -, @ first) is
+ * written with a ' before it. */
 void put_json_string(FILE *f, const char *s);
 void put_csv_field(FILE *f, const char *s);
 

@@ -168,14 +168,31 @@ void put_json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* A cell a spreadsheet would run as a formula: one that starts with =, +,
+ * -, @ (or a tab or carriage return before one), unless it is a plain
+ * number such as -1. */
+static int formula_like(const char *s)
+{
+	char *end;
+
+	if (!*s || !strchr("=+-@\t\r", *s))
+		return 0;
+	errno = 0;
+	(void)strtod(s, &end);
+	return end == s || *end != 0;
+}
+
 void put_csv_field(FILE *f, const char *s)
 {
+	int formula;
+
 	s = s ? s : "";
+	formula = formula_like(s);
 	if (!strpbrk(s, ",\"\n\r")) {
-		fputs(s, f);
+		fprintf(f, "%s%s", formula ? "'" : "", s);
 		return;
 	}
-	fputc('"', f);
+	fputs(formula ? "\"'" : "\"", f);
 	for (; *s; s++) {
 		if (*s == '"')
 			fputc('"', f);
