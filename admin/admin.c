@@ -31,6 +31,13 @@ static const struct command {
 	  "list users" },
 	{ "user show", cmd_user_show, DB_RO, "user show NAME [--json]",
 	  "a user, with usage in the current window" },
+	{ "user set", cmd_user_set, DB_RW,
+	  "user set NAME [--timeout-ms N|default] [--memory-mb N|default] "
+	  "[--quota N|unlimited|default]",
+	  "a user's own time limit, memory limit and quota",
+	  "--timeout-ms and --memory-mb may not exceed the max_timeout_ms and\n"
+	  "max_memory_mb settings; 'default' gives the user the service's\n"
+	  "limit again. Every value is checked before any is written.\n" },
 	{ "user disable", cmd_user_disable, DB_RW, "user disable NAME",
 	  "refuse the user's token (401) until enabled" },
 	{ "user enable", cmd_user_enable, DB_RW, "user enable NAME",

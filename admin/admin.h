@@ -75,6 +75,7 @@ COMMAND(cmd_init);
 COMMAND(cmd_user_add);
 COMMAND(cmd_user_list);
 COMMAND(cmd_user_show);
+COMMAND(cmd_user_set);
 COMMAND(cmd_user_disable);
 COMMAND(cmd_user_enable);
 COMMAND(cmd_user_remove);

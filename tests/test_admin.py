@@ -36,7 +36,8 @@ LAYERS = ["python", "audit_hook", "seccomp", "no_new_privs", "rlimits",
           "uid_drop", "userns", "netns", "landlock"]
 
 # Every command of the dispatch table, for --help and help COMMAND.
-COMMANDS = ["init", "user add", "user list", "user show", "user disable",
+COMMANDS = ["init", "user add", "user list", "user show", "user set",
+            "user disable",
             "user enable", "user remove", "user rotate", "admin grant",
             "admin revoke", "quota default", "quota set", "quota show",
             "quota reset", "config list", "config get", "config set",
@@ -234,24 +235,36 @@ def test_user_list_formats(db):
     ok("user", "disable", "capped", db=db)
 
     table = ok("user", "list", db=db).splitlines()
-    assert table[0].split() == ["NAME", "ADMIN", "STATE", "QUOTA", "CREATED"]
+    assert table[0].split() == ["NAME", "ADMIN", "STATE", "QUOTA",
+                                "TIMEOUT_MS", "MEMORY_MB", "CREATED"]
     assert [l.split()[0] for l in table[1:]] == ["ann", "capped", "root-ish"]
     capped = table[2].split()
-    assert capped[1:4] == ["no", "disabled", "3"]
-    assert ISO_RE.fullmatch(capped[4])
+    assert capped[1:6] == ["no", "disabled", "3", "default", "default"]
+    assert ISO_RE.fullmatch(capped[6])
 
     rows = [json.loads(l) for l in ok("user", "list", "--json", db=db).splitlines()]
     assert [r["name"] for r in rows] == ["ann", "capped", "root-ish"]
     byname = {r["name"]: r for r in rows}
     assert byname["root-ish"]["admin"] is True
     assert byname["capped"]["disabled"] is True
-    assert byname["ann"]["quota"] == "default"
+    # Numbers everywhere, and where each comes from.
+    assert (byname["ann"]["quota"], byname["ann"]["quota_from"]) == \
+        (10, "default")
+    assert (byname["capped"]["quota"], byname["capped"]["quota_from"]) == \
+        (3, "own")
+    assert (byname["root-ish"]["quota"], byname["root-ish"]["quota_from"]) \
+        == (-1, "admin")
+    for r in rows:
+        assert (r["timeout_ms"], r["memory_mb"]) == (30000, 512)
+        assert r["timeout_from"] == r["memory_from"] == "default"
     for r in rows:
         assert abs(iso_to_unix(r["created"]) - time.time()) < 300
 
     rows = list(csv.DictReader(io.StringIO(ok("user", "list", "--csv", db=db))))
     assert [r["name"] for r in rows] == ["ann", "capped", "root-ish"]
     assert rows[1]["disabled"] == "1" and rows[1]["quota"] == "3"
+    assert rows[0]["quota"] == "10" and rows[0]["quota_from"] == "default"
+    assert rows[0]["timeout_ms"] == "30000"
     assert rows[2]["admin"] == "1"
 
 
@@ -681,6 +694,14 @@ USAGE_ERRORS = [
     ["user", "disable"], ["user", "enable", "a", "b"], ["user", "remove"],
     ["user", "rotate"], ["user", "rotate", "a", "--all"],
     ["admin", "grant"], ["admin", "revoke", "a", "b"],
+    ["user", "set"], ["user", "set", "taken"], ["user", "set", "--quota", "3"],
+    ["user", "set", "taken", "--timeout-ms", "soon"],
+    ["user", "set", "taken", "--timeout-ms", "99"],
+    ["user", "set", "taken", "--memory-mb", "-5"],
+    ["user", "set", "taken", "--memory-mb", "31"],
+    ["user", "set", "taken", "--quota", "lots"],
+    ["user", "set", "taken", "--timeout-ms"], ["user", "set", "taken", "--cpu", "1"],
+    ["user", "set", "taken", "other", "--quota", "3"],
     ["quota", "default"], ["quota", "default", "1x"], ["quota", "default", "-5"],
     ["quota", "default", "5", "--window", "0s"],
     ["quota", "default", "5", "--window", "soon"], ["quota", "default", "1", "2"],
@@ -718,6 +739,9 @@ ERRORS = [
     ["quota", "show", "ghost"], ["quota", "reset", "ghost"],
     ["user", "add", "taken"], ["user", "add", "no/slash"],
     ["config", "set", "timeout_ms", "1"],
+    ["user", "set", "ghost", "--quota", "3"],
+    ["user", "set", "taken", "--timeout-ms", "300001"],
+    ["user", "set", "taken", "--memory-mb", "4097"],
 ]
 
 
@@ -897,3 +921,63 @@ def test_commands_while_the_cgi_writes(db):
     used = json.loads(ok("user", "show", "busy", "--json", db=db))["used"]
     assert used == len(statuses)
     assert ok("config", "get", "audit_error_max_bytes", db=db) == "4014\n"
+
+
+# --- user set ---------------------------------------------------------------
+
+def test_user_set_limits_are_shown_and_applied(db):
+    token = new_user(db, "bob")
+    out = ok("user", "set", "bob", "--timeout-ms", "2000", db=db)
+    assert "timeout 2000 ms (own)" in out
+    assert sql(db, "SELECT timeout_ms, memory_mb, quota FROM users "
+               "WHERE name = 'bob'") == [(2000, None, None)]
+    show = json.loads(ok("user", "show", "bob", "--json", db=db))
+    assert (show["timeout_ms"], show["timeout_from"]) == (2000, "own")
+    assert (show["memory_mb"], show["memory_from"]) == (512, "default")
+    assert "timeout 2000 ms (own), memory 512 MB (the default)" in \
+        ok("user", "show", "bob", db=db)
+    [row] = [json.loads(l) for l in
+             ok("user", "list", "--json", db=db).splitlines()]
+    assert (row["timeout_ms"], row["timeout_from"]) == (2000, "own")
+    assert ok("user", "list", db=db).splitlines()[1].split()[4] == "2000"
+    # The CGI applies it: an endless loop ends as a TimeoutError, far
+    # sooner than the service's 30 s.
+    r = run_as(db, token, "while True: pass")
+    assert r.status == 200 and r["error_type"] == "TimeoutError", r
+    [(wall,)] = sql(db, "SELECT wall_ms FROM runs WHERE id = ?", r["run_id"])
+    assert wall < 15000, wall
+    # Anonymous requests keep the service's limit.
+    assert "timeout 30000 ms (default)" in \
+        ok("user", "set", "bob", "--timeout-ms", "default", db=db)
+    assert sql(db, "SELECT timeout_ms FROM users WHERE name = 'bob'") == \
+        [(None,)]
+
+
+def test_user_set_every_option_and_back_to_the_defaults(db):
+    new_user(db, "eve")
+    ok("user", "set", "eve", "--memory-mb", "256", "--quota", "unlimited",
+       "--timeout-ms", "5000", db=db)
+    assert sql(db, "SELECT timeout_ms, memory_mb, quota FROM users "
+               "WHERE name = 'eve'") == [(5000, 256, -1)]
+    show = json.loads(ok("user", "show", "eve", "--json", db=db))
+    assert (show["quota"], show["quota_from"]) == (-1, "own")
+    assert show["memory_mb"] == 256
+    ok("user", "set", "eve", "--quota", "7", db=db)
+    assert json.loads(ok("user", "show", "eve", "--json", db=db))["quota"] == 7
+    ok("user", "set", "eve", "--memory-mb", "default", "--quota", "default",
+       "--timeout-ms", "default", db=db)
+    assert sql(db, "SELECT timeout_ms, memory_mb, quota FROM users "
+               "WHERE name = 'eve'") == [(None, None, None)]
+
+
+def test_user_set_checks_every_value_before_writing_any(db):
+    new_user(db, "zed")
+    ok("config", "set", "max_memory_mb", "1024", db=db)
+    msg = fails(1, "user", "set", "zed", "--timeout-ms", "3000",
+                "--memory-mb", "2048", db=db)
+    assert "max_memory_mb (1024)" in msg and "config set max_memory_mb" in msg
+    assert sql(db, "SELECT timeout_ms, memory_mb FROM users "
+               "WHERE name = 'zed'") == [(None, None)]
+    ok("user", "set", "zed", "--memory-mb", "1024", db=db)
+    assert sql(db, "SELECT memory_mb FROM users WHERE name = 'zed'") == \
+        [(1024,)]
