@@ -765,6 +765,48 @@ def test_make_install():
         shutil.rmtree(dest, ignore_errors=True)
 
 
+def test_make_install_anywhere_then_uninstall():
+    """Installed under any PREFIX, pyexec-admin doctor finds the CGI
+    installed with it; make uninstall takes back every file."""
+    prefix = tempfile.mkdtemp(prefix="pyexec-prefix-")
+    os.chmod(prefix, 0o755)
+    make = ["make", "--no-print-directory", "-C", REPO, "PREFIX=" + prefix]
+    try:
+        p = subprocess.run(make + ["install"], capture_output=True,
+                           env=make_env(), timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr
+        installed = {os.path.join(d, f) for d, _, files in os.walk(prefix)
+                     for f in files}
+        assert os.path.join(prefix, "bin", "pyexec-admin") in installed
+        db = new_db()
+        # Not run from the build tree: nothing there to find by accident.
+        p = subprocess.run([os.path.join(prefix, "bin", "pyexec-admin"),
+                            "--db", db, "doctor"], capture_output=True,
+                           text=True, timeout=300, cwd="/")
+        checks = {m.group(2): (m.group(1), m.group(3)) for m in
+                  (re.match(r"^(OK|WARN|FAIL)\s+(\S+)\s+(.*)$", x)
+                   for x in p.stdout.splitlines()) if m}
+        cgi = os.path.join(os.path.realpath(prefix), "lib", "pyexec",
+                           "pyexec.cgi")
+        assert checks["cgi"] == ("OK", cgi), p.stdout
+        assert checks["selftest.hello"][0] == "OK", p.stdout
+        p = subprocess.run(make + ["uninstall"], capture_output=True,
+                           env=make_env(), timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        left = [os.path.join(d, f) for d, _, files in os.walk(prefix)
+                for f in files]
+        assert left == []
+        dirs = [d for d, _, _ in os.walk(prefix)]
+        assert not any("pyexec" in os.path.relpath(d, prefix) for d in dirs), \
+            dirs
+        # Run twice, it is still quiet and successful.
+        p = subprocess.run(make + ["uninstall"], capture_output=True,
+                           env=make_env(), timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
+
+
 # --- pyexec-sandbox, installed beside pyexec.cgi ------------------------------------
 
 SANDBOX_EXE = os.path.join(os.path.dirname(CGI), "pyexec-sandbox")
