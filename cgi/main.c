@@ -207,8 +207,11 @@ static int admit(struct ctx *c, struct http_error *e)
 	if (c->quota.refused) {
 		rate_headers(c);
 		return http_fail(e, 429, "rate limit of %ld runs per %ld s "
-				 "exceeded: retry in %ld s", c->quota.limit,
-				 c->cfg.quota_window_s, c->quota.reset_s);
+				 "exceeded: retry in %ld s%s", c->quota.limit,
+				 c->cfg.quota_window_s, c->quota.reset_s,
+				 c->id.is_user ? "" : "; this limit is shared by "
+				 "anonymous clients: a token from the service's "
+				 "operator lifts it");
 	}
 	if (take_slot(c, e) != 0)
 		return -1;
