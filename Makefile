@@ -224,10 +224,10 @@ BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
               libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
 SERVE_DEBS := lighttpd curl
 TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev \
-              bubblewrap apache2-utils
+              bubblewrap apache2-utils systemd
 LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap \
-              /usr/bin/bwrap /usr/bin/ab
+              /usr/bin/bwrap /usr/bin/ab /usr/bin/systemd-analyze
 HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
 # clang with libFuzzer's runtime (libclang-rt-14-dev), for make fuzz.
 HAVE_FUZZ   = command -v $(FUZZ_CC) >/dev/null \

@@ -760,9 +760,55 @@ def test_make_install():
         for f in os.listdir(CONF):
             with open(os.path.join(dest, "usr/share/doc/pyexec/examples", f)) as fh:
                 text = fh.read()
-            assert "/usr/lib/pyexec/pyexec.cgi" in text and "/usr/local/" not in text, f
+            assert "/usr/local/" not in text, f
+            if f.endswith(".conf"):
+                assert "/usr/lib/pyexec/pyexec.cgi" in text, f
+            elif not f.endswith(".timer"):
+                assert "/usr/bin/pyexec-admin prune" in text, f
     finally:
         shutil.rmtree(dest, ignore_errors=True)
+
+
+def check_retention_examples(prefix):
+    """The installed systemd pair is valid (systemd-analyze verify, which
+    also checks that ExecStart exists), and both its command and the cron
+    line's prune a real database: rows past 90 days go, the others stay."""
+    examples = os.path.join(prefix, "share", "doc", "pyexec", "examples")
+    units = [os.path.join(examples, "pyexec-prune." + x)
+             for x in ("service", "timer")]
+    need("/usr/bin/systemd-analyze")
+    p = subprocess.run(["/usr/bin/systemd-analyze", "verify"] + units,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    with open(units[0]) as f:
+        unit = f.read()
+    with open(os.path.join(examples, "pyexec-prune.cron")) as f:
+        cron = [x for x in f.read().splitlines() if x and x[0] != "#"]
+    assert "OnCalendar=daily" in open(units[1]).read()
+    assert "User=www-data" in unit
+    [start] = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+    [env] = re.findall(r"^Environment=PYEXEC_DB=(.*)$", unit, re.M)
+    assert cron[0] == "PYEXEC_DB=" + env == "PYEXEC_DB=/var/lib/pyexec/pyexec.db"
+    fields = cron[1].split()
+    assert fields[5] == "www-data"
+    for command in (start, " ".join(fields[6:])):
+        assert command.startswith(os.path.join(prefix, "bin", "pyexec-admin"))
+        db = new_db(quota=-1)
+        day = 86400 * 1000
+        now = int(time.time() * 1000)
+        with sqlite3.connect(db) as c:
+            for i, age in enumerate((100 * day, 91 * day, 89 * day, 0)):
+                c.execute("INSERT INTO runs (id, started_ms, finished_ms, "
+                          "identity, outcome) VALUES (?, ?, ?, 'anon:x', "
+                          "'ok')", ("%032x" % (i + 1), now - age,
+                                    now - age + 1))
+        p = subprocess.run(["/bin/sh", "-c", command], capture_output=True,
+                           text=True, timeout=120,
+                           env={"PATH": "/usr/bin:/bin", "PYEXEC_DB": db})
+        assert p.returncode == 0, (command, p.stdout, p.stderr)
+        left = {r[0] for r in rows(db, "SELECT id FROM runs")}
+        assert "%032x" % 1 not in left and "%032x" % 2 not in left
+        assert {"%032x" % 3, "%032x" % 4} <= left
 
 
 def test_make_install_anywhere_then_uninstall():
@@ -790,6 +836,7 @@ def test_make_install_anywhere_then_uninstall():
                            "pyexec.cgi")
         assert checks["cgi"] == ("OK", cgi), p.stdout
         assert checks["selftest.hello"][0] == "OK", p.stdout
+        check_retention_examples(prefix)
         p = subprocess.run(make + ["uninstall"], capture_output=True,
                            env=make_env(), timeout=300)
         assert p.returncode == 0, p.stdout + p.stderr
