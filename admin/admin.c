@@ -261,6 +261,8 @@ int main(int argc, char **argv)
 		fputs(main_usage, stderr);
 		return EXIT_USAGE;
 	}
+	if (as_db_owner(ctx.db_path) != 0)
+		return 1;
 	rc = dispatch(argc - optind, argv + optind, &ctx);
 	store_close(ctx.db);
 	return rc;

@@ -44,6 +44,9 @@ int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "pyexec-admin: <message>" and the usage line; returns 2. */
 int usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* As root, on a database whose directory belongs to another user: create
+ * files as that user from now on (setfsuid). 0, or 1 with a message. */
+int as_db_owner(const char *path);
 /* The database's error as an exit code (1). */
 int db_error(struct admin_ctx *ctx, const char *what);
 

@@ -403,10 +403,12 @@ static void check_access(struct doctor *d, const char *path)
 	if (bad) {
 		if (stat(bad, &st) == 0)
 			owner_text(&st, fown, sizeof(fown));
-		report(d, WARN, "db.www-data", "www-data (uid %u) cannot %s %s "
-		       "(%s, by its mode bits): a CGI run as www-data answers 503",
-		       (unsigned)pw->pw_uid, bad == anc ? "search" : "write", bad,
-		       fown);
+		report(d, FAIL, "db.www-data", "www-data (uid %u) cannot %s %s "
+		       "(%s, by its mode bits): a CGI run as www-data answers "
+		       "every request 503; fix: %s '%s'", (unsigned)pw->pw_uid,
+		       bad == anc ? "search" : "write", bad, fown,
+		       bad == anc ? "chmod o+x" : "chown -R www-data:www-data",
+		       bad == anc ? anc : real);
 	} else {
 		report(d, OK, "db.www-data", "www-data (uid %u) can %s (by the "
 		       "mode bits)", (unsigned)pw->pw_uid, have_file ?

@@ -3,6 +3,10 @@
  * numbers, durations and times, JSON and CSV fields. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +41,41 @@ int usage_error(const char *usage, const char *fmt, ...)
 	if (usage)
 		fprintf(stderr, "usage: pyexec-admin %s\n", usage);
 	return EXIT_USAGE;
+}
+
+/*
+ * Root, on a database whose directory another user owns (the web server's
+ * user, as README's deployment has it), creates files as that user: the
+ * database, its -wal and -shm, whatever SQLite adds. Else the CGI, run as
+ * that user, could not write them and would answer every request 503.
+ * setfsuid changes only whom files are created (and opened) as, until the
+ * next exec; nothing else of root's is given up.
+ */
+int as_db_owner(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
+			 (int)(slash - path), path);
+	if (stat(dir, &st) != 0 || st.st_uid == 0)
+		return 0;
+	setfsgid(st.st_gid);
+	setfsuid(st.st_uid);
+	/* Each call returns the previous value: read back what holds now. */
+	if ((uid_t)setfsuid((uid_t)-1) != st.st_uid ||
+	    (gid_t)setfsgid((gid_t)-1) != st.st_gid)
+		return error("%s belongs to uid %u, and its files must too, "
+			     "but this process cannot act as that user: run "
+			     "runuser -u OWNER -- pyexec-admin ... instead",
+			     dir, (unsigned)st.st_uid);
+	return 0;
 }
 
 int db_error(struct admin_ctx *ctx, const char *what)

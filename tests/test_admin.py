@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import new_db, run_code
+from conftest import CGI, base_env, new_db, run_code
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ADMIN = os.environ.get("PYEXEC_ADMIN", os.path.join(HERE, "..", "pyexec-admin"))
@@ -582,11 +582,37 @@ def doctor_lines(out):
     return checks
 
 
+def www_data():
+    import pwd
+    try:
+        return pwd.getpwnam("www-data")
+    except KeyError:
+        return None
+
+
+def deployed(db):
+    """Gives the database's directory to www-data, as README's deployment
+    does, where this process can (root, and the user exists). Returns the
+    verdict doctor's db.www-data must then give."""
+    www = www_data()
+    if not www:
+        return "WARN"
+    if os.geteuid() != 0:
+        return "FAIL"
+    d = os.path.dirname(db)
+    for f in [d] + glob.glob(db + "*"):
+        os.chown(f, www.pw_uid, www.pw_gid)
+    return "OK"
+
+
 def test_doctor(db):
+    verdict = deployed(db)
     p = admin("doctor", db=db)
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.returncode == (1 if verdict == "FAIL" else 0), p.stdout + p.stderr
     checks = doctor_lines(p.stdout)
-    assert re.search(r"^\d+ OK, \d+ WARN, 0 FAIL$", p.stdout, re.M), p.stdout
+    assert checks["db.www-data"][0] == verdict, checks["db.www-data"]
+    assert re.search(r"^\d+ OK, \d+ WARN, %d FAIL$" % (verdict == "FAIL"),
+                     p.stdout, re.M), p.stdout
     for name in ["kernel.seccomp", "kernel.userns", "kernel.landlock",
                  "python", "db.open", "db.integrity", "db.journal",
                  "db.schema", "db.owner", "db.www-data", "cgi",
@@ -610,11 +636,13 @@ def test_doctor(db):
 
 
 def test_doctor_json(db):
+    verdict = deployed(db)
     p = admin("doctor", "--json", db=db)
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.returncode == (1 if verdict == "FAIL" else 0), p.stdout
     rows = [json.loads(l) for l in p.stdout.splitlines()]
     assert rows and all(set(r) == {"check", "status", "detail"} for r in rows)
-    assert all(r["status"] in ("OK", "WARN") for r in rows), rows
+    assert all(r["status"] in ("OK", "WARN") for r in rows
+               if r["check"] != "db.www-data"), rows
     names = [r["check"] for r in rows]
     assert ["layer." + l for l in LAYERS] == [n for n in names if n.startswith("layer.")]
     assert dict((r["check"], r["status"]) for r in rows)["selftest.hello"] == "OK"
@@ -632,9 +660,13 @@ def test_doctor_fails_without_a_working_cgi(db, tmpdir_path):
 
 def test_doctor_never_creates_the_database(tmpdir_path):
     path = os.path.join(tmpdir_path, "not-yet.db")
+    os.chmod(tmpdir_path, 0o755)
+    verdict = deployed(path)
     p = admin("doctor", db=path)
-    assert doctor_lines(p.stdout)["db.open"][0] == "WARN", p.stdout
-    assert p.returncode == 0, p.stdout
+    checks = doctor_lines(p.stdout)
+    assert checks["db.open"][0] == "WARN", p.stdout
+    assert checks["db.www-data"][0] == verdict, p.stdout
+    assert p.returncode == (1 if verdict == "FAIL" else 0), p.stdout
     assert not os.path.exists(path)
     assert sorted(os.listdir(tmpdir_path)) == []
 
@@ -653,11 +685,63 @@ def test_doctor_reports_www_data_access(tmpdir_path):
     except KeyError:
         assert checks["db.www-data"][0] == "WARN"
         return
-    assert checks["db.www-data"][0] == "WARN", checks["db.www-data"]
+    # A database the web server's user cannot write is a failure, with
+    # the fix, and doctor exits 1.
+    p = admin("doctor", db=path)
+    checks = doctor_lines(p.stdout)
+    assert checks["db.www-data"][0] == "FAIL", checks["db.www-data"]
+    assert "fix: chown -R www-data:www-data '%s'" % \
+        os.path.realpath(tmpdir_path) in checks["db.www-data"][1]
+    assert p.returncode == 1
     for f in glob.glob(path + "*") + [tmpdir_path]:
         os.chown(f, www.pw_uid, www.pw_gid)
-    checks = doctor_lines(admin("doctor", db=path).stdout)
+    p = admin("doctor", db=path)
+    checks = doctor_lines(p.stdout)
     assert checks["db.www-data"][0] == "OK", checks["db.www-data"]
+    assert p.returncode == 0, p.stdout
+
+
+def test_init_as_root_in_a_directory_another_user_owns(tmpdir_path):
+    """pyexec-admin as root on a deployment's directory (www-data's)
+    creates every file as that user, and the CGI run as that user can then
+    use the database."""
+    if os.geteuid() != 0:
+        pytest.skip("only root can act as another user")
+    www = www_data()
+    owner = (www.pw_uid, www.pw_gid) if www else (65534, 65534)
+    os.chmod(tmpdir_path, 0o755)
+    d = os.path.join(tmpdir_path, "var")
+    os.mkdir(d, 0o750)
+    os.chown(d, *owner)
+    path = os.path.join(d, "pyexec.db")
+    ok("init", db=path)
+    token = new_user(db=path, name="ann")
+    assert "ann" in ok("user", "list", db=path)
+    files = os.listdir(d)
+    assert "pyexec.db" in files
+    for f in files:
+        st = os.stat(os.path.join(d, f))
+        assert (st.st_uid, st.st_gid) == owner, (f, st.st_uid, st.st_gid)
+    # The CGI as that user (installed where it may run it) writes its row.
+    bindir = os.path.join(tmpdir_path, "bin")
+    os.mkdir(bindir, 0o755)
+    for name in ("pyexec.cgi", "pyexec-sandbox"):
+        shutil.copy2(os.path.join(os.path.dirname(CGI), name), bindir)
+    env = dict(base_env(path), REQUEST_METHOD="POST",
+               CONTENT_TYPE="application/json",
+               HTTP_AUTHORIZATION="Bearer " + token)
+    body = json.dumps({"code": "print(6 * 7)"}).encode()
+    env["CONTENT_LENGTH"] = str(len(body))
+    p = subprocess.run([os.path.join(bindir, "pyexec.cgi")], input=body,
+                       env=env, capture_output=True, timeout=120,
+                       user=owner[0], group=owner[1], extra_groups=[])
+    head, _, reply = p.stdout.partition(b"\r\n\r\n")
+    if not reply:
+        head, _, reply = p.stdout.partition(b"\n\n")
+    assert head.startswith(b"Status: 200"), (p.stdout, p.stderr)
+    assert json.loads(reply)["output"] == "42\n"
+    assert sql(path, "SELECT user_name FROM runs WHERE http_status = 200") \
+        == [("ann",)]
 
 
 # --- help, usage and errors -------------------------------------------------
@@ -763,9 +847,11 @@ def test_unusable_database_is_an_error(tmpdir_path):
 
 
 def test_tokens_are_printed_only_by_add_and_rotate(db):
+    verdict = deployed(db)
     token = new_user(db, "leaky", "--admin")
     rotated = admin("user", "rotate", "leaky", db=db).stdout.strip()
     assert run_as(db, rotated).status == 200
+    deployed(db)	# the CGI, run here as root, made pyexec.db.slots
     outputs = []
     for args in (["user", "list"], ["user", "list", "--json"],
                  ["user", "list", "--csv"], ["user", "show", "leaky"],
@@ -778,7 +864,8 @@ def test_tokens_are_printed_only_by_add_and_rotate(db):
                  ["prune", "--older-than", "1d", "--dry-run"], ["vacuum"],
                  ["doctor"], ["user", "remove", "leaky"]):
         p = admin(*args, db=db)
-        assert p.returncode == 0, (args, p.stderr)
+        assert p.returncode == (1 if args == ["doctor"] and
+                                verdict == "FAIL" else 0), (args, p.stdout)
         outputs.append(p.stdout + p.stderr)
     for out in outputs:
         assert "pyx_" not in out and token[4:] not in out and rotated[4:] not in out
