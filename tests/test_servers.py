@@ -300,7 +300,10 @@ class Apache(Server):
             r"Define PYEXEC_DB .*": "Define PYEXEC_DB %s" % self.db,
             r"<VirtualHost \*:80>": "<VirtualHost *:%d>" % self.port,
         })
-        mods = ["mpm_%s" % self.mpm, "authz_core", "alias", "env", self.cgi_module]
+        # Debian's defaults (reqtimeout among them), and headers, which
+        # the shipped site's comment enables.
+        mods = ["mpm_%s" % self.mpm, "authz_core", "alias", "env",
+                "reqtimeout", "headers", self.cgi_module]
         main = "\n".join(
             ["ServerRoot %s" % self.dir, "DefaultRuntimeDir %s" % self.dir,
              "PidFile %s" % self.path("httpd.pid"),
@@ -459,6 +462,89 @@ def test_sandbox_timeout_fires_before_the_servers(server):
                      r.json["error"]), r
     assert RUN_TIMEOUT_MS / 1000 <= took < RUN_TIMEOUT_MS / 1000 + 5
     assert row(server, r.json["run_id"])[1] == "timeout"
+
+
+def test_chunked_upload_runs(server):
+    """A chunked upload (no Content-Length) runs, and its answer arrives
+    whole (http.client raises IncompleteRead on a cut-off reply)."""
+    body = json.dumps({"code": "print(6 * 7)"}).encode()
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        c.request("POST", "/", body=iter([body[:5], body[5:]]),
+                  headers={"Content-Type": "application/json",
+                           "Transfer-Encoding": "chunked"},
+                  encode_chunked=True)
+        r = c.getresponse()
+        data = r.read()
+    finally:
+        c.close()
+    assert r.status == 200, (r.status, data)
+    assert r.getheader("Content-Type") == "application/json"
+    reply = json.loads(data)
+    assert reply["output"] == "42\n", reply
+    assert row(server, reply["run_id"])[1:] == ("ok", "ok", None, 200)
+
+
+def test_chunked_upload_refused_whole(server):
+    """Refused from its headers (415), a chunked upload still gets the
+    complete JSON answer: the CGI drains the body it did not read."""
+    body = json.dumps({"code": "print(1)" + " " * 200000}).encode()
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        c.request("POST", "/", body=iter([body[i:i + 4096] for i in
+                                          range(0, len(body), 4096)]),
+                  headers={"Content-Type": "text/plain",
+                           "Transfer-Encoding": "chunked"},
+                  encode_chunked=True)
+        r = c.getresponse()
+        data = r.read()
+    finally:
+        c.close()
+    assert r.status == 415, (r.status, data)
+    reply = json.loads(data)
+    assert reply["error_type"] == "UnsupportedMediaType"
+    assert row(server, reply["run_id"])[4] == 415
+
+
+def test_stalled_body(server):
+    """A client that announces a body and stops sending it: the answer,
+    when the server gives one, is a 408 in pyexec's JSON (never a server's
+    HTML page), pyexec audits a 408 whenever it saw the request, and no
+    code ran."""
+    before = rows(server.db, "SELECT count(*) FROM runs WHERE "
+                  "outcome <> 'rejected'")[0][0]
+    s = raw_request(server.port, b"POST / HTTP/1.1\r\nHost: localhost\r\n"
+                    b"Content-Type: application/json\r\n"
+                    b"Content-Length: 100\r\n\r\n{\"code\": \"pri")
+    with s:
+        s.settimeout(120)
+        r = http.client.HTTPResponse(s)
+        try:
+            r.begin()
+            data = r.read()
+        except http.client.RemoteDisconnected:
+            r = None
+    if server.kind == "nginx-fcgiwrap":
+        # nginx reads the body before starting the CGI and answers no 408
+        # (README): the connection closes, unanswered, and pyexec never
+        # saw the request.
+        assert r is None, (r.status, data)
+    else:
+        assert r is not None, "no answer"
+        assert r.status == 408, (r.status, data)
+        assert r.getheader("Content-Type").startswith("application/json")
+        reply = json.loads(data)
+        assert reply["success"] is False and reply["output"] == ""
+        assert reply["error_type"] == "RequestTimeout", reply
+        if "run_id" in reply:
+            assert row(server, reply["run_id"])[4] == 408
+        # Apache answers itself (it passes on nothing of the CGI's before
+        # it has the whole body); pyexec gave up first and audited it.
+        refused = rows(server.db, "SELECT error_type, http_status FROM runs "
+                       "ORDER BY rowid DESC LIMIT 1")
+        assert refused == [("RequestTimeout", 408)], refused
+    assert rows(server.db, "SELECT count(*) FROM runs WHERE "
+                "outcome <> 'rejected'")[0][0] == before
 
 
 def test_refused_before_the_body_is_read(server):
