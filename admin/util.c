@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <pwd.h>
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -70,11 +71,13 @@ int as_db_owner(const char *path)
 	setfsuid(st.st_uid);
 	/* Each call returns the previous value: read back what holds now. */
 	if ((uid_t)setfsuid((uid_t)-1) != st.st_uid ||
-	    (gid_t)setfsgid((gid_t)-1) != st.st_gid)
+	    (gid_t)setfsgid((gid_t)-1) != st.st_gid) {
+		struct passwd *pw = getpwuid(st.st_uid);
 		return error("%s belongs to uid %u, and its files must too, "
 			     "but this process cannot act as that user: run "
-			     "runuser -u OWNER -- pyexec-admin ... instead",
-			     dir, (unsigned)st.st_uid);
+			     "runuser -u %s -- pyexec-admin ... instead", dir,
+			     (unsigned)st.st_uid, pw ? pw->pw_name : "OWNER");
+	}
 	return 0;
 }
 
