@@ -137,7 +137,7 @@ UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(CBUILD)/tests/try-syscall
 
 .SECONDEXPANSION:
-.PHONY: all test unit blackbox deps check-deps serve serve-deps install \
+.PHONY: all test unit blackbox deps check-deps serve serve-deps install uninstall \
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
 all: $(CGI) $(ADMIN)
 
@@ -224,10 +224,10 @@ BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
               libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
 SERVE_DEBS := lighttpd curl
 TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev \
-              bubblewrap apache2-utils
+              bubblewrap apache2-utils systemd
 LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap \
-              /usr/bin/bwrap /usr/bin/ab
+              /usr/bin/bwrap /usr/bin/ab /usr/bin/systemd-analyze
 HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
 # clang with libFuzzer's runtime (libclang-rt-14-dev), for make fuzz.
 HAVE_FUZZ   = command -v $(FUZZ_CC) >/dev/null \
@@ -304,6 +304,8 @@ MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pyexec
 
 MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8
+# Installed with the CGI's and pyexec-admin's paths set to the installed ones.
+EXAMPLES   := $(sort $(wildcard cgi/conf/*))
 
 install: $(CGI) $(ADMIN)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
@@ -312,11 +314,25 @@ install: $(CGI) $(ADMIN)
 	install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/pyexec-admin
 	for f in $(MANPAGES); do \
 	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
-	for f in cgi/conf/*.conf; do \
-	  sed 's|/usr/local/lib/pyexec/pyexec\.cgi|$(LIBEXECDIR)/pyexec.cgi|' $$f \
+	for f in $(EXAMPLES); do \
+	  sed -e 's|/usr/local/lib/pyexec/pyexec\.cgi|$(LIBEXECDIR)/pyexec.cgi|' \
+	      -e 's|/usr/local/bin/pyexec-admin|$(BINDIR)/pyexec-admin|' $$f \
 	    > $(DESTDIR)$(DOCDIR)/examples/$${f##*/} && \
 	  chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$${f##*/} || exit 1; done
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+
+# make uninstall (same PREFIX and DESTDIR): exactly what install put, and
+# pyexec's own directories once empty; never bin/ or man/ themselves.
+uninstall:
+	rm -f $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi \
+	  $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox $(DESTDIR)$(BINDIR)/pyexec-admin \
+	  $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE
+	for f in $(MANPAGES); do \
+	  rm -f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
+	for f in $(EXAMPLES); do rm -f $(DESTDIR)$(DOCDIR)/examples/$${f##*/}; done
+	for d in $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples \
+	  $(DESTDIR)$(DOCDIR); do \
+	  [ ! -d $$d ] || rmdir --ignore-fail-on-non-empty $$d || exit 1; done
 
 # make bench: pyexec against its baselines, in one run (bench/bench.py);
 # writes bench/RESULTS.md. BENCH_QUICK=1: a smoke run (figures meaningless).

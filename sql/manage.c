@@ -191,26 +191,18 @@ static int each_run(struct store *s, sqlite3_stmt *st, run_cb cb, void *arg,
 }
 
 /* Every filter is a bound parameter; an unset one matches everything. */
-int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
-		     void *arg)
-{
-	char sql[1536];
-	sqlite3_stmt *st;
-	int rc, seen = 0;
+#define RUN_WHERE "WHERE " \
+	"(?1 IS NULL OR v.user_name = ?1) AND " \
+	"(?2 = 0 OR v.identity LIKE 'anon:%%') AND " \
+	"(?3 IS NULL OR v.client_addr = ?3) AND " \
+	"(?4 = 0 OR v.started_ms >= ?4) AND " \
+	"(?5 = 0 OR v.started_ms < ?5) AND " \
+	"(?6 IS NULL OR v.status = ?6) AND " \
+	"(?7 = 0 OR v.status <> 'ok') AND " \
+	"r.rowid > ?8 AND (?10 = 0 OR r.rowid <= ?10) "
 
-	snprintf(sql, sizeof(sql), "SELECT " RUN_COLUMNS RUN_FROM "WHERE "
-		 "(?1 IS NULL OR v.user_name = ?1) AND "
-		 "(?2 = 0 OR v.identity LIKE 'anon:%%') AND "
-		 "(?3 IS NULL OR v.client_addr = ?3) AND "
-		 "(?4 = 0 OR v.started_ms >= ?4) AND "
-		 "(?5 = 0 OR v.started_ms < ?5) AND "
-		 "(?6 IS NULL OR v.status = ?6) AND "
-		 "(?7 = 0 OR v.status <> 'ok') AND "
-		 "r.rowid > ?8 AND (?10 = 0 OR r.rowid <= ?10) "
-		 "ORDER BY r.rowid %s LIMIT ?9",
-		 f->newest_first ? "DESC" : "ASC");
-	if ((rc = store_prepare(s, sql, &st)))
-		return rc;
+static void bind_filter(sqlite3_stmt *st, const struct run_filter *f)
+{
 	if (f->user)
 		sqlite3_bind_text(st, 1, f->user, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, f->anonymous);
@@ -224,7 +216,44 @@ int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
 	sqlite3_bind_int64(st, 8, f->after_rowid);
 	sqlite3_bind_int64(st, 9, f->limit > 0 ? f->limit : -1);
 	sqlite3_bind_int64(st, 10, f->upto_rowid);
+}
+
+/* One row at a time from SQLite to the callback: nothing is gathered, so
+ * an export of any size takes the memory of one row. */
+int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
+		     void *arg)
+{
+	char sql[1536];
+	sqlite3_stmt *st;
+	int rc, seen = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT " RUN_COLUMNS RUN_FROM RUN_WHERE
+		 "ORDER BY r.rowid %s LIMIT ?9",
+		 f->newest_first ? "DESC" : "ASC");
+	if ((rc = store_prepare(s, sql, &st)))
+		return rc;
+	bind_filter(st, f);
 	return each_run(s, st, cb, arg, &seen);
+}
+
+int store_runs_count(struct store *s, const struct run_filter *f, long *n)
+{
+	char sql[1536];
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = 0;
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM (SELECT 1" RUN_FROM
+		 RUN_WHERE "LIMIT ?9)");
+	if ((rc = store_prepare(s, sql, &st)))
+		return rc;
+	bind_filter(st, f);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? STORE_OK :
+	       store_sqlite_fail(s, rc, "count the audit log");
 }
 
 int store_run_by_id(struct store *s, const char *id, run_cb cb, void *arg)

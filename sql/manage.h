@@ -100,6 +100,8 @@ typedef int (*run_cb)(const struct run_row *r, void *arg);
  * newest_first. */
 int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
 		     void *arg);
+/* How many rows the filter matches (at most its limit, when it has one). */
+int store_runs_count(struct store *s, const struct run_filter *f, long *n);
 /* STORE_NOTFOUND when no row has that id. */
 int store_run_by_id(struct store *s, const char *id, run_cb cb, void *arg);
 /* The full id of the one row whose id starts with prefix (hex, any case):

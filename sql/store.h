@@ -39,6 +39,11 @@ const char *store_default_path(void);
 int store_open(struct store **s, const char *path, int mode);
 void store_close(struct store *s);
 const char *store_error(const struct store *s);
+/* After a failed store_open: 1 when no retry can cure it (the directory is
+ * missing, or this user or the mount denies what SQLite needs), and the
+ * message then names the path and the fix; 0 for "not now" (a lock, a
+ * full disk, ...). */
+int store_never(const struct store *s);
 
 /* The schema version this build writes (PRAGMA user_version). */
 int store_schema_version(void);

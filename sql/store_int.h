@@ -11,6 +11,7 @@ struct store {
 	sqlite3 *db;
 	int readonly;
 	long busy_ms;		/* the busy timeout in force */
+	int never;		/* the open failed for good (store_never) */
 	char err[512];
 };
 
