@@ -225,11 +225,17 @@ static int print_user(struct admin_ctx *ctx, const struct user *u, int json)
 		printf(", \"admin\": %s, \"disabled\": %s, \"quota\": %ld, "
 		       "\"used\": %ld, \"remaining\": %ld, \"window_s\": %ld, "
 		       "\"reset\": \"%s\", \"timeout_ms\": %ld, "
-		       "\"memory_mb\": %ld, \"created\": \"%s\"}\n",
+		       "\"memory_mb\": %ld, \"created\": \"%s\", "
+		       "\"modules\": ",
 		       u->is_admin ? "true" : "false",
 		       u->disabled ? "true" : "false", us.limit, us.used,
 		       us.remaining, us.window_s, reset, u->timeout_ms,
 		       u->memory_mb, created);
+		if (u->modules[0])
+			put_json_string(stdout, u->modules);
+		else
+			fputs("null", stdout);
+		printf("}\n");
 		return 0;
 	}
 	printf("name:       %s\n", u->name);
@@ -251,6 +257,8 @@ static int print_user(struct admin_ctx *ctx, const struct user *u, int json)
 	if (u->timeout_ms || u->memory_mb)
 		printf("            timeout_ms %ld, memory_mb %ld (capped by the "
 		       "host maxima)\n", u->timeout_ms, u->memory_mb);
+	printf("modules:    %s\n", u->modules[0] ? u->modules :
+	       "the default (allowed_modules)");
 	printf("created:    %s\n", created);
 	return 0;
 }
@@ -346,5 +354,93 @@ int cmd_user_rotate(int argc, char **argv, struct admin_ctx *ctx)
 		"one no longer works:\n", name);
 	printf("%s\n", token);
 	explicit_bzero(token, sizeof(token));
+	return 0;
+}
+
+/*
+ * user set NAME --OPTION VALUE...: a user's own settings, one row per
+ * option. Every value is checked before any is written.
+ */
+struct set_arg {
+	const char *value;	/* NULL: not given */
+};
+
+static int check_modules(const char *value, char *err, size_t errlen)
+{
+	uint64_t mask;
+
+	return strcmp(value, "default") == 0 ? 0 :
+	       profile_parse(value, &mask, err, errlen);
+}
+
+static int set_modules(struct admin_ctx *ctx, const char *name,
+		       const char *value)
+{
+	int rc = store_user_set_modules(ctx->db, name,
+					strcmp(value, "default") == 0 ? NULL :
+					value);
+
+	if (rc == STORE_INVALID)
+		return error("%s", store_error(ctx->db));
+	if (rc != STORE_OK)
+		return db_error(ctx, "cannot change the user");
+	printf("%s: modules = %s\n", name, value);
+	return 0;
+}
+
+static const struct set_option {
+	const char *name;	/* --name VALUE */
+	int (*check)(const char *value, char *err, size_t errlen);
+	int (*apply)(struct admin_ctx *ctx, const char *name,
+		     const char *value);
+} set_options[] = {
+	{ "modules", check_modules, set_modules },
+};
+#define NSET (sizeof(set_options) / sizeof(set_options[0]))
+
+struct set_state {
+	struct set_arg args[NSET];
+	struct admin_ctx *ctx;
+};
+
+static int set_opt(int opt, const char *arg, void *state)
+{
+	struct set_state *st = state;
+	char err[512];
+
+	if (opt < 0 || (size_t)opt >= NSET)
+		return -1;
+	if (set_options[opt].check(arg, err, sizeof(err)) != 0)
+		return usage_error(st->ctx->usage, "%s", err);
+	st->args[opt].value = arg;
+	return 0;
+}
+
+int cmd_user_set(int argc, char **argv, struct admin_ctx *ctx)
+{
+	struct option opts[NSET + 1];
+	struct set_state st;
+	const char *name;
+	int given = 0;
+
+	memset(&st, 0, sizeof(st));
+	memset(opts, 0, sizeof(opts));
+	st.ctx = ctx;
+	for (size_t i = 0; i < NSET; i++) {
+		opts[i].name = set_options[i].name;
+		opts[i].has_arg = required_argument;
+		opts[i].val = (int)i;
+	}
+	if (get_options(argc, argv, opts, ctx, set_opt, &st) != 0 ||
+	    !(name = one_name(argc, argv, ctx)))
+		return EXIT_USAGE;
+	for (size_t i = 0; i < NSET; i++)
+		given |= st.args[i].value != NULL;
+	if (!given)
+		return usage_error(ctx->usage, "nothing to set");
+	for (size_t i = 0; i < NSET; i++)
+		if (st.args[i].value &&
+		    set_options[i].apply(ctx, name, st.args[i].value) != 0)
+			return 1;
 	return 0;
 }

@@ -10,6 +10,7 @@
  */
 #include <string.h>
 #include "allowlist.h"
+#include "profile.h"
 #include "../cgi/banned.h"
 
 /* A module an allowlisted one imports lazily at call time; when is a word
@@ -61,7 +62,9 @@ static const struct lazy none[] = { { NULL, NULL } };
 static const char *const uses_statistics[] = { "collections", NULL };
 static const char *const uses_none[] = { NULL };
 
-/* Sorted: the error message lists them in this order. */
+/* The seed's ten first, as the reference service has them; then the
+ * modules of the wider profiles (sandbox/profile.c says why each is safe).
+ * Only the modules of the job's profile are loaded or allowed. */
 static const struct module modules[] = {
 	{ "collections", lazy_collections, uses_none },
 	{ "datetime", lazy_datetime, uses_none },
@@ -73,8 +76,54 @@ static const struct module modules[] = {
 	{ "re", lazy_re, uses_none },
 	{ "statistics", lazy_statistics, uses_statistics },
 	{ "string", none, uses_none },
+	{ "abc", none, uses_none },
+	{ "array", none, uses_none },
+	{ "base64", none, uses_none },
+	{ "bisect", none, uses_none },
+	{ "calendar", none, uses_none },
+	{ "cmath", none, uses_none },
+	{ "copy", none, uses_none },
+	{ "dataclasses", none, uses_none },
+	{ "decimal", none, uses_none },
+	{ "difflib", none, uses_none },
+	{ "enum", none, uses_none },
+	{ "fractions", none, uses_none },
+	{ "hashlib", none, uses_none },
+	{ "heapq", none, uses_none },
+	{ "numbers", none, uses_none },
+	{ "operator", none, uses_none },
+	{ "pprint", none, uses_none },
+	{ "sys", none, uses_none },	/* the stand-in: nothing to load */
+	{ "textwrap", none, uses_none },
+	{ "typing", none, uses_none },
+	{ "unicodedata", none, uses_none },
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
+_Static_assert(NMODULES <= 64, "the loaded set is a 64-bit mask");
+
+/*
+ * The standard text codecs. encodings' search function imports a codec's
+ * module at its first use, which after lockdown would be a refused import;
+ * they are loaded before lockdown when the source may use one: it handles
+ * bytes or names an encoding (the scan errs towards loading). An encoding
+ * that is not loaded then reads as unknown (audit.c).
+ */
+static const char *const codecs[] = {
+	"encodings.utf_16", "encodings.utf_16_le", "encodings.utf_16_be",
+	"encodings.utf_32", "encodings.utf_32_le", "encodings.utf_32_be",
+	"encodings.utf_7", "encodings.utf_8_sig", "encodings.latin_1",
+	"encodings.ascii", "encodings.cp1250", "encodings.cp1251",
+	"encodings.cp1252", "encodings.cp437", "encodings.cp850",
+	"encodings.iso8859_2", "encodings.iso8859_15", "encodings.koi8_r",
+	"encodings.mac_roman", "encodings.idna", "encodings.punycode",
+	"encodings.raw_unicode_escape", "encodings.unicode_escape", NULL,
+};
+static const char *const codec_words[] = {
+	"encode", "decode", "bytes", "bytearray", "utf", "UTF", "latin",
+	"Latin", "LATIN", "cp", "CP", "iso", "ISO", "idna", "punycode",
+	"koi8", "KOI8", "mac_roman", "windows", "ascii", "ASCII", "u16",
+	"u32", NULL,
+};
 
 static const struct module *find(const char *name, size_t len)
 {
@@ -85,34 +134,49 @@ static const struct module *find(const char *name, size_t len)
 	return NULL;
 }
 
+/* 1 when module m is in the profile mask. */
+static int in_profile(uint64_t mask, const struct module *m)
+{
+	int bit = profile_bit(m->name, strlen(m->name));
+
+	return bit >= 0 && (mask >> bit & 1);
+}
+
 /* A module that an allowlisted one imports lazily. C code such as
  * datetime.strptime imports it through the __import__ of the calling
  * frame, the program's, so the guard must let these through too; it does
  * so only once they are loaded, which happens when their parent is. */
-static int is_lazy(const char *name, size_t len)
+static int is_lazy(uint64_t mask, const char *name, size_t len)
 {
-	for (size_t i = 0; i < NMODULES; i++)
+	for (size_t i = 0; i < NMODULES; i++) {
+		if (!in_profile(mask, &modules[i]))
+			continue;
 		for (size_t k = 0; modules[i].lazy[k].name; k++)
 			if (strlen(modules[i].lazy[k].name) == len &&
 			    memcmp(modules[i].lazy[k].name, name, len) == 0)
 				return 1;
+	}
 	return 0;
 }
 
-int allowlist_allows(const char *name, size_t len)
+int allowlist_allows(uint64_t mask, const char *name, size_t len)
 {
-	return find(name, len) != NULL;
+	const struct module *m = find(name, len);
+
+	return m && in_profile(mask, m);
 }
 
-int allowlist_allows_loaded(const char *name, size_t len)
+int allowlist_allows_loaded(uint64_t mask, const char *name, size_t len)
 {
-	return find(name, len) != NULL || is_lazy(name, len);
+	return allowlist_allows(mask, name, len) || is_lazy(mask, name, len);
 }
 
-const char *allowlist_names(void)
+const char *allowlist_names(uint64_t mask)
 {
-	return "collections, datetime, functools, itertools, json, math, "
-	       "random, re, statistics, string";
+	static char buf[PROFILE_TEXT_MAX + 64];
+
+	profile_names(mask, buf, sizeof(buf));
+	return buf;
 }
 
 static int is_word(char c, int first)
@@ -138,11 +202,11 @@ struct source {
 	size_t len;
 };
 
-static int load_module(const struct module *m, unsigned *done,
+static int load_module(const struct module *m, uint64_t *done,
 		       const struct source *code,
 		       int (*load)(const char *, void *), void *arg)
 {
-	unsigned bit = 1u << (m - modules);
+	uint64_t bit = (uint64_t)1 << (m - modules);
 	int rc;
 
 	if (*done & bit)
@@ -158,17 +222,35 @@ static int load_module(const struct module *m, unsigned *done,
 	return rc;
 }
 
-int allowlist_preload(const char *src, size_t len,
+/* The codecs, when a word of the source says they may be used. */
+static int load_codecs(const struct source *code,
+		       int (*load)(const char *, void *), void *arg)
+{
+	size_t w = 0;
+	int rc = 0;
+
+	while (codec_words[w] && !has_word(code->src, code->len, codec_words[w]))
+		w++;
+	if (!codec_words[w])
+		return 0;
+	for (size_t i = 0; rc == 0 && codecs[i]; i++)
+		rc = load(codecs[i], arg);
+	return rc;
+}
+
+int allowlist_preload(uint64_t mask, const char *src, size_t len,
 		      int (*load)(const char *name, void *arg), void *arg)
 {
 	const struct source code = { src, len };
-	unsigned done = 0;
+	uint64_t done = 0;
 	size_t i = 0;
+	int rc = load_codecs(&code, load, arg);
 
+	if (rc != 0)
+		return rc;
 	while (i < len) {
 		size_t start;
 		const struct module *m;
-		int rc;
 
 		if (!is_word(src[i], 1)) {
 			/* Skip the rest of a word that began with a digit. */
@@ -182,7 +264,8 @@ int allowlist_preload(const char *src, size_t len,
 		while (i < len && is_word(src[i], 0))
 			i++;
 		m = find(src + start, i - start);
-		if (m && (rc = load_module(m, &done, &code, load, arg)) != 0)
+		if (m && in_profile(mask, m) &&
+		    (rc = load_module(m, &done, &code, load, arg)) != 0)
 			return rc;
 	}
 	return 0;

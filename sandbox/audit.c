@@ -107,7 +107,20 @@ static size_t describe(char *buf, size_t cap, const char *event,
  * _getframe), so a call whose Python caller is a stdlib module is let
  * through: whatever comes of it still meets the rest of this list and the
  * kernel.
+ *
+ * Except where the stdlib evaluates the program's own text: typing's
+ * ForwardRef._evaluate (get_type_hints, string annotations) runs eval on a
+ * string the program wrote, with builtins the program does not have. Its
+ * compile (List["Node"]) is harmless and stays allowed; its eval is the
+ * program's.
  */
+static int evaluates_program_text(const char *event, const char *fn)
+{
+	static const char typing_py[] = STDLIB_PREFIX "typing.py";
+
+	return strcmp(event, "exec") == 0 && strcmp(fn, typing_py) == 0;
+}
+
 static int is_program_call(const char *event)
 {
 	PyFrameObject *f;
@@ -121,7 +134,9 @@ static int is_program_call(const char *event)
 	code = f ? PyFrame_GetCode(f) : NULL;
 	if (code && PyUnicode_Check(code->co_filename)) {
 		const char *fn = PyUnicode_AsUTF8(code->co_filename);
-		stdlib = fn && strncmp(fn, STDLIB_PREFIX, sizeof(STDLIB_PREFIX) - 1) == 0;
+		stdlib = fn && strncmp(fn, STDLIB_PREFIX,
+				       sizeof(STDLIB_PREFIX) - 1) == 0 &&
+			 !evaluates_program_text(event, fn);
 		if (!fn)
 			PyErr_Clear();
 	}
@@ -149,17 +164,30 @@ static int is_pseudo_open(const char *event, PyObject *args)
  * fails quietly instead, which formatwarning expects (it catches the
  * exception and shows the warning without a line), so a FutureWarning from
  * re reads the same.
+ *
+ * The same for a codec that was not loaded before lockdown (allowlist.c
+ * loads the standard text codecs when the source may use one): encodings'
+ * search function catches the ImportError, and the program gets the
+ * LookupError of an unknown encoding.
  */
 static int is_quiet_import(const char *event, PyObject *args)
 {
 	PyObject *name;
+	const char *s;
 
 	if (strcmp(event, "import") != 0 || !PyTuple_Check(args) ||
 	    PyTuple_GET_SIZE(args) < 1)
 		return 0;
 	name = PyTuple_GET_ITEM(args, 0);
-	return PyUnicode_CheckExact(name) &&
-	       PyUnicode_CompareWithASCIIString(name, "linecache") == 0;
+	if (!PyUnicode_CheckExact(name))
+		return 0;
+	s = PyUnicode_AsUTF8(name);
+	if (!s) {
+		PyErr_Clear();
+		return 0;
+	}
+	return strcmp(s, "linecache") == 0 ||
+	       strncmp(s, "encodings.", 10) == 0;
 }
 
 static int hook(const char *event, PyObject *args, void *data)
@@ -175,8 +203,8 @@ static int hook(const char *event, PyObject *args, void *data)
 		return -1;
 	}
 	if (is_quiet_import(event, args)) {
-		PyErr_SetString(PyExc_ImportError, "linecache: no source files "
-				"in the sandbox");
+		PyErr_SetString(PyExc_ImportError, "not loaded before lockdown "
+				"(no source files in the sandbox)");
 		return -1;
 	}
 	if (mode != AUDIT_ARMED ||
