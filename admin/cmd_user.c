@@ -406,13 +406,23 @@ struct set_state {
 static int set_opt(int opt, const char *arg, void *state)
 {
 	struct set_state *st = state;
-	char err[512];
 
 	if (opt < 0 || (size_t)opt >= NSET)
 		return -1;
-	if (set_options[opt].check(arg, err, sizeof(err)) != 0)
-		return usage_error(st->ctx->usage, "%s", err);
 	st->args[opt].value = arg;
+	return 0;
+}
+
+/* Every given value is valid, or the first invalid one's message. */
+static int check_all(const struct set_state *st)
+{
+	char err[512];
+
+	for (size_t i = 0; i < NSET; i++)
+		if (st->args[i].value &&
+		    set_options[i].check(st->args[i].value, err,
+					 sizeof(err)) != 0)
+			return error("%s", err);
 	return 0;
 }
 
@@ -438,6 +448,8 @@ int cmd_user_set(int argc, char **argv, struct admin_ctx *ctx)
 		given |= st.args[i].value != NULL;
 	if (!given)
 		return usage_error(ctx->usage, "nothing to set");
+	if (check_all(&st) != 0)
+		return 1;
 	for (size_t i = 0; i < NSET; i++)
 		if (st.args[i].value &&
 		    set_options[i].apply(ctx, name, st.args[i].value) != 0)

@@ -121,15 +121,14 @@ static int evaluates_program_text(const char *event, const char *fn)
 	return strcmp(event, "exec") == 0 && strcmp(fn, typing_py) == 0;
 }
 
-static int is_program_call(const char *event)
+/* 1 when the Python code that caused event is a stdlib module's (and not
+ * one that evaluates the program's text). */
+static int stdlib_caller(const char *event)
 {
 	PyFrameObject *f;
 	PyCodeObject *code;
 	int stdlib = 0;
 
-	if (strcmp(event, "exec") != 0 && strcmp(event, "compile") != 0 &&
-	    strcmp(event, "sys._getframe") != 0)
-		return 0;
 	f = PyEval_GetFrame();	/* borrowed */
 	code = f ? PyFrame_GetCode(f) : NULL;
 	if (code && PyUnicode_Check(code->co_filename)) {
@@ -141,7 +140,51 @@ static int is_program_call(const char *event)
 			PyErr_Clear();
 	}
 	Py_XDECREF(code);
-	return !stdlib;
+	return stdlib;
+}
+
+static int is_program_call(const char *event)
+{
+	if (strcmp(event, "exec") != 0 && strcmp(event, "compile") != 0 &&
+	    strcmp(event, "sys._getframe") != 0)
+		return 0;
+	return !stdlib_caller(event);
+}
+
+/*
+ * A restricted attribute read by the stdlib on the program's behalf
+ * (object.__getattr__ with a stdlib caller). dataclasses names a class by
+ * its signature, which inspect reads from __init__'s __code__,
+ * __defaults__ and __kwdefaults__: those reads are let through. A code object in hand is inert here: building one
+ * (code.__new__, replace), making a function of it (function.__new__),
+ * swapping it in (__code__ assignment) or running it (exec) are refused.
+ * Any other restricted attribute (a traceback's or a generator's frame)
+ * fails with a TypeError and nothing is handed out. The program's own reads
+ * end the run like every refusal.
+ */
+enum { READ_REFUSED, READ_ALLOWED, READ_FAILS };
+
+/* What inspect.signature reads of a function. */
+static const char *const signature_attrs[] = {
+	"__code__", "__defaults__", "__kwdefaults__",
+};
+
+static int stdlib_restricted_read(const char *event, PyObject *args)
+{
+	PyObject *name;
+
+	if (strcmp(event, "object.__getattr__") != 0 || !stdlib_caller(event))
+		return READ_REFUSED;
+	name = PyTuple_Check(args) && PyTuple_GET_SIZE(args) >= 2 ?
+	       PyTuple_GET_ITEM(args, 1) : NULL;
+	if (!name || !PyUnicode_CheckExact(name))
+		return READ_FAILS;
+	for (size_t i = 0; i < sizeof(signature_attrs) /
+			       sizeof(signature_attrs[0]); i++)
+		if (PyUnicode_CompareWithASCIIString(name,
+						     signature_attrs[i]) == 0)
+			return READ_ALLOWED;
+	return READ_FAILS;
 }
 
 /* open("<code>"): a source that only ever existed in memory. */
@@ -201,6 +244,17 @@ static int hook(const char *event, PyObject *args, void *data)
 	if (is_pseudo_open(event, args)) {
 		PyErr_SetString(PyExc_OSError, "no source file in the sandbox");
 		return -1;
+	}
+	switch (mode == AUDIT_ARMED ? stdlib_restricted_read(event, args) :
+		READ_REFUSED) {
+	case READ_ALLOWED:
+		return 0;
+	case READ_FAILS:
+		PyErr_SetString(PyExc_TypeError, "attribute not readable in "
+				"the sandbox");
+		return -1;
+	default:
+		break;
 	}
 	if (is_quiet_import(event, args)) {
 		PyErr_SetString(PyExc_ImportError, "not loaded before lockdown "

@@ -36,7 +36,7 @@ LAYERS = ["python", "audit_hook", "seccomp", "no_new_privs", "rlimits",
           "uid_drop", "userns", "netns", "landlock"]
 
 # Every command of the dispatch table, for --help and help COMMAND.
-COMMANDS = ["init", "user add", "user list", "user show", "user disable",
+COMMANDS = ["init", "user add", "user list", "user show", "user set", "user disable",
             "user enable", "user remove", "user rotate", "admin grant",
             "admin revoke", "quota default", "quota set", "quota show",
             "quota reset", "config list", "config get", "config set",
