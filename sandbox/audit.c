@@ -26,6 +26,7 @@
 #define STDLIB_PREFIX PYEXEC_PYTHON_STDLIB_NARROW "/"
 
 static enum audit_mode mode = AUDIT_OFF;
+static int signature_reads;	/* audit_allow_signature_reads */
 
 /* Event names refused once armed; an entry ending in '.' is a prefix. */
 static const char *const refused[] = {
@@ -153,7 +154,8 @@ static int is_program_call(const char *event)
 
 /*
  * A restricted attribute read by the stdlib on the program's behalf
- * (object.__getattr__ with a stdlib caller). dataclasses names a class by
+ * (object.__getattr__ with a stdlib caller), in a profile with dataclasses
+ * (the seed's refuses it, as it always has). dataclasses names a class by
  * its signature, which inspect reads from __init__'s __code__,
  * __defaults__ and __kwdefaults__: those reads are let through. A code object in hand is inert here: building one
  * (code.__new__, replace), making a function of it (function.__new__),
@@ -173,7 +175,8 @@ static int stdlib_restricted_read(const char *event, PyObject *args)
 {
 	PyObject *name;
 
-	if (strcmp(event, "object.__getattr__") != 0 || !stdlib_caller(event))
+	if (!signature_reads || strcmp(event, "object.__getattr__") != 0 ||
+	    !stdlib_caller(event))
 		return READ_REFUSED;
 	name = PyTuple_Check(args) && PyTuple_GET_SIZE(args) >= 2 ?
 	       PyTuple_GET_ITEM(args, 1) : NULL;
@@ -278,4 +281,9 @@ int audit_install(void)
 void audit_set(enum audit_mode m)
 {
 	mode = m;
+}
+
+void audit_allow_signature_reads(int on)
+{
+	signature_reads = on != 0;
 }

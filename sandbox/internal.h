@@ -64,6 +64,9 @@ enum audit_mode {
 };
 int audit_install(void);	/* before Py_Initialize */
 void audit_set(enum audit_mode m);
+/* Lets the stdlib read what inspect.signature reads (dataclasses needs
+ * it): only for a profile with dataclasses. */
+void audit_allow_signature_reads(int on);
 
 /* pyrun.c */
 int py_prepare(const struct sb_job *job, char *err, size_t errlen);
