@@ -104,26 +104,44 @@ _Static_assert(NMODULES <= 64, "the loaded set is a 64-bit mask");
 /*
  * The standard text codecs. encodings' search function imports a codec's
  * module at its first use, which after lockdown would be a refused import;
- * they are loaded before lockdown when the source may use one: it handles
- * bytes or names an encoding (the scan errs towards loading). An encoding
- * that is not loaded then reads as unknown (audit.c).
+ * a codec is loaded before lockdown when the source names it. The scan
+ * compares letters and digits only, case-folded, so "UTF-16-LE",
+ * 'utf_16_le' and "utf16le" all name utf_16_le; it errs towards loading
+ * (a key inside a longer word counts). Loading them all would cost ~40 ms
+ * (idna loads re, cp437 builds a table), so each is loaded alone. A codec
+ * that is not loaded reads as an unknown encoding (audit.c).
  */
-static const char *const codecs[] = {
-	"encodings.utf_16", "encodings.utf_16_le", "encodings.utf_16_be",
-	"encodings.utf_32", "encodings.utf_32_le", "encodings.utf_32_be",
-	"encodings.utf_7", "encodings.utf_8_sig", "encodings.latin_1",
-	"encodings.ascii", "encodings.cp1250", "encodings.cp1251",
-	"encodings.cp1252", "encodings.cp437", "encodings.cp850",
-	"encodings.iso8859_2", "encodings.iso8859_15", "encodings.koi8_r",
-	"encodings.mac_roman", "encodings.idna", "encodings.punycode",
-	"encodings.raw_unicode_escape", "encodings.unicode_escape", NULL,
+struct codec {
+	const char *module;
+	const char *keys[4];	/* lowercase letters and digits, NULL-ended */
 };
-static const char *const codec_words[] = {
-	"encode", "decode", "bytes", "bytearray", "utf", "UTF", "latin",
-	"Latin", "LATIN", "cp", "CP", "iso", "ISO", "idna", "punycode",
-	"koi8", "KOI8", "mac_roman", "windows", "ascii", "ASCII", "u16",
-	"u32", NULL,
+
+static const struct codec codecs[] = {
+	{ "encodings.utf_16", { "utf16", NULL } },
+	{ "encodings.utf_16_le", { "utf16le", "unicodelittleunmarked", NULL } },
+	{ "encodings.utf_16_be", { "utf16be", "unicodebigunmarked", NULL } },
+	{ "encodings.utf_32", { "utf32", NULL } },
+	{ "encodings.utf_32_le", { "utf32le", NULL } },
+	{ "encodings.utf_32_be", { "utf32be", NULL } },
+	{ "encodings.utf_7", { "utf7", NULL } },
+	{ "encodings.utf_8_sig", { "utf8sig", NULL } },
+	{ "encodings.latin_1", { "latin", "8859", "cp819", NULL } },
+	{ "encodings.ascii", { "ascii", NULL } },
+	{ "encodings.cp1250", { "1250", NULL } },
+	{ "encodings.cp1251", { "1251", NULL } },
+	{ "encodings.cp1252", { "1252", NULL } },
+	{ "encodings.cp437", { "cp437", "ibm437", NULL } },
+	{ "encodings.cp850", { "cp850", "ibm850", NULL } },
+	{ "encodings.iso8859_2", { "88592", "latin2", NULL } },
+	{ "encodings.iso8859_15", { "885915", "latin9", NULL } },
+	{ "encodings.koi8_r", { "koi8r", NULL } },
+	{ "encodings.mac_roman", { "macroman", "macintosh", NULL } },
+	{ "encodings.idna", { "idna", NULL } },
+	{ "encodings.punycode", { "punycode", NULL } },
+	{ "encodings.raw_unicode_escape", { "rawunicodeescape", NULL } },
+	{ "encodings.unicode_escape", { "unicodeescape", NULL } },
 };
+#define NCODECS (sizeof(codecs) / sizeof(codecs[0]))
 
 static const struct module *find(const char *name, size_t len)
 {
@@ -222,19 +240,55 @@ static int load_module(const struct module *m, uint64_t *done,
 	return rc;
 }
 
-/* The codecs, when a word of the source says they may be used. */
+static char fold(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static int is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+/* 1 when key (lowercase letters and digits) is in src[0..len) once
+ * everything but letters and digits is dropped and case is folded. */
+static int names_key(const char *src, size_t len, const char *key)
+{
+	for (size_t i = 0; i < len; i++) {
+		size_t j = i;
+		const char *k = key;
+
+		if (fold(src[i]) != *k)
+			continue;
+		while (*k && j < len) {
+			if (!is_alnum(src[j])) {
+				j++;
+			} else if (fold(src[j]) == *k) {
+				j++;
+				k++;
+			} else {
+				break;
+			}
+		}
+		if (!*k)
+			return 1;
+	}
+	return 0;
+}
+
+/* The codecs the source names. */
 static int load_codecs(const struct source *code,
 		       int (*load)(const char *, void *), void *arg)
 {
-	size_t w = 0;
 	int rc = 0;
 
-	while (codec_words[w] && !has_word(code->src, code->len, codec_words[w]))
-		w++;
-	if (!codec_words[w])
-		return 0;
-	for (size_t i = 0; rc == 0 && codecs[i]; i++)
-		rc = load(codecs[i], arg);
+	for (size_t i = 0; rc == 0 && i < NCODECS; i++)
+		for (size_t k = 0; codecs[i].keys[k]; k++)
+			if (names_key(code->src, code->len, codecs[i].keys[k])) {
+				rc = load(codecs[i].module, arg);
+				break;
+			}
 	return rc;
 }
 
