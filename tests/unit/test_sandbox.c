@@ -844,7 +844,7 @@ void test_handoff_roundtrip(void)
 	struct sb_job in = {
 		.code = "print(1)\n", .code_len = 9, .input_json = body,
 		.input_json_len = sizeof(body) - 1, .input_key = "input_data",
-		.cancel_fd = 7,
+		.cancel_fd = 7, .modules = (uint64_t)1 << 63 | 5,
 	}, out;
 	struct sb_limits lim = { 30000, 2000, 512, 1 << 20 }, got;
 	size_t len;
@@ -858,6 +858,7 @@ void test_handoff_roundtrip(void)
 	CHECK(out.input_key && strcmp(out.input_key, "input_data") == 0);
 	CHECK_EQ(out.input_empty, 0);
 	CHECK_EQ(out.cancel_fd, -1);	/* the broker's, not the child's */
+	CHECK(out.modules == ((uint64_t)1 << 63 | 5));	/* the profile */
 	CHECK_EQ(got.timeout_ms, 30000);
 	CHECK_EQ(got.cpu_ms, 2000);
 	CHECK_EQ(got.memory_mb, 512);
