@@ -76,6 +76,7 @@ static const struct module modules[] = {
 	{ "re", lazy_re, uses_none },
 	{ "statistics", lazy_statistics, uses_statistics },
 	{ "string", none, uses_none },
+	{ "__future__", none, uses_none },
 	{ "abc", none, uses_none },
 	{ "array", none, uses_none },
 	{ "base64", none, uses_none },

@@ -25,6 +25,8 @@ static const struct vetted {
 	unsigned in;		/* SEED and/or COMPUTE */
 	const char *why;	/* what it reaches, and why that is safe */
 } vetted[] = {
+	{ "__future__", COMPUTE, "feature flags for the compiler "
+	  "(from __future__ import annotations): data only" },
 	{ "abc", COMPUTE, "abstract base classes (C _abc): class checks "
 	  "only, no I/O" },
 	{ "array", COMPUTE, "typed arrays in memory; tofile/fromfile need a "

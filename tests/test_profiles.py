@@ -23,7 +23,8 @@ SEED_LIST = ", ".join(SEED)
 COMPUTE_EXTRA = ["typing", "heapq", "bisect", "copy", "operator", "array",
                  "cmath", "fractions", "decimal", "hashlib", "textwrap",
                  "unicodedata", "enum", "dataclasses", "numbers", "abc",
-                 "base64", "difflib", "pprint", "calendar", "sys"]
+                 "base64", "difflib", "pprint", "calendar", "sys",
+                 "__future__"]
 
 
 @pytest.fixture(scope="module")
@@ -186,6 +187,14 @@ DONE_WHEN = {
         print("through print", file=sys.stdout)
         sys.stdout.flush()
         """,
+    "future": """
+        from __future__ import annotations
+        from typing import List
+        def f(xs: List[Node]) -> int:
+            return len(xs)
+        class Node: pass
+        print(f([Node()]), f.__annotations__)
+        """,
     "more": """
         import fractions, decimal, textwrap, unicodedata, enum, numbers, abc
         import string, base64, difflib, pprint, calendar
@@ -225,6 +234,13 @@ def test_compute_runs_what_python3_runs(compute_db, name):
     assert r["success"] is True, r
     assert r["output"] == want, (r["output"], want)
     assert r["modules"] == "compute", r
+
+
+@pytest.mark.parametrize("module", SEED + COMPUTE_EXTRA)
+def test_every_compute_module_imports(compute_db, module):
+    r = run_code("import %s\nprint(%s.__name__)" % (module, module),
+                 db=compute_db)
+    assert r["success"] is True and r["output"] == module + "\n", r
 
 
 @pytest.mark.parametrize("name", sorted(DONE_WHEN))
