@@ -156,9 +156,7 @@ static const struct module *find(const char *name, size_t len)
 /* 1 when module m is in the profile mask. */
 static int in_profile(uint64_t mask, const struct module *m)
 {
-	int bit = profile_bit(m->name, strlen(m->name));
-
-	return bit >= 0 && (mask >> bit & 1);
+	return profile_has(mask, m->name);
 }
 
 /* A module that an allowlisted one imports lazily. C code such as

@@ -157,9 +157,10 @@ static int is_program_call(const char *event)
  * (object.__getattr__ with a stdlib caller), in a profile with dataclasses
  * (the seed's refuses it, as it always has). dataclasses names a class by
  * its signature, which inspect reads from __init__'s __code__,
- * __defaults__ and __kwdefaults__: those reads are let through. A code object in hand is inert here: building one
- * (code.__new__, replace), making a function of it (function.__new__),
- * swapping it in (__code__ assignment) or running it (exec) are refused.
+ * __defaults__ and __kwdefaults__: those reads are let through. A code
+ * object in hand is inert here: building one (code.__new__, replace),
+ * making a function of it (function.__new__), swapping it in (__code__
+ * assignment) or running it (exec) are refused.
  * Any other restricted attribute (a traceback's or a generator's frame)
  * fails with a TypeError and nothing is handed out. The program's own reads
  * end the run like every refusal.

@@ -147,6 +147,13 @@ int profile_bit(const char *name, size_t len)
 	return -1;
 }
 
+int profile_has(uint64_t mask, const char *name)
+{
+	int bit = profile_bit(name, strlen(name));
+
+	return bit >= 0 && (mask >> bit & 1);
+}
+
 static const char *why_refused(const char *name, size_t len)
 {
 	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)

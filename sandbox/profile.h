@@ -31,6 +31,9 @@ const char *profile_module(unsigned i);
 /* The bit of a vetted top-level name[0..len), or -1. */
 int profile_bit(const char *name, size_t len);
 
+/* 1 when mask has the vetted module name. */
+int profile_has(uint64_t mask, const char *name);
+
 /* The names of mask, ", "-separated, in sorted order ("collections,
  * datetime, ..."): the ImportError's list. */
 void profile_names(uint64_t mask, char *buf, size_t len);

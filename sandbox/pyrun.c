@@ -148,6 +148,12 @@ static int is_sys(const char *s, Py_ssize_t n)
 	return sys_standin && n == 3 && memcmp(s, "sys", 3) == 0;
 }
 
+/* sys.anything: the stand-in has no submodules. */
+static int is_sys_submodule(const char *s, const char *dot)
+{
+	return sys_standin && dot && dot - s == 3 && memcmp(s, "sys", 3) == 0;
+}
+
 static PyObject *refuse_import(const char *s)
 {
 	return PyErr_Format(PyExc_ImportError, "import of '%s' is not allowed "
@@ -197,8 +203,7 @@ static PyObject *guarded_import(PyObject *self, PyObject *args, PyObject *kw)
 	loaded = PyDict_GetItemWithError(mods, name) != NULL;
 	if (PyErr_Occurred())
 		return NULL;
-	if ((dot && (size_t)(dot - s) == 3 && sys_standin &&
-	     memcmp(s, "sys", 3) == 0) ||
+	if (is_sys_submodule(s, dot) ||
 	    !allowlist_allows(mask, s, dot ? (size_t)(dot - s) : (size_t)n))
 		return lazy_import(from, s, n, loaded);
 	if (!loaded)
@@ -271,7 +276,7 @@ static int build_globals(void)
 		return -1;
 	real_import = PyDict_GetItemString(PyEval_GetBuiltins(), "__import__");
 	Py_XINCREF(real_import);
-	if (PYLAYER && (mask >> profile_bit("sys", 3) & 1) &&
+	if (PYLAYER && profile_has(mask, "sys") &&
 	    !(sys_standin = standin_sys()))
 		return -1;
 	b = PYLAYER ? restricted_builtins() : PyEval_GetBuiltins();
@@ -300,7 +305,7 @@ int py_prepare(const struct sb_job *j, char *err, size_t errlen)
 
 	job = j;
 	mask = j->modules ? j->modules : profile_seed();
-	audit_allow_signature_reads(mask >> profile_bit("dataclasses", 11) & 1);
+	audit_allow_signature_reads(profile_has(mask, "dataclasses"));
 	if (audit_install() != 0)
 		goto fail;
 	TRACE(TR_C_AUDIT);
