@@ -55,7 +55,7 @@ def last_row(db):
 
 # --- the setting --------------------------------------------------------------
 
-def test_config_set_compute_and_back(seed_db):
+def test_config_set_compute_and_back():
     db = fresh_db(quota=-1)
     assert ok("config", "get", "allowed_modules", db=db).strip() == "seed"
     out = ok("config", "set", "allowed_modules", "compute", db=db)
