@@ -26,7 +26,7 @@
 #define STDLIB_PREFIX PYEXEC_PYTHON_STDLIB_NARROW "/"
 
 static enum audit_mode mode = AUDIT_OFF;
-static int signature_reads;	/* audit_allow_signature_reads */
+static unsigned flags;		/* audit_configure */
 
 /* Event names refused once armed; an entry ending in '.' is a prefix. */
 static const char *const refused[] = {
@@ -109,17 +109,20 @@ static size_t describe(char *buf, size_t cap, const char *event,
  * through: whatever comes of it still meets the rest of this list and the
  * kernel.
  *
- * Except where the stdlib evaluates the program's own text: typing's
- * ForwardRef._evaluate (get_type_hints, string annotations) runs eval on a
- * string the program wrote, with builtins the program does not have. Its
- * compile (List["Node"]) is harmless and stays allowed; its eval is the
- * program's.
+ * Except, in a profile with typing, where the stdlib evaluates the
+ * program's own text: typing's ForwardRef._evaluate (get_type_hints,
+ * string annotations) runs eval on a string the program wrote, with
+ * builtins the program does not have. Its compile (List["Node"]) is
+ * harmless and stays allowed; its eval is the program's. (The seed's
+ * profile keeps its behaviour: there typing is loaded only for
+ * functools.singledispatch, which evaluates string annotations.)
  */
 static int evaluates_program_text(const char *event, const char *fn)
 {
 	static const char typing_py[] = STDLIB_PREFIX "typing.py";
 
-	return strcmp(event, "exec") == 0 && strcmp(fn, typing_py) == 0;
+	return (flags & AUDIT_TYPING_EVAL_REFUSED) &&
+	       strcmp(event, "exec") == 0 && strcmp(fn, typing_py) == 0;
 }
 
 /* 1 when the Python code that caused event is a stdlib module's (and not
@@ -176,7 +179,8 @@ static int stdlib_restricted_read(const char *event, PyObject *args)
 {
 	PyObject *name;
 
-	if (!signature_reads || strcmp(event, "object.__getattr__") != 0 ||
+	if (!(flags & AUDIT_SIGNATURE_READS) ||
+	    strcmp(event, "object.__getattr__") != 0 ||
 	    !stdlib_caller(event))
 		return READ_REFUSED;
 	name = PyTuple_Check(args) && PyTuple_GET_SIZE(args) >= 2 ?
@@ -284,7 +288,7 @@ void audit_set(enum audit_mode m)
 	mode = m;
 }
 
-void audit_allow_signature_reads(int on)
+void audit_configure(unsigned f)
 {
-	signature_reads = on != 0;
+	flags = f;
 }

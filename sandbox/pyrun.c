@@ -305,7 +305,10 @@ int py_prepare(const struct sb_job *j, char *err, size_t errlen)
 
 	job = j;
 	mask = j->modules ? j->modules : profile_seed();
-	audit_allow_signature_reads(profile_has(mask, "dataclasses"));
+	audit_configure((profile_has(mask, "dataclasses") ?
+			 AUDIT_SIGNATURE_READS : 0) |
+			(profile_has(mask, "typing") ?
+			 AUDIT_TYPING_EVAL_REFUSED : 0));
 	if (audit_install() != 0)
 		goto fail;
 	TRACE(TR_C_AUDIT);

@@ -531,6 +531,31 @@ def test_route_is_closed(compute_db, marker, route):
     refused(r, event)
 
 
+SINGLEDISPATCH = textwrap.dedent("""
+    import functools
+    @functools.singledispatch
+    def f(x):
+        return "any"
+    @f.register
+    def _(x: "int"):
+        return "int"
+    print(f(1), f("a"))
+    """)
+
+
+def test_seed_keeps_string_annotations_of_singledispatch(seed_db):
+    """The seed's behaviour is unchanged: typing (loaded there only for
+    singledispatch) still evaluates a string annotation."""
+    r = run_code(SINGLEDISPATCH, db=seed_db)
+    assert r["success"] is True and r["output"] == "int any\n", r
+
+
+def test_compute_refuses_typing_eval_even_for_singledispatch(compute_db):
+    """Under compute, typing's eval of the program's text is refused
+    wherever it comes from (documented)."""
+    refused(run_code(SINGLEDISPATCH, db=compute_db), "exec")
+
+
 def test_dataclasses_field_name_injection(compute_db, marker):
     """A field name that is code: dataclasses' generated text does not
     compile, or what it runs meets the hook; nothing happens outside."""
