@@ -94,11 +94,13 @@ ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
 # The broker's side of the sandbox (in pyexec.cgi), and the child's
 # (pyexec-sandbox, whose main() is in child.c); a few files are in both.
 SPAWN_SRC   := sandbox/spawn.c sandbox/fds.c sandbox/handoff.c \
-               sandbox/result.c sandbox/seccomp.c sandbox/trace.c
+               sandbox/result.c sandbox/seccomp.c sandbox/trace.c \
+               sandbox/profile.c
 CHILD_SRC   := sandbox/child.c sandbox/rlimit.c sandbox/ns.c \
                sandbox/landlock.c sandbox/seccomp.c sandbox/audit.c \
                sandbox/pyrun.c sandbox/pyerr.c sandbox/allowlist.c \
-               sandbox/result.c sandbox/handoff.c sandbox/trace.c
+               sandbox/result.c sandbox/handoff.c sandbox/trace.c \
+               sandbox/profile.c sandbox/standin.c
 SANDBOX_SRC := $(sort $(SPAWN_SRC) $(CHILD_SRC))
 # Objects whose behaviour the test-only switch changes.
 PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
@@ -141,7 +143,8 @@ TRY      := $(CBUILD)/tests/try-syscall
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
 all: $(CGI) $(ADMIN)
 
-$(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
+# The settings validate allowed_modules against the vetted modules.
+$(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ) $(BUILD)/sandbox/profile.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
@@ -372,7 +375,8 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
 FUZZ_SRC_request := cgi/request.c cgi/job.c cgi/jsonscan.c cgi/utf8.c \
-                    cgi/http.c cgi/config.c sql/settings.c
+                    cgi/http.c cgi/config.c sql/settings.c \
+                    sandbox/profile.c
 FUZZ_SRC_encoder := cgi/jsonw.c cgi/utf8.c
 FUZZ_SRC_scan    := cgi/jsonscan.c
 FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)

@@ -83,6 +83,7 @@ COMMAND(cmd_user_disable);
 COMMAND(cmd_user_enable);
 COMMAND(cmd_user_remove);
 COMMAND(cmd_user_rotate);
+COMMAND(cmd_user_set);
 COMMAND(cmd_admin_grant);
 COMMAND(cmd_admin_revoke);
 COMMAND(cmd_quota_default);

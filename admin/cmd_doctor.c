@@ -235,6 +235,22 @@ static void check_python(struct doctor *d)
 
 /* --- the database --------------------------------------------------------- */
 
+/* The modules programs may import, by default (users may have a grant). */
+static void report_profile(struct doctor *d, struct store *db)
+{
+	struct settings cfg;
+	char text[PROFILE_TEXT_MAX + 1];
+
+	settings_defaults(&cfg);
+	if (store_settings_load(db, &cfg) != STORE_OK) {
+		report(d, FAIL, "sandbox.modules", "%s", store_error(db));
+		return;
+	}
+	profile_describe(cfg.modules, text, sizeof(text));
+	report(d, OK, "sandbox.modules", "allowed_modules %s (the anonymous "
+	       "identity and users without a grant)", text);
+}
+
 static void check_database(struct doctor *d, const char *path)
 {
 	struct store *db = NULL;
@@ -257,6 +273,7 @@ static void check_database(struct doctor *d, const char *path)
 		store_close(db);
 		return;
 	}
+	report_profile(d, db);
 	store_close(db);
 	report(d, OK, "db.open", "%s: %lld users, %lld requests logged, "
 	       "%lld KiB (%lld KiB free)", path, (long long)h.users,

@@ -180,6 +180,7 @@ static const struct field {
 	{ "peak_kb", RUN_PEAK_KB, F_INT },
 	{ "http_status", RUN_HTTP_STATUS, F_INT },
 	{ "counted", RUN_COUNTED, F_BOOL },
+	{ "profile", RUN_PROFILE, F_TEXT },
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -202,6 +203,7 @@ static int field_value(const struct run_row *r, const struct field *fd,
 		[RUN_STATUS] = offsetof(struct run_row, status),
 		[RUN_ERROR_TYPE] = offsetof(struct run_row, error_type),
 		[RUN_ERROR] = offsetof(struct run_row, error),
+		[RUN_PROFILE] = offsetof(struct run_row, profile),
 	};
 	int64_t v = 0;
 

@@ -298,8 +298,13 @@ static int print_user(struct admin_ctx *ctx, const struct user *u, int json)
 		       u->disabled ? "true" : "false");
 		put_json_limits(&us.e);
 		printf(", \"used\": %ld, \"remaining\": %ld, \"window_s\": %ld, "
-		       "\"reset\": \"%s\", \"created\": \"%s\"}\n", us.used,
-		       us.remaining, us.window_s, reset, created);
+		       "\"reset\": \"%s\", \"created\": \"%s\", \"modules\": ",
+		       us.used, us.remaining, us.window_s, reset, created);
+		if (u->modules[0])
+			put_json_string(stdout, u->modules);
+		else
+			fputs("null", stdout);
+		printf("}\n");
 		return 0;
 	}
 	printf("name:       %s\n", u->name);
@@ -321,6 +326,8 @@ static int print_user(struct admin_ctx *ctx, const struct user *u, int json)
 	       strcmp(us.e.timeout_from, "own") == 0 ? "own" : "the default",
 	       us.e.memory_mb,
 	       strcmp(us.e.memory_from, "own") == 0 ? "own" : "the default");
+	printf("modules:    %s\n", u->modules[0] ? u->modules :
+	       "the default (allowed_modules)");
 	printf("created:    %s\n", created);
 	return 0;
 }
@@ -443,6 +450,7 @@ struct set_state {
 	struct settings cfg;
 	struct { enum user_field field; int64_t value; } change[MAX_CHANGES];
 	int n;
+	const char *modules;	/* --modules, NULL when not given */
 	int rc;		/* the exit code of a refused value */
 };
 
@@ -499,10 +507,27 @@ static int parse_user_quota(struct set_state *st, const char *opt,
 	return 0;
 }
 
+/* A profile name, a vetted list or "default": kept as text, not a number. */
+static int parse_modules(struct set_state *st, const char *opt,
+			 const char *arg, int64_t *value)
+{
+	char err[512];
+	uint64_t mask;
+
+	(void)opt;
+	*value = 0;
+	if (strcmp(arg, "default") != 0 &&
+	    profile_parse(arg, &mask, err, sizeof(err)) != 0)
+		return error("%s", err);
+	st->modules = arg;
+	return 0;
+}
+
 static const struct set_option set_options[] = {
 	{ "timeout-ms", USER_TIMEOUT_MS, parse_timeout },
 	{ "memory-mb", USER_MEMORY_MB, parse_memory },
 	{ "quota", USER_QUOTA, parse_user_quota },
+	{ "modules", USER_QUOTA, parse_modules },	/* field unused: text */
 };
 #define NSET (sizeof(set_options) / sizeof(set_options[0]))
 
@@ -517,6 +542,8 @@ static int set_opt(int opt, const char *arg, void *state)
 		return usage_error(st->ctx->usage, "too many options");
 	if ((rc = o->parse(st, o->name, arg, &v)) != 0)
 		return st->rc = rc;
+	if (o->parse == parse_modules)
+		return 0;
 	st->change[st->n].field = o->field;
 	st->change[st->n].value = v;
 	st->n++;
@@ -531,6 +558,15 @@ static int apply_changes(struct set_state *st, const char *name)
 					st->change[i].value);
 		if (rc == STORE_NOTFOUND)
 			return error("no user '%s'", name);
+		if (rc != STORE_OK)
+			return db_error(st->ctx, "cannot update the user");
+	}
+	if (st->modules) {
+		int rc = store_user_set_modules(st->ctx->db, name,
+						strcmp(st->modules, "default") == 0 ?
+						NULL : st->modules);
+		if (rc == STORE_INVALID)
+			return error("%s", store_error(st->ctx->db));
 		if (rc != STORE_OK)
 			return db_error(st->ctx, "cannot update the user");
 	}
@@ -556,7 +592,7 @@ int cmd_user_set(int argc, char **argv, struct admin_ctx *ctx)
 		return st.rc ? st.rc : EXIT_USAGE;
 	if (!(name = one_name(argc, argv, ctx)))
 		return EXIT_USAGE;
-	if (!st.n)
+	if (!st.n && !st.modules)
 		return usage_error(ctx->usage, "nothing to set");
 	if ((rc = store_user_by_name(ctx->db, name, &u)) == STORE_NOTFOUND)
 		return error("no user '%s'", name);
@@ -572,5 +608,7 @@ int cmd_user_set(int argc, char **argv, struct admin_ctx *ctx)
 		printf("unlimited (%s)\n", e.quota_from);
 	else
 		printf("%ld (%s)\n", e.quota, e.quota_from);
+	if (st.modules)
+		printf("user '%s': modules %s\n", name, st.modules);
 	return 0;
 }

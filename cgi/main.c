@@ -195,6 +195,8 @@ static int admit(struct ctx *c, struct http_error *e)
 	c->rec.identity = c->id.key;
 	c->rec.user_id = c->id.is_user ? c->id.user.id : 0;
 	c->rec.user_name = c->id.is_user ? c->id.user.name : NULL;
+	c->rec.profile = c->id.profile;
+	c->reply.profile = c->id.profile;
 	/* Past this the broker must have finished, whatever happened: the
 	 * body's wait, a slot's wait, the run, and a grace for the database. */
 	c->rec.deadline_ms = c->rec.started_ms + c->cfg.body_timeout_ms +
@@ -269,7 +271,7 @@ static void run(struct ctx *c)
 		.code = c->job.code, .code_len = c->job.code_len,
 		.input_json = c->req.body, .input_json_len = c->req.len,
 		.input_key = "input_data", .input_empty = c->job.input_empty,
-		.cancel_fd = c->cancel_fd,
+		.cancel_fd = c->cancel_fd, .modules = c->id.modules,
 	};
 	struct sb_limits lim = {
 		.timeout_ms = c->id.timeout_ms, .cpu_ms = c->id.cpu_ms,

@@ -66,6 +66,24 @@ int store_user_set(struct store *s, const char *name, enum user_field f,
 	return changed_one(s, name, STORE_OK);
 }
 
+int store_user_set_modules(struct store *s, const char *name,
+			   const char *profile)
+{
+	sqlite3_stmt *st;
+	uint64_t mask;
+	int rc;
+
+	if (profile && profile_parse(profile, &mask, s->err, sizeof(s->err)))
+		return STORE_INVALID;
+	if ((rc = store_prepare(s, "UPDATE users SET modules = ?2 WHERE "
+				"name = ?1", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (profile)
+		sqlite3_bind_text(st, 2, profile, -1, SQLITE_STATIC);
+	return changed_one(s, name, store_step_done(s, st, "update user"));
+}
+
 int store_user_remove(struct store *s, const char *name)
 {
 	sqlite3_stmt *st;
@@ -126,7 +144,8 @@ int store_settings_each(struct store *s, setting_cb cb, void *arg)
 	"v.deadline_ms, v.identity, v.user_name, v.client_addr, v.broker_pid, " \
 	"v.code_sha256, v.code, v.code_size, v.input_size, v.outcome, " \
 	"v.status, v.error_type, v.error, v.output_size, v.truncated, " \
-	"v.exec_ms, v.wall_ms, v.cpu_ms, v.peak_kb, v.http_status, v.counted"
+	"v.exec_ms, v.wall_ms, v.cpu_ms, v.peak_kb, v.http_status, v.counted, " \
+	"v.profile"
 #define RUN_FROM " FROM runs AS r JOIN runs_view AS v ON v.id = r.id "
 
 /* Finished runs: neither refused nor still running (nor abandoned). */
@@ -171,6 +190,7 @@ static void read_run(sqlite3_stmt *st, struct run_row *r)
 	r->peak_kb = sqlite3_column_int64(st, RUN_PEAK_KB);
 	r->http_status = sqlite3_column_int(st, RUN_HTTP_STATUS);
 	r->counted = sqlite3_column_int(st, RUN_COUNTED);
+	r->profile = text(st, RUN_PROFILE);
 }
 
 static int each_run(struct store *s, sqlite3_stmt *st, run_cb cb, void *arg,

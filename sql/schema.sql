@@ -82,3 +82,9 @@ SELECT runs.*,
                                     AS INTEGER)
             THEN 'abandoned' ELSE outcome END AS status
 FROM runs;
+
+-- migrate 2
+-- Module profiles: the one a run had, and a user's own grant (NULL: the
+-- allowed_modules setting).
+ALTER TABLE users ADD COLUMN modules TEXT;
+ALTER TABLE runs ADD COLUMN profile TEXT;

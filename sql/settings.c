@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "settings.h"
 #include "../cgi/limits.h"
+#include "../sandbox/profile.h"
 #include "../cgi/banned.h"
 
 #define S(x) #x
@@ -54,6 +55,9 @@ static const struct setting_def table[] = {
 	  "price of one GB-second, for cost estimates" },
 	{ "price_invocation", SET_PRICE, "0.0000004", 0, 0, NULL,
 	  "price of one invocation, for cost estimates" },
+	{ "allowed_modules", SET_PROFILE, "seed", 0, 0, NULL,
+	  "modules a program may import: seed (the reference service's ten), "
+	  "compute, or vetted names separated by commas" },
 };
 #define NSETTINGS (sizeof(table) / sizeof(table[0]))
 
@@ -121,6 +125,7 @@ int setting_validate(const struct setting_def *d, const char *value,
 {
 	long l;
 	double p;
+	uint64_t m;
 
 	switch (d->kind) {
 	case SET_INT:
@@ -140,6 +145,8 @@ int setting_validate(const struct setting_def *d, const char *value,
 			return 0;
 		snprintf(err, errlen, "%s must be one of %s", d->key, d->choices);
 		return -1;
+	case SET_PROFILE:
+		return profile_parse(value, &m, err, errlen);
 	}
 	return -1;
 }
@@ -191,6 +198,8 @@ int settings_apply(struct settings *s, const char *key, const char *value)
 		s->price_gb_s = p;
 	} else if (strcmp(key, "price_invocation") == 0) {
 		s->price_invocation = p;
+	} else if (d->kind == SET_PROFILE) {
+		profile_parse(value, &s->modules, err, sizeof(err));
 	}
 	return 0;
 }

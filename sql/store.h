@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "settings.h"
+#include "../sandbox/profile.h"
 
 enum {
 	STORE_OK = 0,
@@ -58,6 +59,7 @@ struct user {
 	int is_admin, disabled;
 	long quota;		/* -1 unlimited, -2 the default */
 	long timeout_ms, memory_mb;	/* 0: the default */
+	char modules[PROFILE_TEXT_MAX + 1];	/* "": allowed_modules */
 	int64_t quota_reset_ms;
 	int64_t created_ms;
 };
@@ -82,6 +84,7 @@ struct run_rec {
 	const char *code;	/* may be NULL (refused before parsing) */
 	size_t code_len;
 	size_t input_size;
+	const char *profile;	/* the modules it could import (profile.h) */
 	/* Filled in when the request ends: */
 	const char *outcome;	/* "ok", "error", ..., "rejected" */
 	const char *error_type;

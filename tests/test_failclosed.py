@@ -25,6 +25,7 @@ import time
 import pytest
 
 from conftest import (CGI, add_user, cgi_raw, fresh_db, query, run_code)
+from test_admin import schema_version
 
 
 MARKER = "FAILCLOSED_MARKER_7f3a"
@@ -203,7 +204,8 @@ def test_missing_database_is_created_when_its_directory_is_writable():
         db = os.path.join(d, "sub.db")
         r = run_code(CODE, db=db)
         assert r.status == 200 and r["output"] == MARKER + "\n", r
-        assert query(db, "PRAGMA user_version")[0]["user_version"] == 1
+        assert query(db, "PRAGMA user_version")[0]["user_version"] == \
+            schema_version()
         assert [x["id"] for x in query(db, "SELECT id FROM runs")] == [r["run_id"]]
     finally:
         shutil.rmtree(d)
