@@ -33,11 +33,12 @@ static const struct command {
 	  "a user, with usage in the current window" },
 	{ "user set", cmd_user_set, DB_RW,
 	  "user set NAME [--timeout-ms N|default] [--memory-mb N|default] "
-	  "[--quota N|unlimited|default]",
-	  "a user's own time limit, memory limit and quota",
+	  "[--quota N|unlimited|default] [--modules seed|compute|LIST|default]",
+	  "a user's own time limit, memory limit, quota and modules",
 	  "--timeout-ms and --memory-mb may not exceed the max_timeout_ms and\n"
-	  "max_memory_mb settings; 'default' gives the user the service's\n"
-	  "limit again. Every value is checked before any is written.\n" },
+	  "max_memory_mb settings; --modules takes a profile or a list of\n"
+	  "vetted modules; 'default' gives the user the service's setting\n"
+	  "again. Every value is checked before any is written.\n" },
 	{ "user disable", cmd_user_disable, DB_RW, "user disable NAME",
 	  "refuse the user's token (401) until enabled" },
 	{ "user enable", cmd_user_enable, DB_RW, "user enable NAME",
@@ -46,9 +47,6 @@ static const struct command {
 	  "delete the user (audit rows are kept)" },
 	{ "user rotate", cmd_user_rotate, DB_RW, "user rotate NAME",
 	  "a new token, printed once; the old one stops working at once" },
-	{ "user set", cmd_user_set, DB_RW,
-	  "user set NAME --modules seed|compute|LIST|default",
-	  "a user's own settings: the modules its programs may import" },
 	{ "admin grant", cmd_admin_grant, DB_RW, "admin grant NAME",
 	  "make the user an admin (no rate limit)" },
 	{ "admin revoke", cmd_admin_revoke, DB_RW, "admin revoke NAME",
