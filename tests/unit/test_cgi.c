@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "unit.h"
+#include "../../cgi/cidr.h"
 #include "../../cgi/config.h"
 #include "../../cgi/http.h"
 #include "../../cgi/identity.h"
@@ -2110,4 +2111,116 @@ void test_http_reason_names(void)
 	CHECK_STR(http_reason(404), "Error");
 	CHECK_STR(http_reason(0), "Error");
 	CHECK_STR(http_reason(-400), "Error");
+}
+
+/*
+ * cidr.c
+ */
+
+static void cidr_ok_at(const char *file, int line, const char *list)
+{
+	char err[256] = "";
+
+	if (cidr_list_check(list, err, sizeof(err)) != 0)
+		unit_fail(file, line, "cidr_list_check(\"%s\"): %s", list, err);
+}
+#define cidr_ok(l) cidr_ok_at(__FILE__, __LINE__, (l))
+
+static void cidr_bad_at(const char *file, int line, const char *list,
+			const char *want)
+{
+	char err[256] = "";
+
+	if (cidr_list_check(list, err, sizeof(err)) != -1)
+		unit_fail(file, line, "cidr_list_check(\"%s\") accepted it",
+			  list);
+	else
+		unit_check_contains(file, line, list, err, want);
+}
+#define cidr_bad(l, w) cidr_bad_at(__FILE__, __LINE__, (l), (w))
+
+void test_cidr_check(void)
+{
+	char big[CIDR_LIST_MAX + 16];
+	size_t n = 0;
+
+	cidr_ok("");
+	cidr_ok("   ");
+	cidr_ok("127.0.0.1/8, ::1, 2001:db8::/32");
+	cidr_ok("10.0.0.1");
+	cidr_ok(" 10.0.0.0/8 ,\t192.168.0.0/16 ");
+	cidr_ok("0.0.0.0/0");
+	cidr_ok("::/0");
+	cidr_ok("::ffff:10.0.0.0/104");
+	cidr_ok("10.0.0.0/32,fe80::/10");
+	cidr_bad("10.0.0.0/33", "'10.0.0.0/33'");
+	cidr_bad("::1/129", "'::1/129'");
+	cidr_bad("10.0.0.0/", "not an address");
+	cidr_bad("10.0.0.0/8x", "not an address");
+	cidr_bad("10.0.0.0/-1", "not an address");
+	cidr_bad("10.0.0.0/+8", "not an address");
+	cidr_bad("10.0.0.256", "'10.0.0.256'");
+	cidr_bad("localhost", "'localhost'");
+	cidr_bad("10.0.0.1 10.0.0.2", "not an address");
+	cidr_bad("10.0.0.1,,10.0.0.2", "empty item");
+	cidr_bad("10.0.0.1,", "empty item");
+	cidr_bad(",10.0.0.1", "empty item");
+	cidr_bad("10.0.0.1, ", "empty item");
+	cidr_bad("fe80::1%eth0", "not an address");
+	cidr_bad("[::1]", "not an address");
+	CHECK_EQ(cidr_list_check(NULL, NULL, 0), -1);
+	CHECK_EQ(cidr_list_check("x", NULL, 0), -1);
+	/* valid items, beyond the bound in total */
+	while (n < CIDR_LIST_MAX + 1)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%s10.0.0.1",
+				      n ? "," : "");
+	cidr_bad(big, "too long");
+	CHECK_EQ(cidr_list_match(big, "10.0.0.1"), 0);
+}
+
+void test_cidr_match(void)
+{
+	const char *l = "127.0.0.1/8, ::1, 2001:db8::/32";
+
+	CHECK_EQ(cidr_list_match(l, "127.0.0.1"), 1);
+	CHECK_EQ(cidr_list_match(l, "127.255.3.4"), 1);
+	CHECK_EQ(cidr_list_match(l, "128.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match(l, "::ffff:127.0.0.9"), 1);
+	CHECK_EQ(cidr_list_match(l, "::ffff:128.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match(l, "::1"), 1);
+	CHECK_EQ(cidr_list_match(l, "::2"), 0);
+	CHECK_EQ(cidr_list_match(l, "2001:db8:ffff::1"), 1);
+	CHECK_EQ(cidr_list_match(l, "2001:db9::1"), 0);
+	/* the IPv4 address 0.0.0.1 is not ::1 */
+	CHECK_EQ(cidr_list_match(l, "0.0.0.1"), 0);
+	/* prefixes that do not fall on a byte */
+	CHECK_EQ(cidr_list_match("10.0.0.0/9", "10.127.0.1"), 1);
+	CHECK_EQ(cidr_list_match("10.0.0.0/9", "10.128.0.1"), 0);
+	CHECK_EQ(cidr_list_match("192.168.1.4/30", "192.168.1.7"), 1);
+	CHECK_EQ(cidr_list_match("192.168.1.4/30", "192.168.1.8"), 0);
+	CHECK_EQ(cidr_list_match("192.168.1.4/30", "192.168.1.3"), 0);
+	CHECK_EQ(cidr_list_match("fe80::/10", "febf::1"), 1);
+	CHECK_EQ(cidr_list_match("fe80::/10", "fec0::1"), 0);
+	/* a plain address is one host */
+	CHECK_EQ(cidr_list_match("10.0.0.1", "10.0.0.1"), 1);
+	CHECK_EQ(cidr_list_match("10.0.0.1", "10.0.0.2"), 0);
+	/* everything, per family */
+	CHECK_EQ(cidr_list_match("0.0.0.0/0", "203.0.113.9"), 1);
+	CHECK_EQ(cidr_list_match("0.0.0.0/0", "2001:db8::1"), 0);
+	CHECK_EQ(cidr_list_match("::/0", "2001:db8::1"), 1);
+	CHECK_EQ(cidr_list_match("::/0", "203.0.113.9"), 1);
+	/* an IPv4-mapped block counts in IPv6 bits */
+	CHECK_EQ(cidr_list_match("::ffff:10.0.0.0/104", "10.9.9.9"), 1);
+	CHECK_EQ(cidr_list_match("::ffff:10.0.0.0/104", "11.0.0.1"), 0);
+	/* nothing matches an empty list, or one with a bad item */
+	CHECK_EQ(cidr_list_match("", "127.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match("127.0.0.1, nonsense", "127.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match("127.0.0.1,", "127.0.0.1"), 0);
+	/* addresses that do not parse */
+	CHECK_EQ(cidr_list_match(l, "unknown"), 0);
+	CHECK_EQ(cidr_list_match(l, ""), 0);
+	CHECK_EQ(cidr_list_match(l, NULL), 0);
+	CHECK_EQ(cidr_list_match(l, "127.0.0.1/8"), 0);
+	CHECK_EQ(cidr_list_match(l, " 127.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match(NULL, "127.0.0.1"), 0);
 }
