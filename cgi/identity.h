@@ -14,7 +14,11 @@
 struct identity {
 	char key[128];		/* "user:NAME" or "anon:ADDR": the quota's key */
 	const char *client;	/* REMOTE_ADDR, or "unknown" */
-	int is_user;
+	int is_user;		/* a user's request, allowed to go on */
+	int named;		/* the token names a user (disabled ones too):
+				 * the row carries that user, whatever the
+				 * request's fate */
+	const char *header_token;	/* Authorization's, or NULL */
 	struct user user;
 	long quota;		/* -1: unlimited */
 	int64_t reset_ms;	/* runs before this do not count */
@@ -22,7 +26,27 @@ struct identity {
 };
 
 /*
- * Fills id from the request's token (body_token may be NULL) and the
+ * The first half of identify, before the body is read: a token in the
+ * Authorization header names its user (a hash lookup), so a request that
+ * is refused later (400, 413, 415, 408, ...) is still that user's. Without
+ * the header, id is anonymous for now (the body may carry a token).
+ * Returns 0, or -1 with e set (401: malformed, unknown or a disabled
+ * user's token, id->named set for the latter; 503).
+ */
+int identify_header(struct store *s, struct identity *id,
+		    struct http_error *e);
+
+/*
+ * The second half, once the body is parsed: the body's token (may be
+ * NULL; it must match the header's when both are given), then quota and
+ * limits. Returns 0, or -1 with e set (400, 401 or 503).
+ */
+int identify_finish(struct store *s, const struct settings *cfg,
+		    const char *body_token, struct identity *id,
+		    struct http_error *e);
+
+/*
+ * Both halves at once: fills id from the request's token (body_token may be NULL) and the
  * settings. Returns 0, or -1 with e set (400, 401 or 503).
  */
 int identify(struct store *s, const struct settings *cfg,

@@ -3,9 +3,14 @@
  * main.c: pyexec.cgi, one request from top to bottom.
  *
  *   fork the sandbox child -> open the database (or 503) -> settings ->
- *   read the request -> validate -> identify -> quota check + audit row ->
- *   take a sandbox slot -> hand the child its job -> complete the audit
- *   row -> answer
+ *   identify the Authorization header's token -> read the request ->
+ *   validate -> the body's token, quota check + audit row -> take a
+ *   sandbox slot -> hand the child its job -> complete the audit row ->
+ *   answer
+ *
+ * The header's token is looked up before the body is read, so that a
+ * request refused afterwards (400, 413, 415, 408, 429, 503) and a disabled
+ * user's 401 are logged as that user's, not as an anonymous client's.
  *
  * A web server that gives up on the request mid-run (SIGTERM: its client
  * went away, its own timeout, a shutdown) cancels the run: the child is
@@ -175,6 +180,26 @@ static int take_slot(struct ctx *c, struct http_error *e)
 	return -1;
 }
 
+/* The row carries the identity known so far: the user a token names
+ * (a disabled one too), else the anonymous client. */
+static void name_row(struct ctx *c)
+{
+	c->rec.identity = c->id.key;
+	c->rec.user_id = c->id.named ? c->id.user.id : 0;
+	c->rec.user_name = c->id.named ? c->id.user.name : NULL;
+}
+
+/* The header's token, before a byte of the body is read. */
+static int identify_early(struct ctx *c, struct http_error *e)
+{
+	int rc = identify_header(c->db, &c->id, e);
+
+	name_row(c);
+	if (rc != 0)
+		c->db_failed = e->status == 503;
+	return rc;
+}
+
 /* Identity, quota and the audit row, then a sandbox slot: a request over
  * its quota is a 429 whether or not the host is busy, and a busy 503 still
  * carries the identity's rate-limit headers. */
@@ -182,13 +207,12 @@ static int admit(struct ctx *c, struct http_error *e)
 {
 	int rc;
 
-	if (identify(c->db, &c->cfg, c->job.token, &c->id, e) != 0) {
+	rc = identify_finish(c->db, &c->cfg, c->job.token, &c->id, e);
+	name_row(c);
+	if (rc != 0) {
 		c->db_failed = e->status == 503;
 		return -1;
 	}
-	c->rec.identity = c->id.key;
-	c->rec.user_id = c->id.is_user ? c->id.user.id : 0;
-	c->rec.user_name = c->id.is_user ? c->id.user.name : NULL;
 	/* Past this the broker must have finished, whatever happened: the
 	 * body's wait, a slot's wait, the run, and a grace for the database. */
 	c->rec.deadline_ms = c->rec.started_ms + c->cfg.body_timeout_ms +
@@ -291,6 +315,8 @@ static void handle(struct ctx *c)
 	if (open_db(c, &e) != 0)
 		goto refused;
 	TRACE(TR_DB_OPEN);
+	if (identify_early(c, &e) != 0)
+		goto refused;
 	if (request_read(&c->req, STDIN_FILENO, c->cfg.body_bytes,
 			 c->cfg.body_timeout_ms, &e) != 0)
 		goto refused;
