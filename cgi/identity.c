@@ -57,21 +57,27 @@ static int as_user(struct store *s, const char *token, struct identity *id,
 	return 0;
 }
 
-static void anonymous(struct identity *id)
+/* The anonymous key: the client's address, an IPv6 one by network. */
+static void anonymous(struct identity *id, const struct settings *cfg)
 {
-	snprintf(id->key, sizeof(id->key), "anon:%s", id->client);
+	char group[CLIENT_ADDR_MAX + 8];
+
+	client_address(getenv("REMOTE_ADDR"), cfg->trusted_proxies,
+		       getenv("HTTP_FORWARDED"), getenv("HTTP_X_FORWARDED_FOR"),
+		       id->client);
+	client_group(id->client, (int)cfg->anon_ipv6_prefix, group,
+		     sizeof(group));
+	snprintf(id->key, sizeof(id->key), "anon:%s", group);
 }
 
-int identify_header(struct store *s, struct identity *id,
-		    struct http_error *e)
+int identify_header(struct store *s, const struct settings *cfg,
+		    struct identity *id, struct http_error *e)
 {
 	const char *h = getenv("HTTP_AUTHORIZATION");
-	const char *addr = getenv("REMOTE_ADDR");
 	const char *token;
 
 	memset(id, 0, sizeof(*id));
-	id->client = addr && *addr && strlen(addr) < 64 ? addr : "unknown";
-	anonymous(id);
+	anonymous(id, cfg);
 	if (!h || !*h)
 		return 0;
 	if (!(token = bearer(h, e)))
@@ -107,7 +113,7 @@ int identify_finish(struct store *s, const struct settings *cfg,
 int identify(struct store *s, const struct settings *cfg,
 	     const char *body_token, struct identity *id, struct http_error *e)
 {
-	if (identify_header(s, id, e) != 0)
+	if (identify_header(s, cfg, id, e) != 0)
 		return -1;
 	return identify_finish(s, cfg, body_token, id, e);
 }

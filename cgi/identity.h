@@ -2,18 +2,19 @@
 /*
  * identity.h: who is asking. A bearer token (Authorization header, or the
  * MCP tool's `token` field) names a user; no token means anonymous,
- * identified by client address, when the settings allow it.
+ * identified by client address (client.h), when the settings allow it.
  */
 #ifndef PYEXEC_IDENTITY_H
 #define PYEXEC_IDENTITY_H
 
 #include <stdint.h>
+#include "client.h"
 #include "http.h"
 #include "../sql/store.h"
 
 struct identity {
 	char key[128];		/* "user:NAME" or "anon:ADDR": the quota's key */
-	const char *client;	/* REMOTE_ADDR, or "unknown" */
+	char client[CLIENT_ADDR_MAX];	/* the client's address (client.h) */
 	int is_user;		/* a user's request, allowed to go on */
 	int named;		/* the token names a user (disabled ones too):
 				 * the row carries that user, whatever the
@@ -33,8 +34,8 @@ struct identity {
  * Returns 0, or -1 with e set (401: malformed, unknown or a disabled
  * user's token, id->named set for the latter; 503).
  */
-int identify_header(struct store *s, struct identity *id,
-		    struct http_error *e);
+int identify_header(struct store *s, const struct settings *cfg,
+		    struct identity *id, struct http_error *e);
 
 /*
  * The second half, once the body is parsed: the body's token (may be

@@ -129,7 +129,8 @@ static int refuse(struct ctx *c, struct http_error *e)
 		reply_header(&c->reply, "Retry-After: %d",
 			     c->retry_s ? c->retry_s : RETRY_UNAVAILABLE_S);
 	if (e->status == 429)
-		reply_header(&c->reply, "Retry-After: %ld", c->quota.reset_s);
+		reply_header(&c->reply, "Retry-After: %ld", c->retry_s ?
+			     (long)c->retry_s : c->quota.reset_s);
 	respond_refusal(e, &c->reply);
 	return 0;
 }
@@ -161,20 +162,33 @@ static int open_db(struct ctx *c, struct http_error *e)
  */
 static int take_slot(struct ctx *c, struct http_error *e)
 {
-	c->slot_fd = slots_acquire(c->db_path, c->cfg.max_concurrent,
-				   c->cfg.concurrency_wait_ms);
+	long own = settings_identity_cap(&c->cfg);
+	/* Admins, like their quota, have no cap of their own; nor has anyone
+	 * when it would be the host's. */
+	int capped = !(c->id.is_user && c->id.user.is_admin) &&
+		     own < c->cfg.max_concurrent;
+
+	c->slot_fd = slots_acquire_for(c->db_path, c->cfg.max_concurrent,
+				       capped ? c->id.key : NULL, own,
+				       c->cfg.concurrency_wait_ms);
 	if (c->slot_fd >= 0)
 		return 0;
 	c->retry_s = RETRY_BUSY_S;
-	http_fail(e, 503, c->slot_fd == -1 ?
-		  "all %ld sandboxes are busy: retry shortly" :
-		  "sandbox slots unavailable (lock file)", c->cfg.max_concurrent);
+	if (c->slot_fd == SLOTS_IDENTITY_FULL)
+		http_fail(e, 429, "%ld sandboxes of this identity are running "
+			  "already (max_concurrent_per_identity): retry when "
+			  "one ends", own);
+	else
+		http_fail(e, 503, c->slot_fd == -1 ?
+			  "all %ld sandboxes are busy: retry shortly" :
+			  "sandbox slots unavailable (lock file)",
+			  c->cfg.max_concurrent);
 	c->quota.remaining++;
 	rate_headers(c);
 	c->rec.outcome = "rejected";
 	c->rec.error_type = e->type;
 	c->rec.error = e->msg;
-	c->rec.http_status = 503;
+	c->rec.http_status = e->status;
 	if (store_run_unrun(c->db, &c->rec, &c->cfg) != STORE_OK)
 		log_db_error(c, "audit row");
 	return -1;
@@ -185,6 +199,7 @@ static int take_slot(struct ctx *c, struct http_error *e)
 static void name_row(struct ctx *c)
 {
 	c->rec.identity = c->id.key;
+	c->rec.client_addr = c->id.client;
 	c->rec.user_id = c->id.named ? c->id.user.id : 0;
 	c->rec.user_name = c->id.named ? c->id.user.name : NULL;
 }
@@ -192,7 +207,7 @@ static void name_row(struct ctx *c)
 /* The header's token, before a byte of the body is read. */
 static int identify_early(struct ctx *c, struct http_error *e)
 {
-	int rc = identify_header(c->db, &c->id, e);
+	int rc = identify_header(c->db, &c->cfg, &c->id, e);
 
 	name_row(c);
 	if (rc != 0)

@@ -372,3 +372,105 @@ def test_token_only_in_an_unparsable_body_stays_anonymous(attr_db):
     rec = row(attr_db, r["run_id"])
     assert rec["identity"] == "anon:127.0.0.1" and rec["user_name"] is None
     assert r["run_id"] not in admin_logs_user(attr_db, "hidden")
+
+
+# ------------------------------------------ anonymous clients on real networks
+
+def anon(db, addr, **headers):
+    env = {"REMOTE_ADDR": addr}
+    env.update(headers)
+    r = run_code("print(1)", db=db, env=env)
+    assert r.json is not None, r
+    return r, row(db, r["run_id"])
+
+
+def test_ipv6_clients_are_grouped_by_their_64():
+    db = fresh_db(quota=1)
+    r, rec = anon(db, "2001:db8:1:2::1")
+    assert r.status == 200, r
+    assert rec["identity"] == "anon:2001:db8:1:2::/64", rec
+    assert rec["client_addr"] == "2001:db8:1:2::1"
+    # Another address of the same /64 is the same client: over quota.
+    r, rec = anon(db, "2001:DB8:1:2:ffff:ffff:ffff:fffe")
+    assert r.status == 429, r
+    assert rec["identity"] == "anon:2001:db8:1:2::/64"
+    # The next /64 is another client.
+    r, rec = anon(db, "2001:db8:1:3::1")
+    assert r.status == 200, r
+    assert rec["identity"] == "anon:2001:db8:1:3::/64"
+
+
+def test_ipv6_prefix_is_a_setting():
+    db = fresh_db(quota=1, settings={"anon_ipv6_prefix": "48"})
+    assert anon(db, "2001:db8:1:2::1")[0].status == 200
+    r, rec = anon(db, "2001:db8:1:7::1")
+    assert r.status == 429 and rec["identity"] == "anon:2001:db8:1::/48", rec
+    db = fresh_db(quota=1, settings={"anon_ipv6_prefix": "128"})
+    assert anon(db, "2001:db8:1:2::1")[0].status == 200
+    r, rec = anon(db, "2001:db8:1:2::2")
+    assert r.status == 200 and rec["identity"] == "anon:2001:db8:1:2::2", rec
+
+
+def test_ipv4_mapped_ipv6_is_the_ipv4_address():
+    db = fresh_db(quota=1)
+    r, rec = anon(db, "::ffff:198.51.100.4")
+    assert r.status == 200 and rec["identity"] == "anon:198.51.100.4", rec
+    r, rec = anon(db, "198.51.100.4")
+    assert r.status == 429 and rec["identity"] == "anon:198.51.100.4", rec
+
+
+def test_forwarding_headers_are_ignored_without_trusted_proxies():
+    db = fresh_db()
+    r, rec = anon(db, "127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7",
+                  HTTP_FORWARDED="for=198.51.100.8")
+    assert r.status == 200 and rec["identity"] == "anon:127.0.0.1", rec
+    assert rec["client_addr"] == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def proxy_db():
+    return fresh_db(settings={"trusted_proxies": "127.0.0.1, ::1, 10.0.0.0/8"})
+
+
+def test_trusted_proxy_names_the_client(proxy_db):
+    r, rec = anon(proxy_db, "127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert r.status == 200 and rec["identity"] == "anon:198.51.100.7", rec
+    assert rec["client_addr"] == "198.51.100.7"
+    # The right-most hop that is not a trusted proxy: what the client
+    # wrote itself, left of it, is not believed.
+    r, rec = anon(proxy_db, "::1",
+                  HTTP_X_FORWARDED_FOR="1.1.1.1, 198.51.100.7, 10.2.3.4")
+    assert rec["identity"] == "anon:198.51.100.7", rec
+    # Forwarded (RFC 7239) comes first.
+    r, rec = anon(proxy_db, "127.0.0.1", HTTP_X_FORWARDED_FOR="1.1.1.1",
+                  HTTP_FORWARDED='for=1.1.1.2, for="[2001:db8:5:6::7]:443"')
+    assert rec["identity"] == "anon:2001:db8:5:6::/64", rec
+    assert rec["client_addr"] == "2001:db8:5:6::7"
+
+
+def test_untrusted_peer_cannot_forward(proxy_db):
+    r, rec = anon(proxy_db, "127.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert r.status == 200 and rec["identity"] == "anon:127.0.0.2", rec
+
+
+def test_forged_hop_leaves_the_proxy_as_the_client(proxy_db):
+    r, rec = anon(proxy_db, "127.0.0.1",
+                  HTTP_X_FORWARDED_FOR="198.51.100.7, not-an-address")
+    assert rec["identity"] == "anon:127.0.0.1", rec
+
+
+def test_trusted_proxies_setting_is_validated():
+    db = fresh_db()
+
+    def config_set(value):
+        return subprocess.run([ADMIN, "--db", db, "config", "set",
+                               "trusted_proxies", value], capture_output=True,
+                              timeout=60)
+    p = config_set("10.0.0.0/8, ::1")
+    assert p.returncode == 0, p.stderr
+    for bad in ("10.0.0.0/33", "localhost", "10.0.0.1,", "1.2.3.4 5.6.7.8"):
+        p = config_set(bad)
+        assert p.returncode != 0, bad
+        assert b"trusted_proxies" in p.stderr, p.stderr
+    assert query(db, "SELECT value FROM settings WHERE key = "
+                 "'trusted_proxies'") == [{"value": "10.0.0.0/8, ::1"}]

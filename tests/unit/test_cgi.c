@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include "unit.h"
 #include "../../cgi/cidr.h"
+#include "../../cgi/client.h"
 #include "../../cgi/config.h"
 #include "../../cgi/http.h"
 #include "../../cgi/identity.h"
@@ -2223,4 +2224,135 @@ void test_cidr_match(void)
 	CHECK_EQ(cidr_list_match(l, "127.0.0.1/8"), 0);
 	CHECK_EQ(cidr_list_match(l, " 127.0.0.1"), 0);
 	CHECK_EQ(cidr_list_match(NULL, "127.0.0.1"), 0);
+}
+
+/*
+ * client.c
+ */
+
+static void client_is_at(const char *file, int line, const char *remote,
+			 const char *trusted, const char *fwd, const char *xff,
+			 const char *want)
+{
+	char out[CLIENT_ADDR_MAX];
+
+	client_address(remote, trusted, fwd, xff, out);
+	unit_check_str(file, line, remote ? remote : "(null)", out, want);
+}
+#define CLIENT_IS(r, t, f, x, w) client_is_at(__FILE__, __LINE__, r, t, f, x, w)
+
+void test_client_address(void)
+{
+	const char *px = "10.0.0.0/8, ::1";
+
+	/* no proxy trusted: REMOTE_ADDR, canonical, whatever the headers */
+	CLIENT_IS("203.0.113.7", "", NULL, "198.51.100.1", "203.0.113.7");
+	CLIENT_IS("::ffff:203.0.113.7", "", NULL, NULL, "203.0.113.7");
+	CLIENT_IS("2001:DB8:0:0::1", "", NULL, NULL, "2001:db8::1");
+	CLIENT_IS(NULL, "", NULL, NULL, "unknown");
+	CLIENT_IS("", px, NULL, NULL, "unknown");
+	CLIENT_IS("not-an-address", px, NULL, "1.2.3.4", "unknown");
+	/* REMOTE_ADDR not a trusted proxy: headers ignored */
+	CLIENT_IS("203.0.113.7", px, "for=1.2.3.4", "1.2.3.4", "203.0.113.7");
+	/* a trusted proxy: the right-most untrusted hop */
+	CLIENT_IS("10.1.1.1", px, NULL, "198.51.100.9", "198.51.100.9");
+	CLIENT_IS("10.1.1.1", px, NULL, "1.1.1.1, 198.51.100.9, 10.2.2.2",
+		  "198.51.100.9");
+	CLIENT_IS("::1", px, NULL, " 2001:db8::5 ", "2001:db8::5");
+	CLIENT_IS("10.1.1.1", px, NULL, "[2001:db8::5]:443", "2001:db8::5");
+	CLIENT_IS("10.1.1.1", px, NULL, "198.51.100.9:5000", "198.51.100.9");
+	CLIENT_IS("::ffff:10.1.1.1", px, NULL, "198.51.100.9", "198.51.100.9");
+	/* every hop trusted: the left-most */
+	CLIENT_IS("10.1.1.1", px, NULL, "10.3.3.3, 10.2.2.2", "10.3.3.3");
+	/* a hop that is not an address: the proxy itself, never a forgery */
+	CLIENT_IS("10.1.1.1", px, NULL, "1.2.3.4, garbage", "10.1.1.1");
+	CLIENT_IS("10.1.1.1", px, NULL, "1.2.3.4,", "10.1.1.1");
+	CLIENT_IS("10.1.1.1", px, NULL, "", "10.1.1.1");
+	/* Forwarded (RFC 7239) first, for= of each element */
+	CLIENT_IS("10.1.1.1", px, "for=198.51.100.9;proto=https;by=10.1.1.1",
+		  "1.2.3.4", "198.51.100.9");
+	CLIENT_IS("10.1.1.1", px, "for=1.1.1.1, For=\"[2001:db8:cafe::17]:4711\"",
+		  NULL, "2001:db8:cafe::17");
+	CLIENT_IS("10.1.1.1", px, "for=1.1.1.1, for=10.9.9.9", NULL, "1.1.1.1");
+	CLIENT_IS("10.1.1.1", px, "for=unknown", NULL, "10.1.1.1");
+	CLIENT_IS("10.1.1.1", px, "proto=http", NULL, "10.1.1.1");
+	CLIENT_IS("10.1.1.1", px, "for=\"_hidden\", for=1.2.3.4", NULL,
+		  "1.2.3.4");
+}
+
+static void group_is_at(const char *file, int line, const char *addr,
+			int bits, const char *want)
+{
+	char out[CLIENT_ADDR_MAX + 8];
+
+	client_group(addr, bits, out, sizeof(out));
+	unit_check_str(file, line, addr, out, want);
+}
+#define GROUP_IS(a, b, w) group_is_at(__FILE__, __LINE__, a, b, w)
+
+void test_client_group(void)
+{
+	GROUP_IS("203.0.113.7", 64, "203.0.113.7");
+	GROUP_IS("2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::/64");
+	GROUP_IS("2001:db8:1:2:ffff::1", 64, "2001:db8:1:2::/64");
+	GROUP_IS("2001:db8:1:2:3:4:5:6", 48, "2001:db8:1::/48");
+	GROUP_IS("2001:db8:1:ff:3:4:5:6", 60, "2001:db8:1:f0::/60");
+	GROUP_IS("2001:db8::6", 128, "2001:db8::6");
+	GROUP_IS("unknown", 64, "unknown");
+}
+
+/*
+ * sql/settings.c: the identity settings
+ */
+
+static int set_ok(const char *key, const char *value)
+{
+	char err[256] = "";
+
+	return setting_validate(setting_find(key), value, err, sizeof(err)) == 0;
+}
+
+void test_settings_identity(void)
+{
+	struct settings s;
+	char err[256] = "";
+	char big[1100];
+
+	settings_defaults(&s);
+	CHECK_EQ(s.anon_ipv6_prefix, 64);
+	CHECK_EQ(s.max_concurrent_per_identity, 0);
+	CHECK_STR(s.trusted_proxies, "");
+	/* the cap in force: half the host's, at least 1, or the setting */
+	s.max_concurrent = 8;
+	CHECK_EQ(settings_identity_cap(&s), 4);
+	s.max_concurrent = 1;
+	CHECK_EQ(settings_identity_cap(&s), 1);
+	s.max_concurrent_per_identity = 3;
+	CHECK_EQ(settings_identity_cap(&s), 3);
+
+	CHECK(set_ok("trusted_proxies", ""));
+	CHECK(set_ok("trusted_proxies", "127.0.0.1, ::1, 10.0.0.0/8"));
+	CHECK(!set_ok("trusted_proxies", "10.0.0.0/33"));
+	CHECK(!set_ok("trusted_proxies", "proxy.example"));
+	CHECK(!set_ok("trusted_proxies", "10.0.0.1,"));
+	CHECK_EQ(setting_validate(setting_find("trusted_proxies"), "x", err,
+				  sizeof(err)), -1);
+	CHECK_CONTAINS(err, "trusted_proxies");
+	CHECK_CONTAINS(err, "'x'");
+	/* longer than the field holds: refused, never cut */
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "10.0.0.1", 8);
+	CHECK(!set_ok("trusted_proxies", big));
+	CHECK_EQ(settings_apply(&s, "trusted_proxies", big), -1);
+	CHECK_EQ(settings_apply(&s, "trusted_proxies", "::1, 10.0.0.0/8"), 0);
+	CHECK_STR(s.trusted_proxies, "::1, 10.0.0.0/8");
+
+	CHECK(set_ok("anon_ipv6_prefix", "32"));
+	CHECK(set_ok("anon_ipv6_prefix", "128"));
+	CHECK(!set_ok("anon_ipv6_prefix", "31"));
+	CHECK(!set_ok("anon_ipv6_prefix", "129"));
+	CHECK(set_ok("max_concurrent_per_identity", "0"));
+	CHECK(!set_ok("max_concurrent_per_identity", "-1"));
+	CHECK(!set_ok("max_concurrent_per_identity", "4097"));
 }

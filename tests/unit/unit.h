@@ -107,6 +107,9 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(http_reason_names)						\
 	X(cidr_check)							\
 	X(cidr_match)							\
+	X(client_address)						\
+	X(client_group)							\
+	X(settings_identity)						\
 	/* test_sandbox.c */						\
 	X(allowlist_exact)						\
 	X(allowlist_loaded)						\
