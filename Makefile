@@ -358,7 +358,8 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
 FUZZ_SRC_request := cgi/request.c cgi/job.c cgi/jsonscan.c cgi/utf8.c \
-                    cgi/http.c cgi/config.c sql/settings.c cgi/cidr.c
+                    cgi/http.c cgi/config.c sql/settings.c cgi/cidr.c \
+                    cgi/cancel.c
 FUZZ_SRC_encoder := cgi/jsonw.c cgi/utf8.c
 FUZZ_SRC_scan    := cgi/jsonscan.c
 FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)

@@ -12,9 +12,10 @@
  * request refused afterwards (400, 413, 415, 408, 429, 503) and a disabled
  * user's 401 are logged as that user's, not as an anonymous client's.
  *
- * A web server that gives up on the request mid-run (SIGTERM: its client
- * went away, its own timeout, a shutdown) cancels the run: the child is
- * killed and the row completed as 'Cancelled' (cancel.c).
+ * A web server that gives up on the request (SIGTERM: its client went
+ * away, its own timeout, a shutdown) cancels it at any phase: while the
+ * body is read or a slot awaited it is refused (499, 'Cancelled'); mid-run
+ * the child is killed and the row completed as 'Cancelled' (cancel.c).
  *
  * This process is the broker: it never runs the program itself, and it
  * outlives whatever the program does. Every request leaves an audit row,
@@ -131,6 +132,12 @@ static int refuse(struct ctx *c, struct http_error *e)
 	if (e->status == 429)
 		reply_header(&c->reply, "Retry-After: %ld", c->retry_s ?
 			     (long)c->retry_s : c->quota.reset_s);
+	if (e->status == 499) {
+		/* cancelled: nobody reads an answer (cancel.h) */
+		fprintf(stderr, "pyexec.cgi: request %s: %s\n",
+			c->reply.run_id, e->msg);
+		return 0;
+	}
 	respond_refusal(e, &c->reply);
 	return 0;
 }
@@ -174,7 +181,9 @@ static int take_slot(struct ctx *c, struct http_error *e)
 	if (c->slot_fd >= 0)
 		return 0;
 	c->retry_s = RETRY_BUSY_S;
-	if (c->slot_fd == SLOTS_IDENTITY_FULL)
+	if (c->slot_fd == SLOTS_CANCELLED)
+		cancel_fail(e, "it waited for a sandbox slot");
+	else if (c->slot_fd == SLOTS_IDENTITY_FULL)
 		http_fail(e, 429, "%ld sandboxes of this identity are running "
 			  "already (max_concurrent_per_identity): retry when "
 			  "one ends", own);

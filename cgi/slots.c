@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
+#include "cancel.h"
 #include "slots.h"
 #include "banned.h"
 
@@ -100,6 +101,11 @@ int slots_acquire_for(const char *db_path, long max, const char *key,
 		return -2;
 	while ((rc = try_both(fd, max, key, per_identity, &have_own)) != 0 &&
 	       rc != -2 && waited < wait_ms) {
+		if (cancel_signal()) {
+			rc = SLOTS_CANCELLED;
+			break;
+		}
+		/* A signal cuts the pause short; the check above sees it. */
 		nanosleep(&pause, NULL);
 		waited += 10;
 	}

@@ -19,6 +19,8 @@ int slots_acquire(const char *db_path, long max, long wait_ms);
 
 /* slots_acquire's answer when the identity holds per_identity already. */
 #define SLOTS_IDENTITY_FULL (-3)
+/* ... and when the web server cancelled the request while it waited. */
+#define SLOTS_CANCELLED (-4)
 
 /*
  * The same, and also one of per_identity slots of identity key (in the
