@@ -84,7 +84,8 @@ LDFLAGS_SANDBOX := $(CGI_OPT) -no-pie -Wl,-E -Wl,-z,relro -Wl,-z,now \
 
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
-               cgi/identity.c cgi/slots.c cgi/cancel.c
+               cgi/identity.c cgi/slots.c cgi/cancel.c cgi/cidr.c \
+               cgi/client.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
@@ -143,8 +144,10 @@ TRY      := $(CBUILD)/tests/try-syscall
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
 all: $(CGI) $(ADMIN)
 
-# The settings validate allowed_modules against the vetted modules.
-$(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ) $(BUILD)/sandbox/profile.o
+# The settings validate allowed_modules against the vetted modules and
+# network lists with cgi/cidr.c.
+$(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ) $(BUILD)/sandbox/profile.o \
+          $(BUILD)/cgi/cidr.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
@@ -375,8 +378,8 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
 FUZZ_SRC_request := cgi/request.c cgi/job.c cgi/jsonscan.c cgi/utf8.c \
-                    cgi/http.c cgi/config.c sql/settings.c \
-                    sandbox/profile.c
+                    cgi/http.c cgi/config.c sql/settings.c cgi/cidr.c \
+                    cgi/cancel.c sandbox/profile.c
 FUZZ_SRC_encoder := cgi/jsonw.c cgi/utf8.c
 FUZZ_SRC_scan    := cgi/jsonscan.c
 FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "cancel.h"
+#include "http.h"
 #include "banned.h"
 
 static int pipe_fds[2] = { -1, -1 };
@@ -38,8 +39,8 @@ int cancel_init(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	/* No SA_RESTART: a wait in progress (body read, slot, busy database)
-	 * returns early and goes on; only the run itself is stopped. */
+	/* No SA_RESTART: a wait in progress (body read, slot) returns
+	 * early and sees the signal; a busy database's wait goes on. */
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaction(sigs[i], &sa, NULL);
 	return pipe_fds[0];
@@ -48,4 +49,20 @@ int cancel_init(void)
 int cancel_signal(void)
 {
 	return received;
+}
+
+int cancel_fd(void)
+{
+	return pipe_fds[0];
+}
+
+int cancel_fail(struct http_error *e, const char *while_doing)
+{
+	const char *sig = sigabbrev_np(received);
+
+	http_fail(e, 499, "cancelled while %s (SIG%s from the web server: "
+		  "its client went away, its own timeout or a shutdown)",
+		  while_doing, sig ? sig : "?");
+	e->type = "Cancelled";
+	return -1;
 }

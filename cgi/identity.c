@@ -51,6 +51,7 @@ static void profile_for(struct identity *id, const struct settings *cfg)
 	profile_describe(id->modules, id->profile, sizeof(id->profile));
 }
 
+/* The user of token; a disabled one is named (id->named) but refused. */
 static int as_user(struct store *s, const char *token, struct identity *id,
 		   struct http_error *e)
 {
@@ -61,43 +62,73 @@ static int as_user(struct store *s, const char *token, struct identity *id,
 	if (rc != STORE_OK)
 		return http_fail(e, 503, "database unavailable: %s",
 				 store_error(s));
+	id->named = 1;
+	snprintf(id->key, sizeof(id->key), "user:%s", id->user.name);
 	if (id->user.disabled)
 		return http_fail(e, 401, "token of a disabled user");
 	id->is_user = 1;
-	snprintf(id->key, sizeof(id->key), "user:%s", id->user.name);
 	id->reset_ms = id->user.quota_reset_ms;
+	return 0;
+}
+
+/* The anonymous key: the client's address, an IPv6 one by network. */
+static void anonymous(struct identity *id, const struct settings *cfg)
+{
+	char group[CLIENT_ADDR_MAX + 8];
+
+	client_address(getenv("REMOTE_ADDR"), cfg->trusted_proxies,
+		       getenv("HTTP_FORWARDED"), getenv("HTTP_X_FORWARDED_FOR"),
+		       id->client);
+	client_group(id->client, (int)cfg->anon_ipv6_prefix, group,
+		     sizeof(group));
+	snprintf(id->key, sizeof(id->key), "anon:%s", group);
+}
+
+int identify_header(struct store *s, const struct settings *cfg,
+		    struct identity *id, struct http_error *e)
+{
+	const char *h = getenv("HTTP_AUTHORIZATION");
+	const char *token;
+
+	memset(id, 0, sizeof(*id));
+	anonymous(id, cfg);
+	if (!h || !*h)
+		return 0;
+	if (!(token = bearer(h, e)))
+		return -1;
+	id->header_token = token;
+	return as_user(s, token, id, e);
+}
+
+int identify_finish(struct store *s, const struct settings *cfg,
+		    const char *body_token, struct identity *id,
+		    struct http_error *e)
+{
+	if (id->header_token) {
+		if (body_token && strcmp(body_token, id->header_token) != 0)
+			return http_fail(e, 400, "the body's token differs "
+					 "from the Authorization header's");
+	} else if (body_token) {
+		if (as_user(s, body_token, id, e) != 0)
+			return -1;
+	} else if (!cfg->anonymous) {
+		return http_fail(e, 401, "a token is required");
+	}
+	if (id->is_user)
+		id->quota = id->user.is_admin ? -1 :
+			    id->user.quota == -2 ? cfg->default_quota :
+			    id->user.quota;
+	else
+		id->quota = cfg->default_quota;
+	limits_for(id, cfg);
+	profile_for(id, cfg);
 	return 0;
 }
 
 int identify(struct store *s, const struct settings *cfg,
 	     const char *body_token, struct identity *id, struct http_error *e)
 {
-	const char *h = getenv("HTTP_AUTHORIZATION");
-	const char *token = body_token;
-	const char *addr = getenv("REMOTE_ADDR");
-
-	memset(id, 0, sizeof(*id));
-	id->client = addr && *addr && strlen(addr) < 64 ? addr : "unknown";
-	if (h && *h) {
-		if (!(token = bearer(h, e)))
-			return -1;
-		if (body_token && strcmp(body_token, token) != 0)
-			return http_fail(e, 400, "the body's token differs from "
-					 "the Authorization header's");
-	}
-	if (token) {
-		if (as_user(s, token, id, e) != 0)
-			return -1;
-		id->quota = id->user.is_admin ? -1 :
-			    id->user.quota == -2 ? cfg->default_quota :
-			    id->user.quota;
-	} else if (cfg->anonymous) {
-		snprintf(id->key, sizeof(id->key), "anon:%s", id->client);
-		id->quota = cfg->default_quota;
-	} else {
-		return http_fail(e, 401, "a token is required");
-	}
-	limits_for(id, cfg);
-	profile_for(id, cfg);
-	return 0;
+	if (identify_header(s, cfg, id, e) != 0)
+		return -1;
+	return identify_finish(s, cfg, body_token, id, e);
 }

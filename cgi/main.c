@@ -3,13 +3,19 @@
  * main.c: pyexec.cgi, one request from top to bottom.
  *
  *   fork the sandbox child -> open the database (or 503) -> settings ->
- *   read the request -> validate -> identify -> quota check + audit row ->
- *   take a sandbox slot -> hand the child its job -> complete the audit
- *   row -> answer
+ *   identify the Authorization header's token -> read the request ->
+ *   validate -> the body's token, quota check + audit row -> take a
+ *   sandbox slot -> hand the child its job -> complete the audit row ->
+ *   answer
  *
- * A web server that gives up on the request mid-run (SIGTERM: its client
- * went away, its own timeout, a shutdown) cancels the run: the child is
- * killed and the row completed as 'Cancelled' (cancel.c).
+ * The header's token is looked up before the body is read, so that a
+ * request refused afterwards (400, 413, 415, 408, 429, 503) and a disabled
+ * user's 401 are logged as that user's, not as an anonymous client's.
+ *
+ * A web server that gives up on the request (SIGTERM: its client went
+ * away, its own timeout, a shutdown) cancels it at any phase: while the
+ * body is read or a slot awaited it is refused (499, 'Cancelled'); mid-run
+ * the child is killed and the row completed as 'Cancelled' (cancel.c).
  *
  * This process is the broker: it never runs the program itself, and it
  * outlives whatever the program does. Every request leaves an audit row,
@@ -127,7 +133,14 @@ static int refuse(struct ctx *c, struct http_error *e)
 		reply_header(&c->reply, "Retry-After: %d",
 			     c->retry_s ? c->retry_s : RETRY_UNAVAILABLE_S);
 	if (e->status == 429)
-		reply_header(&c->reply, "Retry-After: %ld", c->quota.reset_s);
+		reply_header(&c->reply, "Retry-After: %ld", c->retry_s ?
+			     (long)c->retry_s : c->quota.reset_s);
+	if (e->status == 499) {
+		/* cancelled: nobody reads an answer (cancel.h) */
+		fprintf(stderr, "pyexec.cgi: request %s: %s\n",
+			c->reply.run_id, e->msg);
+		return 0;
+	}
 	respond_refusal(e, &c->reply);
 	return 0;
 }
@@ -162,23 +175,59 @@ static int open_db(struct ctx *c, struct http_error *e)
  */
 static int take_slot(struct ctx *c, struct http_error *e)
 {
-	c->slot_fd = slots_acquire(c->db_path, c->cfg.max_concurrent,
-				   c->cfg.concurrency_wait_ms);
+	long own = settings_identity_cap(&c->cfg);
+	/* Admins, like their quota, have no cap of their own; nor has anyone
+	 * when it would be the host's. */
+	int capped = !(c->id.is_user && c->id.user.is_admin) &&
+		     own < c->cfg.max_concurrent;
+
+	c->slot_fd = slots_acquire_for(c->db_path, c->cfg.max_concurrent,
+				       capped ? c->id.key : NULL, own,
+				       c->cfg.concurrency_wait_ms);
 	if (c->slot_fd >= 0)
 		return 0;
 	c->retry_s = RETRY_BUSY_S;
-	http_fail(e, 503, c->slot_fd == -1 ?
-		  "all %ld sandboxes are busy: retry shortly" :
-		  "sandbox slots unavailable (lock file)", c->cfg.max_concurrent);
+	if (c->slot_fd == SLOTS_CANCELLED)
+		cancel_fail(e, "it waited for a sandbox slot");
+	else if (c->slot_fd == SLOTS_IDENTITY_FULL)
+		http_fail(e, 429, "%ld sandboxes of this identity are running "
+			  "already (max_concurrent_per_identity): retry when "
+			  "one ends", own);
+	else
+		http_fail(e, 503, c->slot_fd == -1 ?
+			  "all %ld sandboxes are busy: retry shortly" :
+			  "sandbox slots unavailable (lock file)",
+			  c->cfg.max_concurrent);
 	c->quota.remaining++;
 	rate_headers(c);
 	c->rec.outcome = "rejected";
 	c->rec.error_type = e->type;
 	c->rec.error = e->msg;
-	c->rec.http_status = 503;
+	c->rec.http_status = e->status;
 	if (store_run_unrun(c->db, &c->rec, &c->cfg) != STORE_OK)
 		log_db_error(c, "audit row");
 	return -1;
+}
+
+/* The row carries the identity known so far: the user a token names
+ * (a disabled one too), else the anonymous client. */
+static void name_row(struct ctx *c)
+{
+	c->rec.identity = c->id.key;
+	c->rec.client_addr = c->id.client;
+	c->rec.user_id = c->id.named ? c->id.user.id : 0;
+	c->rec.user_name = c->id.named ? c->id.user.name : NULL;
+}
+
+/* The header's token, before a byte of the body is read. */
+static int identify_early(struct ctx *c, struct http_error *e)
+{
+	int rc = identify_header(c->db, &c->cfg, &c->id, e);
+
+	name_row(c);
+	if (rc != 0)
+		c->db_failed = e->status == 503;
+	return rc;
 }
 
 /* Identity, quota and the audit row, then a sandbox slot: a request over
@@ -188,13 +237,12 @@ static int admit(struct ctx *c, struct http_error *e)
 {
 	int rc;
 
-	if (identify(c->db, &c->cfg, c->job.token, &c->id, e) != 0) {
+	rc = identify_finish(c->db, &c->cfg, c->job.token, &c->id, e);
+	name_row(c);
+	if (rc != 0) {
 		c->db_failed = e->status == 503;
 		return -1;
 	}
-	c->rec.identity = c->id.key;
-	c->rec.user_id = c->id.is_user ? c->id.user.id : 0;
-	c->rec.user_name = c->id.is_user ? c->id.user.name : NULL;
 	c->rec.profile = c->id.profile;
 	c->reply.profile = c->id.profile;
 	/* Past this the broker must have finished, whatever happened: the
@@ -302,6 +350,8 @@ static void handle(struct ctx *c)
 	if (open_db(c, &e) != 0)
 		goto refused;
 	TRACE(TR_DB_OPEN);
+	if (identify_early(c, &e) != 0)
+		goto refused;
 	if (request_read(&c->req, STDIN_FILENO, c->cfg.body_bytes,
 			 c->cfg.body_timeout_ms, &e) != 0)
 		goto refused;

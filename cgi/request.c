@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "request.h"
+#include "cancel.h"
 #include "config.h"
 #include "limits.h"
 #include "banned.h"
@@ -135,16 +136,22 @@ static int read_body(struct request *req, int fd, long timeout_ms,
 	size_t got = 0;
 
 	while (got < req->len) {
-		struct pollfd p = { fd, POLLIN, 0 };
+		/* The body, and the web server's cancellation (cancel.h). */
+		struct pollfd p[2] = { { fd, POLLIN, 0 },
+				       { cancel_fd(), POLLIN, 0 } };
 		long left = deadline - now_ms();
-		int ready = left > 0 ? poll(&p, 1, (int)left) : 0;
+		int ready = left > 0 ? poll(p, 2, (int)left) : 0;
 		ssize_t n;
 
+		if (cancel_signal())
+			return cancel_fail(e, "the request body was read");
 		if (ready < 0 && errno == EINTR)
 			continue;
 		if (ready <= 0)
 			return http_fail(e, 408, "request body not received "
 					 "within %ld ms", timeout_ms);
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
 		n = read(fd, req->body + got, req->len - got);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
@@ -202,14 +209,17 @@ void request_discard(int fd, long timeout_ms)
 		return;		/* no length: nothing is known to follow */
 	if (left > DISCARD_MAX_BYTES)
 		left = DISCARD_MAX_BYTES;
-	while (left > 0) {
-		struct pollfd p = { fd, POLLIN, 0 };
+	while (left > 0 && !cancel_signal()) {
+		struct pollfd p[2] = { { fd, POLLIN, 0 },
+				       { cancel_fd(), POLLIN, 0 } };
 		long wait = deadline - now_ms();
-		int ready = wait > 0 ? poll(&p, 1, (int)wait) : 0;
+		int ready = wait > 0 ? poll(p, 2, (int)wait) : 0;
 		ssize_t n;
 
 		if (ready < 0 && errno == EINTR)
 			continue;
+		if (ready > 0 && !(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;	/* the cancel pipe: the loop ends */
 		if (ready <= 0)
 			return;
 		n = read(fd, buf, (size_t)left < sizeof(buf) ? (size_t)left : sizeof(buf));

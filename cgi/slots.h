@@ -3,7 +3,9 @@
  * slots.h: the host-wide cap on sandboxes running at once. A slot is a
  * one-byte write lock in a lock file beside the database; the kernel drops
  * it when the holding process exits, however it exits, so a crashed broker
- * cannot leak one.
+ * cannot leak one. An identity's own slots are locks too, in another
+ * region of the same file, so that one client (asleep in every sandbox it
+ * got) cannot hold the whole host.
  */
 #ifndef PYEXEC_SLOTS_H
 #define PYEXEC_SLOTS_H
@@ -14,5 +16,20 @@
  * when every slot stayed taken, or -2 when the lock file cannot be used.
  */
 int slots_acquire(const char *db_path, long max, long wait_ms);
+
+/* slots_acquire's answer when the identity holds per_identity already. */
+#define SLOTS_IDENTITY_FULL (-3)
+/* ... and when the web server cancelled the request while it waited. */
+#define SLOTS_CANCELLED (-4)
+
+/*
+ * The same, and also one of per_identity slots of identity key (in the
+ * same file, at an offset derived from the key: a 40-bit hash, so two
+ * identities share their slots only by a collision no client can aim
+ * at). Waits up to wait_ms for both; returns the descriptor, -1 (the
+ * host is full), -2 (the lock file), or SLOTS_IDENTITY_FULL.
+ */
+int slots_acquire_for(const char *db_path, long max, const char *key,
+		      long per_identity, long wait_ms);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "settings.h"
+#include "../cgi/cidr.h"
 #include "../cgi/limits.h"
 #include "../sandbox/profile.h"
 #include "../cgi/banned.h"
@@ -51,6 +52,15 @@ static const struct setting_def table[] = {
 	  "sandboxes running at once on this host (0: twice the cores)" },
 	{ "concurrency_wait_ms", SET_INT, "5000", 0, 600000, NULL,
 	  "how long a request waits for a free sandbox before 503" },
+	{ "max_concurrent_per_identity", SET_INT, "0", 0, 4096, NULL,
+	  "sandboxes one identity may hold at once (0: half of "
+	  "max_concurrent, at least 1)" },
+	{ "anon_ipv6_prefix", SET_INT, "64", 32, 128, NULL,
+	  "anonymous IPv6 clients are one identity per network of this "
+	  "many bits" },
+	{ "trusted_proxies", SET_CIDR, "", 0, 1023, NULL,
+	  "reverse proxies (addresses, CIDR blocks, comma-separated) whose "
+	  "Forwarded / X-Forwarded-For names the client; empty: none" },
 	{ "price_gb_s", SET_PRICE, "0.0000025", 0, 0, NULL,
 	  "price of one GB-second, for cost estimates" },
 	{ "price_invocation", SET_PRICE, "0.0000004", 0, 0, NULL,
@@ -120,6 +130,9 @@ static int choice_index(const char *choices, const char *v)
 	return -1;
 }
 
+static int cidr_setting(const struct setting_def *d, const char *value,
+			char *err, size_t errlen);
+
 int setting_validate(const struct setting_def *d, const char *value,
 		     char *err, size_t errlen)
 {
@@ -147,7 +160,26 @@ int setting_validate(const struct setting_def *d, const char *value,
 		return -1;
 	case SET_PROFILE:
 		return profile_parse(value, &m, err, errlen);
+	case SET_CIDR:
+		return cidr_setting(d, value, err, errlen);
 	}
+	return -1;
+}
+
+static int cidr_setting(const struct setting_def *d, const char *value,
+			char *err, size_t errlen)
+{
+	char why[160];
+
+	if (value && strnlen(value, (size_t)d->max + 1) > (size_t)d->max) {
+		snprintf(err, errlen, "%s must be at most %ld bytes", d->key,
+			 d->max);
+		return -1;
+	}
+	if (value && cidr_list_check(value, why, sizeof(why)) == 0)
+		return 0;
+	snprintf(err, errlen, "%s must be a comma-separated list of addresses "
+		 "and CIDR blocks: %s", d->key, value ? why : "none given");
 	return -1;
 }
 
@@ -156,6 +188,15 @@ static long ncores(void)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 	return n > 0 ? n : 1;
+}
+
+long settings_identity_cap(const struct settings *s)
+{
+	long half = s->max_concurrent / 2;
+
+	if (s->max_concurrent_per_identity > 0)
+		return s->max_concurrent_per_identity;
+	return half > 0 ? half : 1;
 }
 
 void settings_defaults(struct settings *s)
@@ -184,7 +225,8 @@ int settings_apply(struct settings *s, const char *key, const char *value)
 	INT(max_timeout_ms)
 	INT(max_memory_mb) INT(default_quota) INT(quota_window_s)
 	INT(audit_code_max_bytes) INT(audit_error_max_bytes)
-	INT(concurrency_wait_ms)
+	INT(concurrency_wait_ms) INT(max_concurrent_per_identity)
+	INT(anon_ipv6_prefix)
 #undef INT
 	if (strcmp(key, "cpu_ms") == 0) {
 		s->cpu_ms = l;
@@ -194,6 +236,9 @@ int settings_apply(struct settings *s, const char *key, const char *value)
 		s->anonymous = choice_index(d->choices, value) == 0;
 	} else if (strcmp(key, "audit_code") == 0) {
 		s->audit_code = (enum audit_code)choice_index(d->choices, value);
+	} else if (strcmp(key, "trusted_proxies") == 0) {
+		snprintf(s->trusted_proxies, sizeof(s->trusted_proxies), "%s",
+			 value);
 	} else if (strcmp(key, "price_gb_s") == 0) {
 		s->price_gb_s = p;
 	} else if (strcmp(key, "price_invocation") == 0) {

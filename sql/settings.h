@@ -22,11 +22,14 @@ struct settings {
 	enum audit_code audit_code;
 	long audit_code_max_bytes, audit_error_max_bytes;
 	long max_concurrent, concurrency_wait_ms;
+	long max_concurrent_per_identity;	/* 0: half of max_concurrent */
+	long anon_ipv6_prefix;			/* bits grouping IPv6 clients */
+	char trusted_proxies[1024];		/* a CIDR list, "" for none */
 	double price_gb_s, price_invocation;
 	uint64_t modules;	/* allowed_modules: sandbox/profile.h's mask */
 };
 
-enum setting_kind { SET_INT, SET_PRICE, SET_CHOICE, SET_PROFILE };
+enum setting_kind { SET_INT, SET_PRICE, SET_CHOICE, SET_PROFILE, SET_CIDR };
 
 struct setting_def {
 	const char *key;
@@ -34,6 +37,8 @@ struct setting_def {
 	const char *def;	/* default, as text */
 	long min, max;		/* SET_INT */
 	const char *choices;	/* SET_CHOICE: "a|b|c" */
+				/* SET_CIDR: a list of addresses and CIDR
+				 * blocks (cgi/cidr.h), max bytes at most */
 	const char *help;
 };
 
@@ -46,6 +51,10 @@ int setting_validate(const struct setting_def *d, const char *value,
 
 /* Parses a decimal (a leading '-' allowed) in [min, max]; 0 or -1. */
 int setting_parse_int(const char *s, long min, long max, long *out);
+
+/* The per-identity cap in force: the setting, or half of max_concurrent
+ * (at least 1) for 0. */
+long settings_identity_cap(const struct settings *s);
 
 /* Fills s with the defaults. */
 void settings_defaults(struct settings *s);

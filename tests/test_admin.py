@@ -446,8 +446,9 @@ KEYS = ["timeout_ms", "cpu_ms", "memory_mb", "output_bytes", "code_bytes",
         "input_bytes", "body_bytes", "body_timeout_ms", "max_timeout_ms",
         "max_memory_mb", "default_quota", "quota_window_s", "anonymous",
         "audit_code", "audit_code_max_bytes", "audit_error_max_bytes",
-        "max_concurrent", "concurrency_wait_ms", "price_gb_s",
-        "price_invocation", "allowed_modules"]
+        "max_concurrent", "concurrency_wait_ms",
+        "max_concurrent_per_identity", "anon_ipv6_prefix", "trusted_proxies",
+        "price_gb_s", "price_invocation", "allowed_modules"]
 
 
 def test_config_list(db):

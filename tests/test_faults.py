@@ -21,6 +21,7 @@ deadline (test_servers: 'Cancelled').
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import tempfile
@@ -28,7 +29,10 @@ import time
 
 import pytest
 
-from conftest import CGI, Response, base_env, cgi_raw, new_db, row, run_code
+from conftest import (CGI, IDLE, Response, add_user, base_env, cgi_raw,
+                      fresh_db, new_db, now_ms, query, row, run_code,
+                      running_sandboxes, sandbox_processes, start_cgi)
+from conftest import wait_for as cwait_for
 from test_failclosed import assert_fail_closed, fill, tmpfs
 from test_servers import Lighttpd, post, pyexec_procs, rows, wait_for
 
@@ -253,3 +257,187 @@ def test_missing_pyexec_sandbox_is_an_audited_internal_error():
         assert b"pyexec-sandbox" in r.stderr
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+# ------------------------------------------ the broker killed at every phase
+#
+# What "every request leaves a row" covers (README): SIGTERM (what a web
+# server sends when it gives up) at any phase ends the request with its
+# row; SIGKILL after the row is written leaves it 'running', read as
+# 'abandoned' past its deadline; SIGKILL before the row is written leaves
+# none (nothing ran: the row is written before any code does).
+
+PHASE_WAIT_MS = 60000     # waits the kill must cut short
+
+
+def broker_rows(db, pid):
+    return query(db, "SELECT * FROM runs_view WHERE broker_pid = ?", (pid,))
+
+
+def count_rows(db):
+    return query(db, "SELECT count(*) AS n FROM runs")[0]["n"]
+
+
+def sandboxes_gone(p):
+    return cwait_for(lambda: not sandbox_processes(p.pid), 5.0)
+
+
+def reap(p, timeout=30):
+    """Waits for a CGI (SIGKILLed past timeout); its stdout, raw (a
+    killed or cancelled broker may have written nothing)."""
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise AssertionError("the broker was still there after %d s" % timeout)
+    finally:
+        out = p.stdout.read()
+        for f in (p.stdin, p.stdout, p.stderr):
+            if f and not f.closed:
+                f.close()
+    return out
+
+
+def end(p, sig):
+    assert p.poll() is None, "the CGI ended before the phase was reached"
+    os.kill(p.pid, sig)
+    # A SIGTERM must end the wait at once: the wait itself is 60 s, so a
+    # broker that ignored the signal is still there when this gives up.
+    return reap(p)
+
+
+def assert_cancelled_unrun(rec, doing):
+    assert rec["outcome"] == "rejected" and rec["status"] == "rejected", rec
+    assert rec["error_type"] == "Cancelled" and rec["http_status"] == 499, rec
+    assert "SIGTERM" in rec["error"] and doing in rec["error"], rec
+    assert rec["counted"] == 0 and rec["finished_ms"] is not None
+
+
+def assert_abandoned_later(db, rec):
+    """A killed broker's row stays 'running'; past its deadline the view
+    reads it 'abandoned' (the deadline is moved here rather than waited
+    for: test_audit waits for a real one)."""
+    assert rec["outcome"] == "running" and rec["status"] == "running", rec
+    assert rec["finished_ms"] is None and rec["deadline_ms"] > now_ms()
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE runs SET deadline_ms = ? WHERE id = ?",
+                  (now_ms() - 1, rec["id"]))
+    assert row(db, rec["id"])["status"] == "abandoned"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGKILL"])
+def test_killed_while_the_body_is_read(sig):
+    """Before the row: the body is still coming."""
+    db = fresh_db(settings={"body_timeout_ms": str(PHASE_WAIT_MS)})
+    before = count_rows(db)
+    body = json.dumps({"code": "print('%s')" % MARKER}).encode()
+    p = start_cgi(body, db, send=False)
+    try:
+        p.stdin.write(body[:4])
+        p.stdin.flush()
+        # The child is forked first, the database opened, then the read.
+        assert cwait_for(lambda: sandbox_processes(p.pid), 5.0)
+        time.sleep(0.3)
+        r = end(p, sig)
+    finally:
+        if not p.stdin.closed:
+            p.stdin.close()
+    assert sandboxes_gone(p), "a sandbox outlived its broker"
+    found = broker_rows(db, p.pid)
+    if sig == signal.SIGKILL:
+        assert found == [] and count_rows(db) == before
+        assert r == b""
+        return
+    assert len(found) == 1 and count_rows(db) == before + 1, found
+    assert_cancelled_unrun(found[0], "body")
+    assert MARKER.encode() not in r
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGKILL"])
+def test_killed_while_waiting_for_a_slot(sig):
+    """After admission: the row is written, the request waits for a slot."""
+    db = fresh_db(settings={"max_concurrent": "1",
+                          "concurrency_wait_ms": str(PHASE_WAIT_MS)})
+    holder = add_user(db, "holder", admin=True)
+    body = json.dumps({"code": IDLE}).encode()
+    h = start_cgi(body, db, env={"HTTP_AUTHORIZATION": "Bearer " + holder,
+                                 "PYEXEC_TIMEOUT_MS": "20000"})
+    try:
+        assert cwait_for(lambda: running_sandboxes(h.pid), 5.0)
+        p = start_cgi(json.dumps({"code": "print('%s')" % MARKER}).encode(), db)
+        rec = cwait_for(lambda: broker_rows(db, p.pid), 10.0)
+        assert rec and rec[0]["outcome"] == "running", rec
+        time.sleep(0.2)
+        r = end(p, sig)
+        assert sandboxes_gone(p)
+        found = broker_rows(db, p.pid)
+        assert len(found) == 1, found
+        if sig == signal.SIGKILL:
+            assert_abandoned_later(db, found[0])
+        else:
+            assert_cancelled_unrun(found[0], "slot")
+        assert MARKER.encode() not in r
+    finally:
+        if h.poll() is None:
+            os.kill(h.pid, signal.SIGKILL)
+        reap(h)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGKILL"])
+def test_killed_while_running(sig):
+    db = fresh_db()
+    p = start_cgi(json.dumps({"code": IDLE}).encode(), db,
+                  env={"PYEXEC_TIMEOUT_MS": str(PHASE_WAIT_MS)})
+    assert cwait_for(lambda: running_sandboxes(p.pid), 5.0)
+    end(p, sig)
+    assert sandboxes_gone(p), "a sandbox outlived its broker"
+    found = broker_rows(db, p.pid)
+    assert len(found) == 1, found
+    if sig == signal.SIGKILL:
+        assert_abandoned_later(db, found[0])
+        return
+    rec = found[0]
+    assert (rec["outcome"], rec["error_type"], rec["http_status"]) == \
+        ("internal", "Cancelled", 499), rec
+    assert "SIGTERM" in rec["error"] and rec["finished_ms"] is not None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL],
+                         ids=["SIGTERM", "SIGKILL"])
+def test_killed_while_completing(sig):
+    """The run is over, the broker waits for the database to complete the
+    row (the test holds the write lock): SIGTERM lets it finish the row
+    with the run's own outcome; SIGKILL leaves the row 'running'."""
+    db = fresh_db()
+    p = start_cgi(json.dumps({"code": IDLE}).encode(), db,
+                  env={"PYEXEC_TIMEOUT_MS": "1500",
+                       "PYEXEC_DB_BUSY_MS": str(PHASE_WAIT_MS)})
+    lock = None
+    try:
+        assert cwait_for(lambda: running_sandboxes(p.pid), 5.0)
+        assert cwait_for(lambda: broker_rows(db, p.pid), 5.0)
+        lock = sqlite3.connect(db, isolation_level=None, timeout=10)
+        lock.execute("BEGIN IMMEDIATE")
+        # The run ends at its time limit; the broker then waits for the lock.
+        assert cwait_for(lambda: not sandbox_processes(p.pid), 10.0)
+        time.sleep(0.3)
+        assert p.poll() is None, "the broker completed the row under the lock"
+        os.kill(p.pid, sig)
+        time.sleep(0.3)
+    finally:
+        if lock is not None:
+            lock.execute("ROLLBACK")
+            lock.close()
+    reap(p)
+    found = broker_rows(db, p.pid)
+    assert len(found) == 1, found
+    if sig == signal.SIGKILL:
+        assert_abandoned_later(db, found[0])
+        return
+    rec = found[0]
+    assert rec["outcome"] == "timeout" and rec["finished_ms"] is not None, rec
+    assert rec["error_type"] == "TimeoutError" and rec["http_status"] == 200

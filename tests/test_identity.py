@@ -9,10 +9,12 @@ import hashlib
 import json
 import os
 import sqlite3
+import subprocess
 
 import pytest
 
-from conftest import (add_user, fresh_db, query, row, run_code)
+from conftest import (add_user, cgi_raw, finish_cgi, fresh_db, query, row,
+                      run_code, start_cgi)
 
 
 def bearer(token):
@@ -257,3 +259,218 @@ def test_user_gets_more_memory_of_their_own():
     assert r.status == 200 and r["error_type"] == "MemoryError", r
     r = run_code(code, db=db, env=bearer(token))
     assert r.status == 200 and r["output"] == "allocated\n", r
+
+
+# ------------------------------------------- attribution of refused requests
+#
+# The Authorization header is identified before the body is read: whatever
+# happens to the request afterwards, its row names the user the header's
+# token belongs to, and the refusal costs that user nothing.
+
+ADMIN = os.environ.get("PYEXEC_ADMIN", os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyexec-admin"))
+
+
+def admin_logs_user(db, name):
+    p = subprocess.run([ADMIN, "--db", db, "logs", "--user", name, "--json",
+                        "--limit", "1000"], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return {json.loads(line)["id"] for line in p.stdout.decode().splitlines()}
+
+
+def assert_named(db, r, name, status):
+    assert r.status == status, r
+    rec = row(db, r["run_id"])
+    assert rec["identity"] == "user:" + name, rec
+    assert rec["user_name"] == name and rec["user_id"] is not None, rec
+    assert rec["outcome"] == "rejected" and rec["http_status"] == status
+    assert rec["counted"] == 0
+    return rec
+
+
+@pytest.fixture(scope="module")
+def attr_db():
+    return fresh_db(quota=1)
+
+
+@pytest.mark.parametrize("fate", ["415", "413", "400-json", "400-short",
+                                  "400-token-differs", "405"])
+def test_refused_request_with_a_header_token_names_the_user(attr_db, fate):
+    token = add_user(attr_db, "refused" + fate.replace("-", ""))
+    env = bearer(token)
+    body = json.dumps({"code": "print(1)"}).encode()
+    kw = {}
+    if fate == "415":
+        kw["content_type"] = "text/plain"
+    elif fate == "413":
+        kw["content_length"] = str(50 * 2**20)
+    elif fate == "400-json":
+        body = b'{"code": "print(1)", '
+    elif fate == "400-short":
+        kw["content_length"] = str(len(body) + 10)
+    elif fate == "400-token-differs":
+        body = json.dumps({"code": "print(1)", "token": add_user(
+            attr_db, "other" + fate.replace("-", ""))}).encode()
+    elif fate == "405":
+        kw["method"] = "GET"
+    r = cgi_raw(body, env=env, db=attr_db, **kw)
+    name = "refused" + fate.replace("-", "")
+    assert_named(attr_db, r, name, int(fate[:3]))
+    assert r.json and r["run_id"] in admin_logs_user(attr_db, name)
+    # The refusal cost nothing: the user's one run is still there.
+    ok = run_code("print('after')", db=attr_db, env=env)
+    assert ok.status == 200 and ok["output"] == "after\n", ok
+
+
+def test_stalled_body_with_a_header_token_names_the_user(attr_db):
+    token = add_user(attr_db, "staller")
+    body = json.dumps({"code": "print(1)"}).encode()
+    p = start_cgi(body, attr_db, env=dict(bearer(token),
+                                          PYEXEC_BODY_TIMEOUT_MS="300"),
+                  send=False)
+    p.stdin.write(body[:5])
+    p.stdin.flush()
+    try:
+        r = finish_cgi(p)
+    finally:
+        p.stdin.close()
+    assert_named(attr_db, r, "staller", 408)
+    assert r["run_id"] in admin_logs_user(attr_db, "staller")
+
+
+def test_over_quota_with_a_header_token_names_the_user(attr_db):
+    token = add_user(attr_db, "quota0", quota=0)
+    r = run_code("print(1)", db=attr_db, env=bearer(token))
+    assert_named(attr_db, r, "quota0", 429)
+
+
+def test_disabled_users_401_names_the_user(attr_db):
+    token = add_user(attr_db, "gone", disabled=True)
+    r = run_code("print('MARKER')", db=attr_db, env=bearer(token))
+    assert_401(r)
+    rec = assert_named(attr_db, r, "gone", 401)
+    assert "disabled" in rec["error"], rec
+    assert r["run_id"] in admin_logs_user(attr_db, "gone")
+    # the same through the body's token
+    r = run_code("print('MARKER')", db=attr_db, token=token)
+    assert_401(r)
+    assert_named(attr_db, r, "gone", 401)
+
+
+def test_disabled_users_refusal_before_the_body_names_the_user(attr_db):
+    token = add_user(attr_db, "gone2", disabled=True)
+    r = cgi_raw(b"x", env=bearer(token), db=attr_db, content_type="text/plain")
+    assert_401(r)
+    assert_named(attr_db, r, "gone2", 401)
+
+
+def test_token_only_in_an_unparsable_body_stays_anonymous(attr_db):
+    token = add_user(attr_db, "hidden")
+    body = ('{"token": "%s", "code": ' % token).encode()
+    r = cgi_raw(body, db=attr_db)
+    assert r.status == 400, r
+    rec = row(attr_db, r["run_id"])
+    assert rec["identity"] == "anon:127.0.0.1" and rec["user_name"] is None
+    assert r["run_id"] not in admin_logs_user(attr_db, "hidden")
+
+
+# ------------------------------------------ anonymous clients on real networks
+
+def anon(db, addr, **headers):
+    env = {"REMOTE_ADDR": addr}
+    env.update(headers)
+    r = run_code("print(1)", db=db, env=env)
+    assert r.json is not None, r
+    return r, row(db, r["run_id"])
+
+
+def test_ipv6_clients_are_grouped_by_their_64():
+    db = fresh_db(quota=1)
+    r, rec = anon(db, "2001:db8:1:2::1")
+    assert r.status == 200, r
+    assert rec["identity"] == "anon:2001:db8:1:2::/64", rec
+    assert rec["client_addr"] == "2001:db8:1:2::1"
+    # Another address of the same /64 is the same client: over quota.
+    r, rec = anon(db, "2001:DB8:1:2:ffff:ffff:ffff:fffe")
+    assert r.status == 429, r
+    assert rec["identity"] == "anon:2001:db8:1:2::/64"
+    # The next /64 is another client.
+    r, rec = anon(db, "2001:db8:1:3::1")
+    assert r.status == 200, r
+    assert rec["identity"] == "anon:2001:db8:1:3::/64"
+
+
+def test_ipv6_prefix_is_a_setting():
+    db = fresh_db(quota=1, settings={"anon_ipv6_prefix": "48"})
+    assert anon(db, "2001:db8:1:2::1")[0].status == 200
+    r, rec = anon(db, "2001:db8:1:7::1")
+    assert r.status == 429 and rec["identity"] == "anon:2001:db8:1::/48", rec
+    db = fresh_db(quota=1, settings={"anon_ipv6_prefix": "128"})
+    assert anon(db, "2001:db8:1:2::1")[0].status == 200
+    r, rec = anon(db, "2001:db8:1:2::2")
+    assert r.status == 200 and rec["identity"] == "anon:2001:db8:1:2::2", rec
+
+
+def test_ipv4_mapped_ipv6_is_the_ipv4_address():
+    db = fresh_db(quota=1)
+    r, rec = anon(db, "::ffff:198.51.100.4")
+    assert r.status == 200 and rec["identity"] == "anon:198.51.100.4", rec
+    r, rec = anon(db, "198.51.100.4")
+    assert r.status == 429 and rec["identity"] == "anon:198.51.100.4", rec
+
+
+def test_forwarding_headers_are_ignored_without_trusted_proxies():
+    db = fresh_db()
+    r, rec = anon(db, "127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7",
+                  HTTP_FORWARDED="for=198.51.100.8")
+    assert r.status == 200 and rec["identity"] == "anon:127.0.0.1", rec
+    assert rec["client_addr"] == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def proxy_db():
+    return fresh_db(settings={"trusted_proxies": "127.0.0.1, ::1, 10.0.0.0/8"})
+
+
+def test_trusted_proxy_names_the_client(proxy_db):
+    r, rec = anon(proxy_db, "127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert r.status == 200 and rec["identity"] == "anon:198.51.100.7", rec
+    assert rec["client_addr"] == "198.51.100.7"
+    # The right-most hop that is not a trusted proxy: what the client
+    # wrote itself, left of it, is not believed.
+    r, rec = anon(proxy_db, "::1",
+                  HTTP_X_FORWARDED_FOR="1.1.1.1, 198.51.100.7, 10.2.3.4")
+    assert rec["identity"] == "anon:198.51.100.7", rec
+    # Forwarded (RFC 7239) comes first.
+    r, rec = anon(proxy_db, "127.0.0.1", HTTP_X_FORWARDED_FOR="1.1.1.1",
+                  HTTP_FORWARDED='for=1.1.1.2, for="[2001:db8:5:6::7]:443"')
+    assert rec["identity"] == "anon:2001:db8:5:6::/64", rec
+    assert rec["client_addr"] == "2001:db8:5:6::7"
+
+
+def test_untrusted_peer_cannot_forward(proxy_db):
+    r, rec = anon(proxy_db, "127.0.0.2", HTTP_X_FORWARDED_FOR="198.51.100.7")
+    assert r.status == 200 and rec["identity"] == "anon:127.0.0.2", rec
+
+
+def test_forged_hop_leaves_the_proxy_as_the_client(proxy_db):
+    r, rec = anon(proxy_db, "127.0.0.1",
+                  HTTP_X_FORWARDED_FOR="198.51.100.7, not-an-address")
+    assert rec["identity"] == "anon:127.0.0.1", rec
+
+
+def test_trusted_proxies_setting_is_validated():
+    db = fresh_db()
+
+    def config_set(value):
+        return subprocess.run([ADMIN, "--db", db, "config", "set",
+                               "trusted_proxies", value], capture_output=True,
+                              timeout=60)
+    p = config_set("10.0.0.0/8, ::1")
+    assert p.returncode == 0, p.stderr
+    for bad in ("10.0.0.0/33", "localhost", "10.0.0.1,", "1.2.3.4 5.6.7.8"):
+        p = config_set(bad)
+        assert p.returncode != 0, bad
+        assert b"trusted_proxies" in p.stderr, p.stderr
+    assert query(db, "SELECT value FROM settings WHERE key = "
+                 "'trusted_proxies'") == [{"value": "10.0.0.0/8, ::1"}]

@@ -433,3 +433,76 @@ def test_the_anonymous_429_says_a_token_lifts_the_shared_limit():
     user = run_code("print(2)", db=db, env=bearer(token))
     assert_429(user, 1, 3600)
     assert "retry in" in user["error"] and "token" not in user["error"]
+
+
+# ------------------------------------------------------- per-identity cap
+
+def assert_429_own_cap(r, own):
+    assert r.status == 429, r
+    assert header_lines(r, "Retry-After") == ["1"], r.headers
+    assert r["success"] is False and r["output"] == ""
+    assert ("%d sandboxes of this identity" % own) in r["error"], r
+
+
+def test_one_identity_cannot_hold_every_slot():
+    db = fresh_db(settings={"max_concurrent": "3", "concurrency_wait_ms": "300",
+                            "max_concurrent_per_identity": "1"})
+    token = add_user(db, "sleeper")
+    other = add_user(db, "other")
+    a = start_idle(db, 6000, env=bearer(token))
+    try:
+        r = run_code("print('MARKER')", db=db, env=bearer(token))
+        assert_429_own_cap(r, 1)
+        assert "MARKER" not in r.body.decode()
+        rec = query(db, "SELECT * FROM runs WHERE id = ?", (r["run_id"],))[0]
+        assert rec["identity"] == "user:sleeper"
+        assert rec["outcome"] == "rejected" and rec["http_status"] == 429
+        assert rec["counted"] == 0
+        # The host still has room for everyone else.
+        r = run_code("print('other')", db=db, env=bearer(other))
+        assert r.status == 200 and r["output"] == "other\n", r
+        r = run_code("print('anon')", db=db)
+        assert r.status == 200 and r["output"] == "anon\n", r
+    finally:
+        kill(a)
+    # Its sandbox ended: its slot is free again.
+    r = run_code("print('again')", db=db, env=bearer(token))
+    assert r.status == 200 and r["output"] == "again\n", r
+
+
+def test_default_per_identity_cap_is_half_the_host():
+    db = fresh_db(settings={"max_concurrent": "4", "concurrency_wait_ms": "300"})
+    holders = []
+    try:
+        for _ in range(2):
+            holders.append(start_idle(db, 8000))
+        assert_429_own_cap(run_code("print(1)", db=db), 2)
+        # Another address is another identity.
+        r = run_code("print('b')", db=db, env={"REMOTE_ADDR": "127.0.0.9"})
+        assert r.status == 200 and r["output"] == "b\n", r
+    finally:
+        for p in holders:
+            kill(p)
+
+
+def test_per_identity_cap_counts_an_ipv6_network_once():
+    db = fresh_db(settings={"max_concurrent": "4", "concurrency_wait_ms": "300",
+                            "max_concurrent_per_identity": "1"})
+    a = start_idle(db, 6000, env={"REMOTE_ADDR": "2001:db8:9:9::1"})
+    try:
+        r = run_code("print(1)", db=db, env={"REMOTE_ADDR": "2001:db8:9:9::2"})
+        assert_429_own_cap(r, 1)
+    finally:
+        kill(a)
+
+
+def test_per_identity_waiter_gets_the_slot_its_identity_frees():
+    db = fresh_db(settings={"max_concurrent": "3", "concurrency_wait_ms": "8000",
+                            "max_concurrent_per_identity": "1"})
+    a = start_idle(db, 1000)
+    try:
+        r = run_code("print('next')", db=db)
+        assert a.poll() is not None, "the first run was still going"
+        assert r.status == 200 and r["output"] == "next\n", r
+    finally:
+        kill(a)

@@ -13,6 +13,8 @@
 #include <unistd.h>
 #include <cjson/cJSON.h>
 #include "unit.h"
+#include "../../cgi/cidr.h"
+#include "../../cgi/client.h"
 #include "../../cgi/config.h"
 #include "../../cgi/http.h"
 #include "../../cgi/identity.h"
@@ -2110,4 +2112,247 @@ void test_http_reason_names(void)
 	CHECK_STR(http_reason(404), "Error");
 	CHECK_STR(http_reason(0), "Error");
 	CHECK_STR(http_reason(-400), "Error");
+}
+
+/*
+ * cidr.c
+ */
+
+static void cidr_ok_at(const char *file, int line, const char *list)
+{
+	char err[256] = "";
+
+	if (cidr_list_check(list, err, sizeof(err)) != 0)
+		unit_fail(file, line, "cidr_list_check(\"%s\"): %s", list, err);
+}
+#define cidr_ok(l) cidr_ok_at(__FILE__, __LINE__, (l))
+
+static void cidr_bad_at(const char *file, int line, const char *list,
+			const char *want)
+{
+	char err[256] = "";
+
+	if (cidr_list_check(list, err, sizeof(err)) != -1)
+		unit_fail(file, line, "cidr_list_check(\"%s\") accepted it",
+			  list);
+	else
+		unit_check_contains(file, line, list, err, want);
+}
+#define cidr_bad(l, w) cidr_bad_at(__FILE__, __LINE__, (l), (w))
+
+void test_cidr_check(void)
+{
+	char big[CIDR_LIST_MAX + 16];
+	size_t n = 0;
+
+	cidr_ok("");
+	cidr_ok("   ");
+	cidr_ok("127.0.0.1/8, ::1, 2001:db8::/32");
+	cidr_ok("10.0.0.1");
+	cidr_ok(" 10.0.0.0/8 ,\t192.168.0.0/16 ");
+	cidr_ok("0.0.0.0/0");
+	cidr_ok("::/0");
+	cidr_ok("::ffff:10.0.0.0/104");
+	cidr_ok("10.0.0.0/32,fe80::/10");
+	cidr_bad("10.0.0.0/33", "'10.0.0.0/33'");
+	cidr_bad("::1/129", "'::1/129'");
+	cidr_bad("10.0.0.0/", "not an address");
+	cidr_bad("10.0.0.0/8x", "not an address");
+	cidr_bad("10.0.0.0/-1", "not an address");
+	cidr_bad("10.0.0.0/+8", "not an address");
+	cidr_bad("10.0.0.256", "'10.0.0.256'");
+	cidr_bad("localhost", "'localhost'");
+	cidr_bad("10.0.0.1 10.0.0.2", "not an address");
+	cidr_bad("10.0.0.1,,10.0.0.2", "empty item");
+	cidr_bad("10.0.0.1,", "empty item");
+	cidr_bad(",10.0.0.1", "empty item");
+	cidr_bad("10.0.0.1, ", "empty item");
+	cidr_bad("fe80::1%eth0", "not an address");
+	cidr_bad("[::1]", "not an address");
+	CHECK_EQ(cidr_list_check(NULL, NULL, 0), -1);
+	CHECK_EQ(cidr_list_check("x", NULL, 0), -1);
+	/* valid items, beyond the bound in total */
+	while (n < CIDR_LIST_MAX + 1)
+		n += (size_t)snprintf(big + n, sizeof(big) - n, "%s10.0.0.1",
+				      n ? "," : "");
+	cidr_bad(big, "too long");
+	CHECK_EQ(cidr_list_match(big, "10.0.0.1"), 0);
+}
+
+void test_cidr_match(void)
+{
+	const char *l = "127.0.0.1/8, ::1, 2001:db8::/32";
+
+	CHECK_EQ(cidr_list_match(l, "127.0.0.1"), 1);
+	CHECK_EQ(cidr_list_match(l, "127.255.3.4"), 1);
+	CHECK_EQ(cidr_list_match(l, "128.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match(l, "::ffff:127.0.0.9"), 1);
+	CHECK_EQ(cidr_list_match(l, "::ffff:128.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match(l, "::1"), 1);
+	CHECK_EQ(cidr_list_match(l, "::2"), 0);
+	CHECK_EQ(cidr_list_match(l, "2001:db8:ffff::1"), 1);
+	CHECK_EQ(cidr_list_match(l, "2001:db9::1"), 0);
+	/* the IPv4 address 0.0.0.1 is not ::1 */
+	CHECK_EQ(cidr_list_match(l, "0.0.0.1"), 0);
+	/* prefixes that do not fall on a byte */
+	CHECK_EQ(cidr_list_match("10.0.0.0/9", "10.127.0.1"), 1);
+	CHECK_EQ(cidr_list_match("10.0.0.0/9", "10.128.0.1"), 0);
+	CHECK_EQ(cidr_list_match("192.168.1.4/30", "192.168.1.7"), 1);
+	CHECK_EQ(cidr_list_match("192.168.1.4/30", "192.168.1.8"), 0);
+	CHECK_EQ(cidr_list_match("192.168.1.4/30", "192.168.1.3"), 0);
+	CHECK_EQ(cidr_list_match("fe80::/10", "febf::1"), 1);
+	CHECK_EQ(cidr_list_match("fe80::/10", "fec0::1"), 0);
+	/* a plain address is one host */
+	CHECK_EQ(cidr_list_match("10.0.0.1", "10.0.0.1"), 1);
+	CHECK_EQ(cidr_list_match("10.0.0.1", "10.0.0.2"), 0);
+	/* everything, per family */
+	CHECK_EQ(cidr_list_match("0.0.0.0/0", "203.0.113.9"), 1);
+	CHECK_EQ(cidr_list_match("0.0.0.0/0", "2001:db8::1"), 0);
+	CHECK_EQ(cidr_list_match("::/0", "2001:db8::1"), 1);
+	CHECK_EQ(cidr_list_match("::/0", "203.0.113.9"), 1);
+	/* an IPv4-mapped block counts in IPv6 bits */
+	CHECK_EQ(cidr_list_match("::ffff:10.0.0.0/104", "10.9.9.9"), 1);
+	CHECK_EQ(cidr_list_match("::ffff:10.0.0.0/104", "11.0.0.1"), 0);
+	/* nothing matches an empty list, or one with a bad item */
+	CHECK_EQ(cidr_list_match("", "127.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match("127.0.0.1, nonsense", "127.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match("127.0.0.1,", "127.0.0.1"), 0);
+	/* addresses that do not parse */
+	CHECK_EQ(cidr_list_match(l, "unknown"), 0);
+	CHECK_EQ(cidr_list_match(l, ""), 0);
+	CHECK_EQ(cidr_list_match(l, NULL), 0);
+	CHECK_EQ(cidr_list_match(l, "127.0.0.1/8"), 0);
+	CHECK_EQ(cidr_list_match(l, " 127.0.0.1"), 0);
+	CHECK_EQ(cidr_list_match(NULL, "127.0.0.1"), 0);
+}
+
+/*
+ * client.c
+ */
+
+static void client_is_at(const char *file, int line, const char *remote,
+			 const char *trusted, const char *fwd, const char *xff,
+			 const char *want)
+{
+	char out[CLIENT_ADDR_MAX];
+
+	client_address(remote, trusted, fwd, xff, out);
+	unit_check_str(file, line, remote ? remote : "(null)", out, want);
+}
+#define CLIENT_IS(r, t, f, x, w) client_is_at(__FILE__, __LINE__, r, t, f, x, w)
+
+void test_client_address(void)
+{
+	const char *px = "10.0.0.0/8, ::1";
+
+	/* no proxy trusted: REMOTE_ADDR, canonical, whatever the headers */
+	CLIENT_IS("203.0.113.7", "", NULL, "198.51.100.1", "203.0.113.7");
+	CLIENT_IS("::ffff:203.0.113.7", "", NULL, NULL, "203.0.113.7");
+	CLIENT_IS("2001:DB8:0:0::1", "", NULL, NULL, "2001:db8::1");
+	CLIENT_IS(NULL, "", NULL, NULL, "unknown");
+	CLIENT_IS("", px, NULL, NULL, "unknown");
+	CLIENT_IS("not-an-address", px, NULL, "1.2.3.4", "unknown");
+	/* REMOTE_ADDR not a trusted proxy: headers ignored */
+	CLIENT_IS("203.0.113.7", px, "for=1.2.3.4", "1.2.3.4", "203.0.113.7");
+	/* a trusted proxy: the right-most untrusted hop */
+	CLIENT_IS("10.1.1.1", px, NULL, "198.51.100.9", "198.51.100.9");
+	CLIENT_IS("10.1.1.1", px, NULL, "1.1.1.1, 198.51.100.9, 10.2.2.2",
+		  "198.51.100.9");
+	CLIENT_IS("::1", px, NULL, " 2001:db8::5 ", "2001:db8::5");
+	CLIENT_IS("10.1.1.1", px, NULL, "[2001:db8::5]:443", "2001:db8::5");
+	CLIENT_IS("10.1.1.1", px, NULL, "198.51.100.9:5000", "198.51.100.9");
+	CLIENT_IS("::ffff:10.1.1.1", px, NULL, "198.51.100.9", "198.51.100.9");
+	/* every hop trusted: the left-most */
+	CLIENT_IS("10.1.1.1", px, NULL, "10.3.3.3, 10.2.2.2", "10.3.3.3");
+	/* a hop that is not an address: the proxy itself, never a forgery */
+	CLIENT_IS("10.1.1.1", px, NULL, "1.2.3.4, garbage", "10.1.1.1");
+	CLIENT_IS("10.1.1.1", px, NULL, "1.2.3.4,", "10.1.1.1");
+	CLIENT_IS("10.1.1.1", px, NULL, "", "10.1.1.1");
+	/* Forwarded (RFC 7239) first, for= of each element */
+	CLIENT_IS("10.1.1.1", px, "for=198.51.100.9;proto=https;by=10.1.1.1",
+		  "1.2.3.4", "198.51.100.9");
+	CLIENT_IS("10.1.1.1", px, "for=1.1.1.1, For=\"[2001:db8:cafe::17]:4711\"",
+		  NULL, "2001:db8:cafe::17");
+	CLIENT_IS("10.1.1.1", px, "for=1.1.1.1, for=10.9.9.9", NULL, "1.1.1.1");
+	CLIENT_IS("10.1.1.1", px, "for=unknown", NULL, "10.1.1.1");
+	CLIENT_IS("10.1.1.1", px, "proto=http", NULL, "10.1.1.1");
+	CLIENT_IS("10.1.1.1", px, "for=\"_hidden\", for=1.2.3.4", NULL,
+		  "1.2.3.4");
+}
+
+static void group_is_at(const char *file, int line, const char *addr,
+			int bits, const char *want)
+{
+	char out[CLIENT_ADDR_MAX + 8];
+
+	client_group(addr, bits, out, sizeof(out));
+	unit_check_str(file, line, addr, out, want);
+}
+#define GROUP_IS(a, b, w) group_is_at(__FILE__, __LINE__, a, b, w)
+
+void test_client_group(void)
+{
+	GROUP_IS("203.0.113.7", 64, "203.0.113.7");
+	GROUP_IS("2001:db8:1:2:3:4:5:6", 64, "2001:db8:1:2::/64");
+	GROUP_IS("2001:db8:1:2:ffff::1", 64, "2001:db8:1:2::/64");
+	GROUP_IS("2001:db8:1:2:3:4:5:6", 48, "2001:db8:1::/48");
+	GROUP_IS("2001:db8:1:ff:3:4:5:6", 60, "2001:db8:1:f0::/60");
+	GROUP_IS("2001:db8::6", 128, "2001:db8::6");
+	GROUP_IS("unknown", 64, "unknown");
+}
+
+/*
+ * sql/settings.c: the identity settings
+ */
+
+static int set_ok(const char *key, const char *value)
+{
+	char err[256] = "";
+
+	return setting_validate(setting_find(key), value, err, sizeof(err)) == 0;
+}
+
+void test_settings_identity(void)
+{
+	struct settings s;
+	char err[256] = "";
+	char big[1100];
+
+	settings_defaults(&s);
+	CHECK_EQ(s.anon_ipv6_prefix, 64);
+	CHECK_EQ(s.max_concurrent_per_identity, 0);
+	CHECK_STR(s.trusted_proxies, "");
+	/* the cap in force: half the host's, at least 1, or the setting */
+	s.max_concurrent = 8;
+	CHECK_EQ(settings_identity_cap(&s), 4);
+	s.max_concurrent = 1;
+	CHECK_EQ(settings_identity_cap(&s), 1);
+	s.max_concurrent_per_identity = 3;
+	CHECK_EQ(settings_identity_cap(&s), 3);
+
+	CHECK(set_ok("trusted_proxies", ""));
+	CHECK(set_ok("trusted_proxies", "127.0.0.1, ::1, 10.0.0.0/8"));
+	CHECK(!set_ok("trusted_proxies", "10.0.0.0/33"));
+	CHECK(!set_ok("trusted_proxies", "proxy.example"));
+	CHECK(!set_ok("trusted_proxies", "10.0.0.1,"));
+	CHECK_EQ(setting_validate(setting_find("trusted_proxies"), "x", err,
+				  sizeof(err)), -1);
+	CHECK_CONTAINS(err, "trusted_proxies");
+	CHECK_CONTAINS(err, "'x'");
+	/* longer than the field holds: refused, never cut */
+	memset(big, ' ', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	memcpy(big, "10.0.0.1", 8);
+	CHECK(!set_ok("trusted_proxies", big));
+	CHECK_EQ(settings_apply(&s, "trusted_proxies", big), -1);
+	CHECK_EQ(settings_apply(&s, "trusted_proxies", "::1, 10.0.0.0/8"), 0);
+	CHECK_STR(s.trusted_proxies, "::1, 10.0.0.0/8");
+
+	CHECK(set_ok("anon_ipv6_prefix", "32"));
+	CHECK(set_ok("anon_ipv6_prefix", "128"));
+	CHECK(!set_ok("anon_ipv6_prefix", "31"));
+	CHECK(!set_ok("anon_ipv6_prefix", "129"));
+	CHECK(set_ok("max_concurrent_per_identity", "0"));
+	CHECK(!set_ok("max_concurrent_per_identity", "-1"));
+	CHECK(!set_ok("max_concurrent_per_identity", "4097"));
 }

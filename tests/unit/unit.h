@@ -105,6 +105,11 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(job_input)							\
 	X(http_fail_fields)						\
 	X(http_reason_names)						\
+	X(cidr_check)							\
+	X(cidr_match)							\
+	X(client_address)						\
+	X(client_group)							\
+	X(settings_identity)						\
 	/* test_sandbox.c */						\
 	X(allowlist_exact)						\
 	X(profile_parse)						\
