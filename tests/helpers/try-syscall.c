@@ -4,6 +4,10 @@
  * and prints what the kernel did.
  *
  * Usage: try-syscall NAME    (try-syscall --list prints the names)
+ *        try-syscall --no-filter NAME
+ *
+ * --no-filter makes the same call without the filter, to learn what the
+ * kernel itself does with it (an i386 call where IA32 emulation is off).
  *
  * The filter is the one pyexec.cgi loads (seccomp_prepare, then
  * seccomp_apply in a forked child, with the result pipe on fd 3 as the
@@ -295,6 +299,9 @@ static void write_str(int fd, const char *s)
 	}
 }
 
+/* --no-filter: the call as the kernel alone answers it. */
+static int unfiltered;
+
 /* The child: confine, call, say how the call returned on status_fd. */
 static void __attribute__((noreturn))
 child(const struct attempt *a, int res_fd, int status_fd)
@@ -312,7 +319,7 @@ child(const struct attempt *a, int res_fd, int status_fd)
 		perror("try-syscall: child descriptors");
 		_exit(101);
 	}
-	if (seccomp_apply(err, sizeof(err)) != 0) {
+	if (!unfiltered && seccomp_apply(err, sizeof(err)) != 0) {
 		fprintf(stderr, "try-syscall: %s\n", err);
 		_exit(102);
 	}
@@ -345,7 +352,7 @@ static size_t drain(int fd, char *buf, size_t cap)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: try-syscall NAME | --list\nNAME:");
+	fprintf(stderr, "usage: try-syscall [--no-filter] NAME | --list\nNAME:");
 	for (size_t i = 0; i < NATTEMPTS; i++)
 		fprintf(stderr, " %s", attempts[i].name);
 	fputc('\n', stderr);
@@ -362,6 +369,11 @@ int main(int argc, char **argv)
 	int res[2], st[2], ws = 0;
 	pid_t pid;
 
+	if (argc == 3 && strcmp(argv[1], "--no-filter") == 0) {
+		unfiltered = 1;
+		argv++;
+		argc--;
+	}
 	if (argc != 2)
 		return usage();
 	if (strcmp(argv[1], "--list") == 0) {
