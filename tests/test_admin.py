@@ -545,6 +545,32 @@ def test_prune(db):
     assert "older-but-running" in {r[0] for r in sql(db, "SELECT id FROM runs")}
 
 
+def test_prune_never_deletes_the_quota_window(db):
+    """The audit rows are the rate limit: a prune inside the quota window
+    would give every identity its quota back, so it is refused."""
+    token = new_user(db, "once", "--quota", "1")
+    auth = {"HTTP_AUTHORIZATION": "Bearer " + token}
+    assert run_code("print(1)", db=db, env=auth).status == 200
+    assert run_code("print(2)", db=db, env=auth).status == 429
+    before = sql(db, "SELECT count(*) FROM runs")[0][0]
+    for asked in ("1s", "10m", "59m"):
+        err = fails(1, "prune", "--older-than", asked, db=db)
+        assert ("--older-than %s is inside the quota window (3600 s" % asked
+                in err), err
+        assert "ask for 3600 s or more" in err, err
+        err = fails(1, "prune", "--older-than", asked, "--dry-run", db=db)
+        assert "inside the quota window" in err, err
+    assert sql(db, "SELECT count(*) FROM runs")[0][0] == before
+    assert run_code("print(3)", db=db, env=auth).status == 429
+
+    ok("config", "set", "quota_window_s", "86400", db=db)
+    err = fails(1, "prune", "--older-than", "12h", db=db)
+    assert "inside the quota window (86400 s" in err, err
+    out = ok("prune", "--older-than", "1d", db=db)
+    assert out.startswith("deleted 0 audit rows"), out
+    assert run_code("print(4)", db=db, env=auth).status == 429
+
+
 def test_vacuum(db):
     for i in range(200):
         insert_old(db, "bulk%d" % i, 400)
