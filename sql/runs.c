@@ -9,11 +9,13 @@
  * refused row is bounded; README "Audit log" states the bound).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "store_int.h"
 #include "manage.h"
 #include "digest.h"
+#include "textclean.h"
 #include "../cgi/banned.h"
 
 static const char insert_sql[] =
@@ -65,22 +67,32 @@ static void bind_code(sqlite3_stmt *st, const struct run_rec *r,
 }
 
 /* The bytes of a refusal's message kept (the broker's own messages are
- * shorter: cgi/http.h). */
+ * shorter: cgi/http.h), and of an error type. */
 #define REFUSAL_ERROR_MAX 256
+#define ERROR_TYPE_MAX 128
 
-static size_t error_len(const char *e, const struct settings *cfg,
-			int refused)
+/* Binds program text (an error, its type) as text_clean() makes it: valid
+ * UTF-8, controls escaped, at most max bytes. The one place stored errors
+ * are cleaned: every writer of the columns goes through it. */
+static int bind_clean(sqlite3_stmt *st, int i, const char *v, size_t max)
 {
-	size_t n = e ? strlen(e) : 0, max = (size_t)cfg->audit_error_max_bytes;
+	size_t n = v ? strlen(v) : 0, cap = n > max / 6 ? max : n * 6;
+	char *out;
 
-	if (refused && max > REFUSAL_ERROR_MAX)
-		max = REFUSAL_ERROR_MAX;
-	if (n > max) {
-		n = max;
-		while (n > 0 && ((unsigned char)e[n] & 0xC0) == 0x80)
-			n--;
-	}
-	return n;
+	if (!v)
+		return sqlite3_bind_null(st, i);
+	if (!(out = malloc(cap + 1)))
+		return sqlite3_bind_text(st, i, "(not kept: out of memory)", -1,
+					 SQLITE_STATIC);
+	n = text_clean(v, n, out, cap);
+	return sqlite3_bind_text64(st, i, out, n, free, SQLITE_UTF8);
+}
+
+static size_t error_max(const struct settings *cfg, int refused)
+{
+	size_t max = (size_t)cfg->audit_error_max_bytes;
+
+	return refused && max > REFUSAL_ERROR_MAX ? REFUSAL_ERROR_MAX : max;
 }
 
 static int insert(struct store *s, const struct run_rec *r,
@@ -108,8 +120,8 @@ static int insert(struct store *s, const struct run_rec *r,
 	bind_code(st, r, cfg, finished, hash);
 	sqlite3_bind_int64(st, 13, (sqlite3_int64)r->input_size);
 	sqlite3_bind_text(st, 14, r->outcome, -1, SQLITE_STATIC);
-	bind_text(st, 15, r->error_type, r->error_type ? strlen(r->error_type) : 0);
-	bind_text(st, 16, r->error, error_len(r->error, cfg, finished));
+	bind_clean(st, 15, r->error_type, ERROR_TYPE_MAX);
+	bind_clean(st, 16, r->error, error_max(cfg, finished));
 	/* Only refusals are written finished: nothing ran, so the run's
 	 * figures stay NULL and only the answer's status is recorded. */
 	if (finished)
@@ -250,8 +262,8 @@ int store_run_finish(struct store *s, const struct run_rec *r,
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms());
 	sqlite3_bind_text(st, 3, r->outcome, -1, SQLITE_STATIC);
-	bind_text(st, 4, r->error_type, r->error_type ? strlen(r->error_type) : 0);
-	bind_text(st, 5, r->error, error_len(r->error, cfg, 0));
+	bind_clean(st, 4, r->error_type, ERROR_TYPE_MAX);
+	bind_clean(st, 5, r->error, error_max(cfg, 0));
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->output_size);
 	sqlite3_bind_int(st, 7, r->truncated);
 	sqlite3_bind_double(st, 8, r->exec_ms);
@@ -280,8 +292,8 @@ int store_run_unrun(struct store *s, const struct run_rec *r,
 		return rc;
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms());
-	bind_text(st, 3, r->error_type, r->error_type ? strlen(r->error_type) : 0);
-	bind_text(st, 4, r->error, error_len(r->error, cfg, 1));
+	bind_clean(st, 3, r->error_type, ERROR_TYPE_MAX);
+	bind_clean(st, 4, r->error, error_max(cfg, 1));
 	sqlite3_bind_int(st, 5, r->http_status);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);

@@ -576,3 +576,73 @@ def test_a_run_refused_for_want_of_a_slot_drops_its_code():
         assert rec["code_size"] == len(code.encode())
     finally:
         assert finish(holder).status == 200     # its time limit ended it
+
+
+# ------------------------------------------ stored errors are safe to print
+#
+# The error and error_type come from the child, which the program controls:
+# it can write a record of its own on fd 3 and end its process with the
+# matching status. What is stored is valid UTF-8 with controls escaped.
+
+ADMIN = os.environ.get("PYEXEC_ADMIN", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "pyexec-admin"))
+
+HOSTILE_TYPE = b"Val\x1b[2J\xff\xc2\x9b"
+HOSTILE_MSG = (b"\x1b]0;owned\x07 C1:\xc2\x9b\xc2\x85 bad:\xff\xfe\xc0\xaf"
+               b" del:\x7f bidi:\xe2\x80\xae ok:caf\xc3\xa9\tend\n2")
+
+
+def forged_exception(typ, msg):
+    rec = ((0x70797831).to_bytes(4, "little") + (3).to_bytes(4, "little")
+           + bytes(16) + len(typ).to_bytes(4, "little")
+           + len(msg).to_bytes(4, "little") + typ + msg)
+    return ("import random\np = random._os.sys.modules['posix']\n"
+            "p.write(3, %r)\np._exit(1)\n" % rec)
+
+
+def safe_text(data):
+    """data (bytes) is valid UTF-8 with no control but tab and newline, no
+    C1 control and no bidirectional override."""
+    text = data.decode("utf-8")          # raises on invalid UTF-8
+    bad = [c for c in text if (ord(c) < 0x20 and c not in "\t\n")
+           or 0x7f <= ord(c) <= 0x9f or 0x202a <= ord(c) <= 0x202e
+           or 0x2066 <= ord(c) <= 0x2069]
+    assert not bad, (bad, text)
+    return text
+
+
+def test_stored_errors_are_valid_utf8_with_controls_escaped():
+    db = fresh_db()
+    r = cgi_raw(json.dumps({"code": forged_exception(HOSTILE_TYPE,
+                                                     HOSTILE_MSG)}).encode(),
+                db=db)
+    assert r.status == 200 and r["success"] is False, r
+    con = sqlite3.connect(db)
+    con.text_factory = bytes
+    try:
+        etype, err = con.execute("SELECT error_type, error FROM runs "
+                                 "WHERE id = ?", (r["run_id"],)).fetchone()
+    finally:
+        con.close()
+    assert safe_text(etype) == "Val\\u001B[2J\\xFF\\u009B", etype
+    text = safe_text(err)
+    for shown in ("\\u001B]0;owned\\u0007", "C1:\\u009B\\u0085",
+                  "bad:\\xFF\\xFE\\xC0\\xAF", "del:\\u007F",
+                  "bidi:\\u202E", "ok:caf\u00e9\tend\n2"):
+        assert shown in text, (shown, text)
+    env = {"PATH": "/usr/bin:/bin", "PYEXEC_DB": db}
+    for args in (["logs"], ["logs", "--json"], ["logs", "show", r["run_id"]]):
+        p = subprocess.run([ADMIN, *args], env=env, capture_output=True,
+                           timeout=30)
+        assert p.returncode == 0, (args, p.stderr)
+        assert r["run_id"][:8].encode() in p.stdout, (args, p.stdout)
+        safe_text(p.stdout)
+
+
+def test_a_stored_error_is_cut_whole_after_escaping():
+    db = fresh_db(settings={"audit_error_max_bytes": "13"})
+    r = cgi_raw(json.dumps({"code": forged_exception(
+        b"E", b"ab\xc2\x9bcdefgh")}).encode(), db=db)
+    assert r.status == 200, r
+    rec = row(db, r["run_id"])
+    assert rec["error"] == "ab\\u009Bcdefg", rec    # 13 bytes, no half escape
