@@ -351,7 +351,7 @@ endif
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= 2000
-FUZZ_NAMES   := request encoder scan
+FUZZ_NAMES   := request encoder scan result
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
@@ -359,9 +359,12 @@ FUZZ_SRC_request := cgi/request.c cgi/job.c cgi/jsonscan.c cgi/utf8.c \
                     cgi/http.c cgi/config.c sql/settings.c
 FUZZ_SRC_encoder := cgi/jsonw.c cgi/utf8.c
 FUZZ_SRC_scan    := cgi/jsonscan.c
+# fuzz_result includes sandbox/spawn.c itself (its static classification).
+FUZZ_SRC_result  := sandbox/result.c sandbox/trace.c
+FUZZ_DEP_result  := sandbox/spawn.c $(wildcard sandbox/*.h)
 FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(wildcard cgi/*.h sql/*.h)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(FUZZ_DEP_$$*) $$(wildcard cgi/*.h sql/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) -lcjson -lm
 
