@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sqlite3
+import struct
 import subprocess
 import tempfile
 import threading
@@ -923,3 +924,27 @@ def test_commands_while_the_cgi_writes(db):
     used = json.loads(ok("user", "show", "busy", "--json", db=db))["used"]
     assert used == len(statuses)
     assert ok("config", "get", "audit_error_max_bytes", db=db) == "4014\n"
+
+
+def test_cost_and_stats_use_the_brokers_time_not_a_forged_one():
+    """A busy program fills its result pipe with 'ok' records claiming one
+    nanosecond of execution. The cost report bills, and stats ranks, the
+    time the broker measured (READY to exit), the time the answer gave."""
+    db = new_db()
+    rec = struct.pack("<IIQIIII", 0x70797831, 2, 1, 0, 0, 0, 0)
+    code = ("n = 0\nfor i in range(10_000_000):\n    n += i\n"
+            "import random\np = random._os.sys.modules['posix']\n"
+            "for _ in range(512):\n    p.write(3, %r * 64)\n" % rec)
+    r = run_code(code, db=db)
+    assert r.status == 200 and r["success"] is True, r
+    exec_ms, cpu_ms = sql(db, "SELECT exec_ms, cpu_ms FROM runs WHERE id = ?",
+                          r["run_id"])[0]
+    assert cpu_ms >= 100, cpu_ms                 # the loop really ran
+    assert exec_ms >= cpu_ms / 2, (exec_ms, cpu_ms)
+    assert r["execution_time_ms"] == pytest.approx(exec_ms, abs=0.01)
+    cost = json.loads(ok("cost", "report", "--json", db=db))
+    step = cost["billing_step_ms"]
+    assert cost["total"]["billed_ms"] == -(-int(exec_ms * 1000) // (step * 1000)) * step
+    assert cost["total"]["billed_ms"] > step, cost     # not the forged 1 ns
+    stats = json.loads(ok("stats", "--json", db=db))
+    assert stats["p50_ms"] == pytest.approx(exec_ms), stats

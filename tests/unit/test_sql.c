@@ -21,6 +21,7 @@
 #include "unit.h"
 #include "../../cgi/identity.h"
 #include "../../cgi/slots.h"
+#include "../../sql/textclean.h"
 #include "../../sql/digest.h"
 #include "../../sql/settings.h"
 #include "../../sql/store.h"
@@ -2443,4 +2444,32 @@ void test_slots(void)
 	tmp_file(&t, "no/such/dir/pyexec.db", missing);
 	CHECK_EQ(slots_acquire(missing, 2, 0), -2);
 	tmp_clean(&t);
+}
+
+/* What the audit log stores of the program's error (sql/textclean.c). */
+void test_text_clean(void)
+{
+	static const struct { const char *in; size_t cap; const char *out; } t[] = {
+		{ "plain caf\xC3\xA9\tand\nlines", 64, "plain caf\xC3\xA9\tand\nlines" },
+		{ "\x1B[2J\r", 64, "\\u001B[2J\\u000D" },
+		{ "C1 \xC2\x9B \xC2\x85 del \x7F", 64,
+		  "C1 \\u009B \\u0085 del \\u007F" },
+		{ "bad \xFF\xC0\xAF \xED\xA0\x80 \xF4\x90\x80\x80", 64,
+		  "bad \\xFF\\xC0\\xAF \\xED\\xA0\\x80 \\xF4\\x90\\x80\\x80" },
+		{ "rtl \xE2\x80\xAE \xE2\x81\xA6", 64, "rtl \\u202E \\u2066" },
+		{ "truncated \xE2\x82", 64, "truncated \\xE2\\x82" },
+		/* Cut before what does not fit whole. */
+		{ "ab\x1B", 7, "ab" },
+		{ "ab\x1B", 8, "ab\\u001B" },
+		{ "a\xC3\xA9", 2, "a" },
+		{ "a\xFF", 4, "a" },
+		{ "", 8, "" },
+	};
+	char out[128];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t n = text_clean(t[i].in, strlen(t[i].in), out, t[i].cap);
+		CHECKF(n == strlen(t[i].out) && memcmp(out, t[i].out, n) == 0,
+		       "case %zu: \"%.*s\"", i, (int)n, out);
+	}
 }
