@@ -72,9 +72,10 @@ static void bind_code(sqlite3_stmt *st, const struct run_rec *r,
 #define ERROR_TYPE_MAX 128
 
 /* Binds program text (an error, its type) as text_clean() makes it: valid
- * UTF-8, controls escaped, at most max bytes. The one place stored errors
+ * UTF-8, controls escaped (newlines too, unless lines), at most max bytes. The one place stored errors
  * are cleaned: every writer of the columns goes through it. */
-static int bind_clean(sqlite3_stmt *st, int i, const char *v, size_t max)
+static int bind_clean(sqlite3_stmt *st, int i, const char *v, size_t max,
+		      int lines)
 {
 	size_t n = v ? strlen(v) : 0, cap = n > max / 6 ? max : n * 6;
 	char *out;
@@ -84,7 +85,7 @@ static int bind_clean(sqlite3_stmt *st, int i, const char *v, size_t max)
 	if (!(out = malloc(cap + 1)))
 		return sqlite3_bind_text(st, i, "(not kept: out of memory)", -1,
 					 SQLITE_STATIC);
-	n = text_clean(v, n, out, cap);
+	n = text_clean(v, n, out, cap, lines);
 	return sqlite3_bind_text64(st, i, out, n, free, SQLITE_UTF8);
 }
 
@@ -120,8 +121,8 @@ static int insert(struct store *s, const struct run_rec *r,
 	bind_code(st, r, cfg, finished, hash);
 	sqlite3_bind_int64(st, 13, (sqlite3_int64)r->input_size);
 	sqlite3_bind_text(st, 14, r->outcome, -1, SQLITE_STATIC);
-	bind_clean(st, 15, r->error_type, ERROR_TYPE_MAX);
-	bind_clean(st, 16, r->error, error_max(cfg, finished));
+	bind_clean(st, 15, r->error_type, ERROR_TYPE_MAX, 0);
+	bind_clean(st, 16, r->error, error_max(cfg, finished), 1);
 	/* Only refusals are written finished: nothing ran, so the run's
 	 * figures stay NULL and only the answer's status is recorded. */
 	if (finished)
@@ -262,8 +263,8 @@ int store_run_finish(struct store *s, const struct run_rec *r,
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms());
 	sqlite3_bind_text(st, 3, r->outcome, -1, SQLITE_STATIC);
-	bind_clean(st, 4, r->error_type, ERROR_TYPE_MAX);
-	bind_clean(st, 5, r->error, error_max(cfg, 0));
+	bind_clean(st, 4, r->error_type, ERROR_TYPE_MAX, 0);
+	bind_clean(st, 5, r->error, error_max(cfg, 0), 1);
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->output_size);
 	sqlite3_bind_int(st, 7, r->truncated);
 	sqlite3_bind_double(st, 8, r->exec_ms);
@@ -292,8 +293,8 @@ int store_run_unrun(struct store *s, const struct run_rec *r,
 		return rc;
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms());
-	bind_clean(st, 3, r->error_type, ERROR_TYPE_MAX);
-	bind_clean(st, 4, r->error, error_max(cfg, 1));
+	bind_clean(st, 3, r->error_type, ERROR_TYPE_MAX, 0);
+	bind_clean(st, 4, r->error, error_max(cfg, 1), 1);
 	sqlite3_bind_int(st, 5, r->http_status);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);

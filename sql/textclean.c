@@ -37,16 +37,18 @@ static long decode(const unsigned char *s, size_t n, size_t *len)
 	return cp;
 }
 
-/* Characters shown escaped: controls but tab and newline, DEL, C1, and
- * the bidirectional embeddings, overrides and isolates. */
-static int escaped(long cp)
+/* Characters shown escaped: controls (but tab and newline in lines of
+ * text), DEL, C1, and the bidirectional embeddings, overrides and
+ * isolates. */
+static int escaped(long cp, int lines)
 {
-	return (cp < 0x20 && cp != '\t' && cp != '\n') ||
+	return (cp < 0x20 && !(lines && (cp == '\t' || cp == '\n'))) ||
 	       (cp >= 0x7F && cp <= 0x9F) || (cp >= 0x202A && cp <= 0x202E) ||
 	       (cp >= 0x2066 && cp <= 0x2069);
 }
 
-size_t text_clean(const char *s, size_t n, char *out, size_t cap)
+size_t text_clean(const char *s, size_t n, char *out, size_t cap,
+		  int lines)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t used = 0, i = 0;
@@ -59,7 +61,7 @@ size_t text_clean(const char *s, size_t n, char *out, size_t cap)
 
 		if (cp < 0)
 			ulen = (size_t)snprintf(esc, sizeof(esc), "\\x%02X", u[i]);
-		else if (escaped(cp))
+		else if (escaped(cp, lines))
 			ulen = (size_t)snprintf(esc, sizeof(esc), "\\u%04lX", cp);
 		else {
 			unit = s + i;

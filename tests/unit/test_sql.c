@@ -2468,8 +2468,12 @@ void test_text_clean(void)
 	char out[128];
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		size_t n = text_clean(t[i].in, strlen(t[i].in), out, t[i].cap);
+		size_t n = text_clean(t[i].in, strlen(t[i].in), out, t[i].cap,
+				      1);
 		CHECKF(n == strlen(t[i].out) && memcmp(out, t[i].out, n) == 0,
 		       "case %zu: \"%.*s\"", i, (int)n, out);
 	}
+	/* A name is one line: tab and newline are escaped too. */
+	CHECK_EQ(text_clean("A\tB\nC", 5, out, sizeof(out), 0), 15);
+	CHECK(memcmp(out, "A\\u0009B\\u000AC", 15) == 0);
 }
