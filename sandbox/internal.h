@@ -73,7 +73,8 @@ void py_run(void) __attribute__((noreturn));
 /* result.c: the record the child writes on CHILD_RESULT_FD. */
 enum rec_kind {
 	REC_READY = 1,		/* about to run the code; detail = layers */
-	REC_OK,			/* finished; exec_ns set */
+	REC_OK,			/* finished; exec_ns set (the broker keeps
+				 * its own measure, never this claim) */
 	REC_EXCEPTION,		/* type + traceback */
 	REC_SECURITY,		/* type = "SecurityViolation", message says what */
 	REC_SYSCALL,		/* a system call trapped; detail = its number */
