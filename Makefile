@@ -87,7 +87,7 @@ CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/identity.c cgi/slots.c cgi/cancel.c cgi/cidr.c \
                cgi/client.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
-               sql/manage.c
+               sql/manage.c sql/textclean.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
                admin/cmd_stats.c admin/cmd_cost.c admin/cmd_prune.c \
@@ -373,7 +373,7 @@ endif
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= 2000
-FUZZ_NAMES   := request encoder scan
+FUZZ_NAMES   := request encoder scan result
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
@@ -382,9 +382,12 @@ FUZZ_SRC_request := cgi/request.c cgi/job.c cgi/jsonscan.c cgi/utf8.c \
                     cgi/cancel.c sandbox/profile.c
 FUZZ_SRC_encoder := cgi/jsonw.c cgi/utf8.c
 FUZZ_SRC_scan    := cgi/jsonscan.c
+# fuzz_result includes sandbox/spawn.c itself (its static classification).
+FUZZ_SRC_result  := sandbox/result.c sandbox/trace.c
+FUZZ_DEP_result  := sandbox/spawn.c $(wildcard sandbox/*.h)
 FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 
-build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(wildcard cgi/*.h sql/*.h)
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(FUZZ_DEP_$$*) $$(wildcard cgi/*.h sql/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) -lcjson -lm
 

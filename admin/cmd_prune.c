@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* cmd_prune.c: deleting old audit rows (never those still running) and
- * giving their space back to the file system. */
+/* cmd_prune.c: deleting old audit rows (never those still running, nor
+ * any inside the quota window: they are the rate limit) and giving their
+ * space back to the file system. */
 #include <getopt.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,6 +22,24 @@ static int prune_opt(int opt, const char *arg, void *state)
 	else if (opt == 'n')
 		o->dry_run = 1;
 	return 0;
+}
+
+/* The audit rows are the rate limit: deleting those of the quota window
+ * would give every identity its whole quota back. Refused, not clamped, so
+ * that what runs is what the operator asked for. */
+static int inside_window(struct admin_ctx *ctx, const char *asked, long secs)
+{
+	struct settings cfg;
+
+	settings_defaults(&cfg);
+	if (store_settings_load(ctx->db, &cfg) != STORE_OK)
+		return db_error(ctx, "cannot read the settings");
+	if (secs >= cfg.quota_window_s)
+		return 0;
+	return error("--older-than %s is inside the quota window (%ld s, the "
+		     "quota_window_s setting): those rows are the rate limit; "
+		     "ask for %ld s or more", asked, cfg.quota_window_s,
+		     cfg.quota_window_s);
 }
 
 int cmd_prune(int argc, char **argv, struct admin_ctx *ctx)
@@ -45,6 +64,8 @@ int cmd_prune(int argc, char **argv, struct admin_ctx *ctx)
 		return usage_error(ctx->usage, "--older-than must be a duration "
 				   "such as 12h, 90d or 8w, not '%s'",
 				   o.older_than);
+	if (inside_window(ctx, o.older_than, secs) != 0)
+		return 1;
 	before = now_ms() - (int64_t)secs * 1000;
 	format_time(before, cutoff, sizeof(cutoff));
 	if (store_prune(ctx->db, before, o.dry_run, &count) != STORE_OK)

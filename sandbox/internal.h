@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "../cgi/limits.h"
 #include <sys/types.h>
 #include "sandbox.h"
 
@@ -80,7 +81,8 @@ void py_run(void) __attribute__((noreturn));
 /* result.c: the record the child writes on CHILD_RESULT_FD. */
 enum rec_kind {
 	REC_READY = 1,		/* about to run the code; detail = layers */
-	REC_OK,			/* finished; exec_ns set */
+	REC_OK,			/* finished; exec_ns set (the broker keeps
+				 * its own measure, never this claim) */
 	REC_EXCEPTION,		/* type + traceback */
 	REC_SECURITY,		/* type = "SecurityViolation", message says what */
 	REC_SYSCALL,		/* a system call trapped; detail = its number */
@@ -122,5 +124,21 @@ struct rec_view {
 	const char *msg;
 };
 size_t rec_parse(const char *buf, size_t len, struct rec_view *v);
+
+/*
+ * The parent's reader of the whole result stream, in pieces as they
+ * arrive: parses what buf holds, skipping bytes that cannot start a record
+ * (the program may write anything on the pipe), and returns the bytes the
+ * caller may drop; what is left is the start of a record still arriving.
+ * At eof nothing is left: an incomplete record is skipped a byte at a time,
+ * so a forged header cannot hide the records written after it. The final
+ * record kept (its type and message copied into s) is the last complete
+ * one, which is the sandbox's own: it writes it just before it exits.
+ */
+struct rec_store {
+	struct rec_view v;	/* v.type and v.msg point into text */
+	char text[RESULT_TYPE_MAX + RESULT_MESSAGE_MAX];
+};
+size_t rec_scan(const char *buf, size_t len, int eof, struct rec_store *s);
 
 #endif

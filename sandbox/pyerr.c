@@ -235,12 +235,42 @@ static void put_message(PyObject *v)
 	PyErr_Clear();
 }
 
+/* The names the broker and the log give a meaning of their own (an
+ * outcome, a refusal): a class the program defines with one of them is
+ * reported qualified by its module ("__main__.MemoryError"), so that only
+ * the interpreter's own classes (static types) carry them. */
+static int reserved_name(const char *name)
+{
+	static const char *const names[] = {
+		"MemoryError", "SecurityViolation", "TimeoutError",
+		"OutputLimitExceeded", "InternalError", "Crash", "Cancelled",
+		"SystemExit", "RateLimited",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(name, names[i]) == 0)
+			return 1;
+	return 0;
+}
+
 static void short_name(char *dst, size_t cap, PyObject *t)
 {
 	const char *full = ((PyTypeObject *)t)->tp_name;
 	const char *dot = strrchr(full, '.');
+	const char *name = dot ? dot + 1 : full;
+	PyObject *mod;
+	const char *m;
 
-	snprintf(dst, cap, "%s", dot ? dot + 1 : full);
+	if (!(((PyTypeObject *)t)->tp_flags & Py_TPFLAGS_HEAPTYPE) ||
+	    !reserved_name(name)) {
+		snprintf(dst, cap, "%s", name);
+		return;
+	}
+	mod = PyObject_GetAttrString(t, "__module__");
+	m = mod && PyUnicode_Check(mod) ? PyUnicode_AsUTF8(mod) : NULL;
+	snprintf(dst, cap, "%.40s.%s", m && m[0] ? m : "?", name);
+	Py_XDECREF(mod);
+	PyErr_Clear();
 }
 
 void pyerr_format(struct pyerr *e, const char *src, size_t srclen)

@@ -120,3 +120,71 @@ size_t rec_parse(const char *buf, size_t len, struct rec_view *v)
 	}
 	return off;
 }
+
+/* A complete or incomplete record could start at buf (len bytes). */
+static int rec_plausible(const char *buf, size_t len)
+{
+	struct rec_hdr h;
+
+	if (len < sizeof(h))
+		return 1;	/* too short to tell yet */
+	memcpy(&h, buf, sizeof(h));
+	return h.magic == REC_MAGIC && h.type_len <= RESULT_TYPE_MAX &&
+	       h.msg_len <= RESULT_MESSAGE_MAX;
+}
+
+/* Where the next record could start, past the first byte of buf; the last
+ * bytes that could begin the magic are kept unless the stream ended. */
+static size_t rec_resync(const char *buf, size_t len, int eof)
+{
+	const uint32_t magic = REC_MAGIC;
+	const char *m;
+
+	if (len <= 1)
+		return len;
+	m = memmem(buf + 1, len - 1, &magic, sizeof(magic));
+	if (m)
+		return (size_t)(m - buf);
+	if (eof || len < sizeof(magic))
+		return len;
+	return len - (sizeof(magic) - 1);
+}
+
+/* Keeps what rec_parse found in one run of complete records. */
+static void rec_merge(struct rec_store *s, const struct rec_view *one)
+{
+	if (one->have_ready && !s->v.have_ready) {
+		s->v.have_ready = 1;
+		s->v.ready_ns = one->ready_ns;
+		s->v.layers = one->layers;
+		s->v.landlock_abi = one->landlock_abi;
+	}
+	if (!one->have_final)
+		return;
+	s->v.have_final = 1;
+	s->v.final = one->final;
+	memcpy(s->text, one->type, one->final.type_len);
+	memcpy(s->text + one->final.type_len, one->msg, one->final.msg_len);
+	s->v.type = s->text;
+	s->v.msg = s->text + one->final.type_len;
+}
+
+size_t rec_scan(const char *buf, size_t len, int eof, struct rec_store *s)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		struct rec_view one;
+
+		memset(&one, 0, sizeof(one));
+		one.have_ready = s->v.have_ready;	/* only the first READY */
+		off += rec_parse(buf + off, len - off, &one);
+		rec_merge(s, &one);
+		if (off == len)
+			break;
+		if (!eof && rec_plausible(buf + off, len - off))
+			break;	/* the rest of a record is on its way */
+		off += rec_resync(buf + off, len - off, eof);
+	}
+	return off;
+}

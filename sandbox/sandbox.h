@@ -75,7 +75,8 @@ struct sb_result {
 	char *output;		/* what the program printed, output_len bytes */
 	size_t output_len;
 	int truncated;
-	double exec_ms;		/* wall time of the program itself */
+	double exec_ms;		/* the program's wall time: READY to exit,
+				 * as the broker measured it */
 	long cpu_ms;		/* user + system, from wait4 */
 	long peak_kb;		/* max RSS, from wait4 */
 	unsigned layers;	/* SB_LAYER_* bits */

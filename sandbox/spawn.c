@@ -23,6 +23,8 @@
 #include "../cgi/limits.h"
 #include "../cgi/banned.h"
 
+/* Room for one whole record and more: what is parsed is dropped, so the
+ * pipe is drained to its end whatever the program writes on it. */
 #define RESULT_BUF (2 * sizeof(struct rec_hdr) + RESULT_TYPE_MAX + \
 		    RESULT_MESSAGE_MAX)
 
@@ -34,8 +36,8 @@ struct run {
 	char *out;
 	size_t out_len, out_cap, out_limit;
 	char res[RESULT_BUF];
-	size_t res_len, res_parsed;
-	struct rec_view rec;
+	size_t res_len;
+	struct rec_store rec;
 	int status;
 	struct rusage ru;
 	uint64_t start_ns, end_ns;
@@ -74,20 +76,31 @@ static int read_output(struct run *r)
 	return !r->over_output;
 }
 
+/* Parses what the buffer holds and drops it; what is left is the start of
+ * a record still arriving (always shorter than the buffer). */
+static void take_result(struct run *r, int eof)
+{
+	size_t used = rec_scan(r->res, r->res_len, eof, &r->rec);
+
+	memmove(r->res, r->res + used, r->res_len - used);
+	r->res_len -= used;
+}
+
+/* Reads the result pipe to its end, however much the program writes on
+ * it: a pipe left full would block the sandbox's own last record. */
 static int read_result(struct run *r)
 {
-	ssize_t n;
+	ssize_t n = read(r->res_fd, r->res + r->res_len,
+			 sizeof(r->res) - r->res_len);
 
-	if (r->res_len >= sizeof(r->res))
-		return 0;	/* a full buffer: the rest is noise */
-	n = read(r->res_fd, r->res + r->res_len, sizeof(r->res) - r->res_len);
-	if (n < 0)
-		return errno == EINTR || errno == EAGAIN;
-	if (n == 0)
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 1;
+	if (n <= 0) {
+		take_result(r, 1);
 		return 0;
+	}
 	r->res_len += (size_t)n;
-	r->res_parsed += rec_parse(r->res + r->res_parsed,
-				   r->res_len - r->res_parsed, &r->rec);
+	take_result(r, 0);
 	return 1;
 }
 
@@ -237,7 +250,7 @@ static void classify_status(struct run *r, struct sb_result *res)
 		set_error(res, SB_SECURITY, "SecurityViolation",
 			  "refused by %s (the program overwrote the report)",
 			  st == CHILD_EXIT_TRAPPED ? "seccomp" : "the audit hook");
-	else if (r->rec.have_ready)
+	else if (r->rec.v.have_ready)
 		set_error(res, SB_ERROR, "SystemExit",
 			  "the program ended the interpreter itself "
 			  "(exit status %d)", st);
@@ -249,7 +262,7 @@ static void classify_status(struct run *r, struct sb_result *res)
 /* The child exited by itself: its record says how. */
 static void classify_record(struct run *r, struct sb_result *res)
 {
-	const struct rec_view *v = &r->rec;
+	const struct rec_view *v = &r->rec.v;
 	char name[64];
 
 	if (!v->have_final ||
@@ -290,19 +303,13 @@ static void classify(struct run *r, const struct sb_limits *lim,
 	res->cpu_ms = r->ru.ru_utime.tv_sec * 1000 + r->ru.ru_utime.tv_usec / 1000 +
 		      r->ru.ru_stime.tv_sec * 1000 + r->ru.ru_stime.tv_usec / 1000;
 	res->peak_kb = r->ru.ru_maxrss;
-	res->layers = r->rec.layers;
-	res->landlock_abi = r->rec.landlock_abi;
-	if (r->rec.have_final && r->rec.final.exec_ns)
-		res->exec_ms = (double)r->rec.final.exec_ns / 1e6;
-	else if (r->rec.have_ready && r->end_ns > r->rec.ready_ns)
-		res->exec_ms = (double)(r->end_ns - r->rec.ready_ns) / 1e6;
-	/* The program can write a record of its own on fd 3: the time it
-	 * claims never exceeds what the broker measured itself. */
-	if (r->end_ns > r->start_ns &&
-	    res->exec_ms > (double)(r->end_ns - r->start_ns) / 1e6)
-		res->exec_ms = (double)(r->end_ns - r->start_ns) / 1e6;
-	if (res->exec_ms < 0)
-		res->exec_ms = 0;
+	res->layers = r->rec.v.layers;
+	res->landlock_abi = r->rec.v.landlock_abi;
+	/* The program's time is the broker's own measure, from the READY
+	 * record (read as it arrived) to the exit; the child's exec_ns is a
+	 * claim the program can forge on fd 3, and is never used. */
+	if (r->rec.v.have_ready && r->end_ns > r->rec.v.ready_ns)
+		res->exec_ms = (double)(r->end_ns - r->rec.v.ready_ns) / 1e6;
 	if (r->cancelled)
 		set_error(res, SB_CANCELLED, "Cancelled",
 			  "the run was stopped after %.0f ms: its request was "

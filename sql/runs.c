@@ -4,14 +4,18 @@
  * request that may run is written before the code runs, in the transaction
  * that checked the quota (so concurrent requests of one identity are
  * counted exactly), and completed after. A refused request is written in
- * one statement.
+ * one statement, and keeps the code's SHA-256 and size but never the code:
+ * a flood of refusals costs its sender, not the disk (every text of a
+ * refused row is bounded; README "Audit log" states the bound).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "store_int.h"
 #include "manage.h"
 #include "digest.h"
+#include "textclean.h"
 #include "../cgi/banned.h"
 
 static const char insert_sql[] =
@@ -31,9 +35,14 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v, size_t n)
 		sqlite3_bind_null(st, i);
 }
 
-/* The code as the audit_code setting keeps it; the hash always. */
+/* A client address as the web server gave it, bounded: a refused row
+ * stays small whatever REMOTE_ADDR holds. */
+#define ADDR_MAX 64
+
+/* The code as the audit_code setting keeps it, and only for a request
+ * admitted to run (refused is set for the others); the hash always. */
 static void bind_code(sqlite3_stmt *st, const struct run_rec *r,
-		      const struct settings *cfg, char hash[65])
+		      const struct settings *cfg, int refused, char hash[65])
 {
 	size_t keep = r->code_len;
 
@@ -45,7 +54,7 @@ static void bind_code(sqlite3_stmt *st, const struct run_rec *r,
 	}
 	sqlite3_bind_text(st, 10, hash, 64, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 11, (sqlite3_int64)r->code_len);
-	if (cfg->audit_code != AUDIT_CODE_FULL) {
+	if (refused || cfg->audit_code != AUDIT_CODE_FULL) {
 		sqlite3_bind_null(st, 12);
 		return;
 	}
@@ -57,16 +66,34 @@ static void bind_code(sqlite3_stmt *st, const struct run_rec *r,
 	bind_text(st, 12, r->code, keep);
 }
 
-static size_t error_len(const char *e, const struct settings *cfg)
-{
-	size_t n = e ? strlen(e) : 0;
+/* The bytes of a refusal's message kept (the broker's own messages are
+ * shorter: cgi/http.h), and of an error type. */
+#define REFUSAL_ERROR_MAX 256
+#define ERROR_TYPE_MAX 128
 
-	if (n > (size_t)cfg->audit_error_max_bytes) {
-		n = (size_t)cfg->audit_error_max_bytes;
-		while (n > 0 && ((unsigned char)e[n] & 0xC0) == 0x80)
-			n--;
-	}
-	return n;
+/* Binds program text (an error, its type) as text_clean() makes it: valid
+ * UTF-8, controls escaped (newlines too, unless lines), at most max bytes. The one place stored errors
+ * are cleaned: every writer of the columns goes through it. */
+static int bind_clean(sqlite3_stmt *st, int i, const char *v, size_t max,
+		      int lines)
+{
+	size_t n = v ? strlen(v) : 0, cap = n > max / 6 ? max : n * 6;
+	char *out;
+
+	if (!v)
+		return sqlite3_bind_null(st, i);
+	if (!(out = malloc(cap + 1)))
+		return sqlite3_bind_text(st, i, "(not kept: out of memory)", -1,
+					 SQLITE_STATIC);
+	n = text_clean(v, n, out, cap, lines);
+	return sqlite3_bind_text64(st, i, out, n, free, SQLITE_UTF8);
+}
+
+static size_t error_max(const struct settings *cfg, int refused)
+{
+	size_t max = (size_t)cfg->audit_error_max_bytes;
+
+	return refused && max > REFUSAL_ERROR_MAX ? REFUSAL_ERROR_MAX : max;
 }
 
 static int insert(struct store *s, const struct run_rec *r,
@@ -86,15 +113,16 @@ static int insert(struct store *s, const struct run_rec *r,
 	if (r->user_id)
 		sqlite3_bind_int64(st, 5, r->user_id);
 	bind_text(st, 6, r->user_name, r->user_name ? strlen(r->user_name) : 0);
-	bind_text(st, 7, r->client_addr, r->client_addr ? strlen(r->client_addr) : 0);
+	bind_text(st, 7, r->client_addr,
+		  r->client_addr ? strnlen(r->client_addr, ADDR_MAX) : 0);
 	sqlite3_bind_int64(st, 8, getpid());
 	if (r->deadline_ms)
 		sqlite3_bind_int64(st, 9, r->deadline_ms);
-	bind_code(st, r, cfg, hash);
+	bind_code(st, r, cfg, finished, hash);
 	sqlite3_bind_int64(st, 13, (sqlite3_int64)r->input_size);
 	sqlite3_bind_text(st, 14, r->outcome, -1, SQLITE_STATIC);
-	bind_text(st, 15, r->error_type, r->error_type ? strlen(r->error_type) : 0);
-	bind_text(st, 16, r->error, error_len(r->error, cfg));
+	bind_clean(st, 15, r->error_type, ERROR_TYPE_MAX, 0);
+	bind_clean(st, 16, r->error, error_max(cfg, finished), 1);
 	/* Only refusals are written finished: nothing ran, so the run's
 	 * figures stay NULL and only the answer's status is recorded. */
 	if (finished)
@@ -236,8 +264,8 @@ int store_run_finish(struct store *s, const struct run_rec *r,
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms());
 	sqlite3_bind_text(st, 3, r->outcome, -1, SQLITE_STATIC);
-	bind_text(st, 4, r->error_type, r->error_type ? strlen(r->error_type) : 0);
-	bind_text(st, 5, r->error, error_len(r->error, cfg));
+	bind_clean(st, 4, r->error_type, ERROR_TYPE_MAX, 0);
+	bind_clean(st, 5, r->error, error_max(cfg, 0), 1);
 	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->output_size);
 	sqlite3_bind_int(st, 7, r->truncated);
 	sqlite3_bind_double(st, 8, r->exec_ms);
@@ -261,13 +289,13 @@ int store_run_unrun(struct store *s, const struct run_rec *r,
 
 	if ((rc = store_prepare(s, "UPDATE runs SET finished_ms = ?2, "
 				"outcome = 'rejected', error_type = ?3, "
-				"error = ?4, http_status = ?5, counted = 0 "
-				"WHERE id = ?1", &st)))
+				"error = ?4, http_status = ?5, counted = 0, "
+				"code = NULL WHERE id = ?1", &st)))
 		return rc;
 	sqlite3_bind_text(st, 1, r->id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, now_ms());
-	bind_text(st, 3, r->error_type, r->error_type ? strlen(r->error_type) : 0);
-	bind_text(st, 4, r->error, error_len(r->error, cfg));
+	bind_clean(st, 3, r->error_type, ERROR_TYPE_MAX, 0);
+	bind_clean(st, 4, r->error, error_max(cfg, 1), 1);
 	sqlite3_bind_int(st, 5, r->http_status);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sqlite3
+import struct
 import subprocess
 import tempfile
 import threading
@@ -559,6 +560,32 @@ def test_prune(db):
     assert "older-but-running" in {r[0] for r in sql(db, "SELECT id FROM runs")}
 
 
+def test_prune_never_deletes_the_quota_window(db):
+    """The audit rows are the rate limit: a prune inside the quota window
+    would give every identity its quota back, so it is refused."""
+    token = new_user(db, "once", "--quota", "1")
+    auth = {"HTTP_AUTHORIZATION": "Bearer " + token}
+    assert run_code("print(1)", db=db, env=auth).status == 200
+    assert run_code("print(2)", db=db, env=auth).status == 429
+    before = sql(db, "SELECT count(*) FROM runs")[0][0]
+    for asked in ("1s", "10m", "59m"):
+        err = fails(1, "prune", "--older-than", asked, db=db)
+        assert ("--older-than %s is inside the quota window (3600 s" % asked
+                in err), err
+        assert "ask for 3600 s or more" in err, err
+        err = fails(1, "prune", "--older-than", asked, "--dry-run", db=db)
+        assert "inside the quota window" in err, err
+    assert sql(db, "SELECT count(*) FROM runs")[0][0] == before
+    assert run_code("print(3)", db=db, env=auth).status == 429
+
+    ok("config", "set", "quota_window_s", "86400", db=db)
+    err = fails(1, "prune", "--older-than", "12h", db=db)
+    assert "inside the quota window (86400 s" in err, err
+    out = ok("prune", "--older-than", "1d", db=db)
+    assert out.startswith("deleted 0 audit rows"), out
+    assert run_code("print(4)", db=db, env=auth).status == 429
+
+
 def test_vacuum(db):
     for i in range(200):
         insert_old(db, "bulk%d" % i, 400)
@@ -1075,3 +1102,27 @@ def test_user_set_checks_every_value_before_writing_any(db):
     ok("user", "set", "zed", "--memory-mb", "1024", db=db)
     assert sql(db, "SELECT memory_mb FROM users WHERE name = 'zed'") == \
         [(1024,)]
+
+
+def test_cost_and_stats_use_the_brokers_time_not_a_forged_one():
+    """A busy program fills its result pipe with 'ok' records claiming one
+    nanosecond of execution. The cost report bills, and stats ranks, the
+    time the broker measured (READY to exit), the time the answer gave."""
+    db = new_db()
+    rec = struct.pack("<IIQIIII", 0x70797831, 2, 1, 0, 0, 0, 0)
+    code = ("n = 0\nfor i in range(10_000_000):\n    n += i\n"
+            "import random\np = random._os.sys.modules['posix']\n"
+            "for _ in range(512):\n    p.write(3, %r * 64)\n" % rec)
+    r = run_code(code, db=db)
+    assert r.status == 200 and r["success"] is True, r
+    exec_ms, cpu_ms = sql(db, "SELECT exec_ms, cpu_ms FROM runs WHERE id = ?",
+                          r["run_id"])[0]
+    assert cpu_ms >= 100, cpu_ms                 # the loop really ran
+    assert exec_ms >= cpu_ms / 2, (exec_ms, cpu_ms)
+    assert r["execution_time_ms"] == pytest.approx(exec_ms, abs=0.01)
+    cost = json.loads(ok("cost", "report", "--json", db=db))
+    step = cost["billing_step_ms"]
+    assert cost["total"]["billed_ms"] == -(-int(exec_ms * 1000) // (step * 1000)) * step
+    assert cost["total"]["billed_ms"] > step, cost     # not the forged 1 ns
+    stats = json.loads(ok("stats", "--json", db=db))
+    assert stats["p50_ms"] == pytest.approx(exec_ms), stats

@@ -11,11 +11,12 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import time
 
 import pytest
 
-from conftest import (IDLE, add_user, cgi_raw, finish_cgi as finish, fresh_db,
+from conftest import (CGI, IDLE, add_user, base_env, cgi_raw, finish_cgi as finish, fresh_db,
                       now_ms, query, row, run_code, running_sandboxes,
                       sandbox_processes,
                       start_cgi, wait_for)
@@ -480,3 +481,168 @@ def test_child_waiting_for_its_job_holds_only_its_pipes():
         assert "/dev/null" in links[pid], links
     rec = row(db, r["run_id"])
     assert rec["outcome"] == "rejected" and rec["http_status"] == 408
+
+
+# ------------------------------------------------ refusals cost the sender
+#
+# A refused request keeps the code's SHA-256 and size, never the code, and
+# every text of its row is bounded: README "Audit log" states the bound.
+
+REFUSED_ROW_BYTES = 1024
+BIG_CODE = "x = 1  # " + "A" * (48 * 1024)
+
+
+def disk_bytes(db):
+    """The database's size on disk once its WAL is written back."""
+    con = sqlite3.connect(db)
+    try:
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        con.close()
+    wal = db + "-wal"
+    return os.path.getsize(db) + (os.path.getsize(wal)
+                                  if os.path.exists(wal) else 0)
+
+
+def flood_requests(token):
+    """The refusals of the flood, in turn: 401 (no token, anonymous denied),
+    429 (a user whose quota is 0), 401 (an unknown token), 400 (an unknown
+    member beside the code)."""
+    body = json.dumps({"code": BIG_CODE}).encode()
+    bad = json.dumps({"code": BIG_CODE, "extra": 1}).encode()
+    unknown = json.dumps({"code": BIG_CODE,
+                          "token": "pyx_" + "0" * 64}).encode()
+    return [(401, body, {}),
+            (429, body, {"HTTP_AUTHORIZATION": "Bearer " + token}),
+            (401, unknown, {}),
+            (400, bad, {})]
+
+
+def test_a_flood_of_refusals_grows_the_database_within_the_bound():
+    db = fresh_db(settings={"anonymous": "deny"})
+    token = add_user(db, "zero", quota=0)
+    kinds = flood_requests(token)
+    env = base_env(db)
+    env.update(REQUEST_METHOD="POST", CONTENT_TYPE="application/json",
+               REMOTE_ADDR="2001:db8::" + "f" * 300)    # bounded in the row
+    n = 2000
+    before = disk_bytes(db)
+    for i in range(n):
+        status, body, extra = kinds[i % len(kinds)]
+        e = dict(env, CONTENT_LENGTH=str(len(body)), **extra)
+        p = subprocess.run([CGI], input=body, env=e, capture_output=True,
+                           timeout=30)
+        assert p.stdout.startswith(b"Status: %d " % status), p.stdout[:300]
+    grown = disk_bytes(db) - before
+    rows = query(db, "SELECT http_status, count(*) AS n, "
+                 "count(code) AS with_code, max(length(client_addr)) AS addr "
+                 "FROM runs WHERE outcome = 'rejected' AND http_status <> 405 "
+                 "GROUP BY http_status")
+    assert {r["http_status"]: r["n"] for r in rows} == {401: n // 2,
+                                                        429: n // 4,
+                                                        400: n // 4}
+    assert all(r["with_code"] == 0 for r in rows), rows
+    assert all(r["addr"] <= 64 for r in rows), rows
+    assert grown < n * REFUSED_ROW_BYTES, (grown, grown / n)
+
+
+def test_refused_rows_keep_the_hash_and_size_not_the_code():
+    db = fresh_db(settings={"anonymous": "deny"})
+    token = add_user(db, "zero", quota=0)
+    digest = hashlib.sha256(BIG_CODE.encode()).hexdigest()
+    for status, body, extra in flood_requests(token)[:3]:
+        r = cgi_raw(body, db=db, env=extra)
+        assert r.status == status, r
+        rec = row(db, r["run_id"])
+        assert rec["code"] is None, status
+        assert rec["code_sha256"] == digest, status
+        assert rec["code_size"] == len(BIG_CODE.encode()), status
+    with open(db, "rb") as f:
+        assert b"A" * 1024 not in f.read()
+
+
+def test_a_run_refused_for_want_of_a_slot_drops_its_code():
+    db = fresh_db(settings={"max_concurrent": "1", "concurrency_wait_ms": "0"})
+    holder = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": "3000"})
+    try:
+        wait_for(lambda: running_sandboxes(holder.pid), 5.0)
+        code = "print('BUSY')  # " + "B" * 4096
+        r = run_code(code, db=db)
+        assert r.status == 503, r
+        rec = row(db, r["run_id"])
+        assert rec["outcome"] == "rejected" and rec["http_status"] == 503
+        assert rec["code"] is None
+        assert rec["code_sha256"] == hashlib.sha256(code.encode()).hexdigest()
+        assert rec["code_size"] == len(code.encode())
+    finally:
+        assert finish(holder).status == 200     # its time limit ended it
+
+
+# ------------------------------------------ stored errors are safe to print
+#
+# The error and error_type come from the child, which the program controls:
+# it can write a record of its own on fd 3 and end its process with the
+# matching status. What is stored is valid UTF-8 with controls escaped.
+
+ADMIN = os.environ.get("PYEXEC_ADMIN", os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "pyexec-admin"))
+
+HOSTILE_TYPE = b"Val\x1b[2J\xff\xc2\x9b"
+HOSTILE_MSG = (b"\x1b]0;owned\x07 C1:\xc2\x9b\xc2\x85 bad:\xff\xfe\xc0\xaf"
+               b" del:\x7f bidi:\xe2\x80\xae ok:caf\xc3\xa9\tend\n2")
+
+
+def forged_exception(typ, msg):
+    rec = ((0x70797831).to_bytes(4, "little") + (3).to_bytes(4, "little")
+           + bytes(16) + len(typ).to_bytes(4, "little")
+           + len(msg).to_bytes(4, "little") + typ + msg)
+    return ("import random\np = random._os.sys.modules['posix']\n"
+            "p.write(3, %r)\np._exit(1)\n" % rec)
+
+
+def safe_text(data):
+    """data (bytes) is valid UTF-8 with no control but tab and newline, no
+    C1 control and no bidirectional override."""
+    text = data.decode("utf-8")          # raises on invalid UTF-8
+    bad = [c for c in text if (ord(c) < 0x20 and c not in "\t\n")
+           or 0x7f <= ord(c) <= 0x9f or 0x202a <= ord(c) <= 0x202e
+           or 0x2066 <= ord(c) <= 0x2069]
+    assert not bad, (bad, text)
+    return text
+
+
+def test_stored_errors_are_valid_utf8_with_controls_escaped():
+    db = fresh_db()
+    r = cgi_raw(json.dumps({"code": forged_exception(HOSTILE_TYPE,
+                                                     HOSTILE_MSG)}).encode(),
+                db=db)
+    assert r.status == 200 and r["success"] is False, r
+    con = sqlite3.connect(db)
+    con.text_factory = bytes
+    try:
+        etype, err = con.execute("SELECT error_type, error FROM runs "
+                                 "WHERE id = ?", (r["run_id"],)).fetchone()
+    finally:
+        con.close()
+    assert safe_text(etype) == "Val\\u001B[2J\\xFF\\u009B", etype
+    text = safe_text(err)
+    for shown in ("\\u001B]0;owned\\u0007", "C1:\\u009B\\u0085",
+                  "bad:\\xFF\\xFE\\xC0\\xAF", "del:\\u007F",
+                  "bidi:\\u202E", "ok:caf\u00e9\tend\n2"):
+        assert shown in text, (shown, text)
+    env = {"PATH": "/usr/bin:/bin", "PYEXEC_DB": db}
+    for args in (["logs"], ["logs", "--json"], ["logs", "show", r["run_id"]]):
+        p = subprocess.run([ADMIN, *args], env=env, capture_output=True,
+                           timeout=30)
+        assert p.returncode == 0, (args, p.stderr)
+        assert r["run_id"][:8].encode() in p.stdout, (args, p.stdout)
+        safe_text(p.stdout)
+
+
+def test_a_stored_error_is_cut_whole_after_escaping():
+    db = fresh_db(settings={"audit_error_max_bytes": "13"})
+    r = cgi_raw(json.dumps({"code": forged_exception(
+        b"E", b"ab\xc2\x9bcdefgh")}).encode(), db=db)
+    assert r.status == 200, r
+    rec = row(db, r["run_id"])
+    assert rec["error"] == "ab\\u009Bcdefg", rec    # 13 bytes, no half escape

@@ -922,3 +922,56 @@ void test_handoff_damaged(void)
 	release_job(&out);
 	free(buf);
 }
+
+/* rec_scan: garbage between records is skipped, a record still arriving
+ * is left for the next read, and the last complete record is kept (its
+ * text copied, so the caller may drop the bytes). */
+void test_rec_scan_resyncs(void)
+{
+	static char buf[4096];
+	static struct rec_store s;
+	size_t len, used;
+
+	memset(&s, 0, sizeof(s));
+	len = put_ready(buf, 0, 3, 1);
+	memset(buf + len, 'A', 101);
+	len = put_final(buf, len + 101, REC_OK, 0, "", "");
+	len = put_final(buf, len, REC_SYSCALL, 41, "SecurityViolation", "");
+	/* All but the last 5 bytes: the last record waits. */
+	used = rec_scan(buf, len - 5, 0, &s);
+	CHECK_EQ(used, len - 5 - (HDR + 17 - 5));
+	CHECK_EQ(s.v.have_ready, 1);
+	CHECK_EQ(s.v.layers, 3);
+	CHECK_EQ(s.v.final.kind, REC_OK);
+	/* The rest arrives; the bytes before it were dropped. */
+	memmove(buf, buf + used, len - used);
+	used = rec_scan(buf, len - used, 0, &s);
+	CHECK_EQ(s.v.final.kind, REC_SYSCALL);
+	CHECK_EQ(s.v.final.detail, 41);
+	memset(buf, 'Z', sizeof(buf));		/* the text was copied */
+	CHECK(memcmp(s.v.type, "SecurityViolation", 17) == 0);
+	/* At the end, a lone partial header is dropped. */
+	CHECK_EQ(rec_scan(buf, 7, 1, &s), 7);
+	CHECK_EQ(s.v.final.kind, REC_SYSCALL);
+}
+
+/* A forged header claiming more than the stream holds cannot hide the
+ * record written after it: at the end it is skipped. */
+void test_rec_scan_swallowing_header(void)
+{
+	static char buf[4096];
+	static struct rec_store s;
+	size_t len, used;
+
+	memset(&s, 0, sizeof(s));
+	len = put_rec(buf, 0, REC_MAGIC, REC_EXCEPTION, 1, 0, 0, 11, 3000,
+		      "MemoryError", 11);
+	len = put_final(buf, len, REC_EXCEPTION, 0, "KeyError", "x");
+	used = rec_scan(buf, len, 0, &s);
+	CHECK_EQ(used, 0);			/* it may yet complete */
+	CHECK_EQ(s.v.have_final, 0);
+	CHECK_EQ(rec_scan(buf, len, 1, &s), len);
+	CHECK_EQ(s.v.have_final, 1);
+	CHECK_EQ(s.v.final.type_len, 8);
+	CHECK(memcmp(s.v.type, "KeyError", 8) == 0);
+}

@@ -21,6 +21,7 @@
 #include "unit.h"
 #include "../../cgi/identity.h"
 #include "../../cgi/slots.h"
+#include "../../sql/textclean.h"
 #include "../../sql/digest.h"
 #include "../../sql/settings.h"
 #include "../../sql/store.h"
@@ -1839,8 +1840,10 @@ void test_runs_quota(void)
 		CHECK_EQ(RUN_INT(f.db, "finished_ms IS NOT NULL", r[i].id), 1);
 		RUN_COL(f.db, "error_type", r[i].id, buf);
 		CHECK_STR(buf, "RateLimited");
+		/* A refusal keeps the code's hash and size, never the code. */
 		RUN_COL(f.db, "code", r[i].id, buf);
-		CHECK_STR(buf, "print(1)");
+		CHECK_STR(buf, "(null)");
+		CHECK_EQ(RUN_INT(f.db, "code_size", r[i].id), 8);
 	}
 	CHECK_EQ(RAW_INT(f.db, "SELECT count(*) FROM runs", NULL), 5);
 
@@ -2118,7 +2121,9 @@ void test_runs_audit_code(void)
 			       "%s", modes[m], buf);
 			CHECK_EQ(RUN_INT(f.db, "code_size", r.id), 9);
 			RUN_COL(f.db, "code", r.id, buf);
-			CHECKF(strcmp(buf, m == 0 ? code : "(null)") == 0,
+			/* A refused row never keeps the code. */
+			CHECKF(strcmp(buf, m == 0 && way == 0 ? code :
+				      "(null)") == 0,
 			       "audit_code %s: code %s", modes[m], buf);
 		}
 	}
@@ -2456,4 +2461,36 @@ void test_slots(void)
 	tmp_file(&t, "no/such/dir/pyexec.db", missing);
 	CHECK_EQ(slots_acquire(missing, 2, 0), -2);
 	tmp_clean(&t);
+}
+
+/* What the audit log stores of the program's error (sql/textclean.c). */
+void test_text_clean(void)
+{
+	static const struct { const char *in; size_t cap; const char *out; } t[] = {
+		{ "plain caf\xC3\xA9\tand\nlines", 64, "plain caf\xC3\xA9\tand\nlines" },
+		{ "\x1B[2J\r", 64, "\\u001B[2J\\u000D" },
+		{ "C1 \xC2\x9B \xC2\x85 del \x7F", 64,
+		  "C1 \\u009B \\u0085 del \\u007F" },
+		{ "bad \xFF\xC0\xAF \xED\xA0\x80 \xF4\x90\x80\x80", 64,
+		  "bad \\xFF\\xC0\\xAF \\xED\\xA0\\x80 \\xF4\\x90\\x80\\x80" },
+		{ "rtl \xE2\x80\xAE \xE2\x81\xA6", 64, "rtl \\u202E \\u2066" },
+		{ "truncated \xE2\x82", 64, "truncated \\xE2\\x82" },
+		/* Cut before what does not fit whole. */
+		{ "ab\x1B", 7, "ab" },
+		{ "ab\x1B", 8, "ab\\u001B" },
+		{ "a\xC3\xA9", 2, "a" },
+		{ "a\xFF", 4, "a" },
+		{ "", 8, "" },
+	};
+	char out[128];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t n = text_clean(t[i].in, strlen(t[i].in), out, t[i].cap,
+				      1);
+		CHECKF(n == strlen(t[i].out) && memcmp(out, t[i].out, n) == 0,
+		       "case %zu: \"%.*s\"", i, (int)n, out);
+	}
+	/* A name is one line: tab and newline are escaped too. */
+	CHECK_EQ(text_clean("A\tB\nC", 5, out, sizeof(out), 0), 15);
+	CHECK(memcmp(out, "A\\u0009B\\u000AC", 15) == 0);
 }

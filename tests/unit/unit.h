@@ -126,6 +126,8 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(rec_oversized_lengths)					\
 	X(rec_last_final_wins)						\
 	X(rec_write_roundtrip)						\
+	X(rec_scan_resyncs)						\
+	X(rec_scan_swallowing_header)					\
 	X(handoff_roundtrip)						\
 	X(handoff_refused)						\
 	X(handoff_damaged)						\
@@ -159,6 +161,7 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(runs_finish)							\
 	X(runs_reject)							\
 	X(runs_audit_code)						\
+	X(text_clean)							\
 	X(runs_busy)							\
 	X(runs_view_abandoned)						\
 	X(digest_sha256)						\
