@@ -84,7 +84,8 @@ LDFLAGS_SANDBOX := $(CGI_OPT) -no-pie -Wl,-E -Wl,-z,relro -Wl,-z,now \
 
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
-               cgi/identity.c cgi/slots.c cgi/cancel.c
+               cgi/identity.c cgi/slots.c cgi/cancel.c cgi/mcp.c \
+               cgi/mcp_span.c cgi/mcp_tool.c sandbox/allowlist.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \

@@ -82,3 +82,9 @@ SELECT runs.*,
                                     AS INTEGER)
             THEN 'abandoned' ELSE outcome END AS status
 FROM runs;
+
+-- migrate 2
+-- The way a request came in: the REST API, MCP over HTTP at /mcp, or MCP
+-- over stdio (pyexec-mcp). Rows from before are REST's.
+ALTER TABLE runs ADD COLUMN via TEXT NOT NULL DEFAULT 'rest'
+    CHECK (via IN ('rest', 'mcp', 'stdio'));

@@ -54,6 +54,9 @@ static const struct setting_def table[] = {
 	  "price of one GB-second, for cost estimates" },
 	{ "price_invocation", SET_PRICE, "0.0000004", 0, 0, NULL,
 	  "price of one invocation, for cost estimates" },
+	{ "mcp_allowed_origins", SET_TEXT, "", 0, 0, NULL,
+	  "browser origins allowed at /mcp, space separated (none: any "
+	  "request with an Origin header is refused)" },
 };
 #define NSETTINGS (sizeof(table) / sizeof(table[0]))
 
@@ -116,6 +119,16 @@ static int choice_index(const char *choices, const char *v)
 	return -1;
 }
 
+static int text_ok(const char *v)
+{
+	size_t n = 0;
+
+	for (; v[n]; n++)
+		if ((unsigned char)v[n] < 0x20 || (unsigned char)v[n] > 0x7e)
+			return 0;
+	return n < SETTING_TEXT_MAX;
+}
+
 int setting_validate(const struct setting_def *d, const char *value,
 		     char *err, size_t errlen)
 {
@@ -134,6 +147,12 @@ int setting_validate(const struct setting_def *d, const char *value,
 			return 0;
 		snprintf(err, errlen, "%s must be a non-negative number "
 			 "(a price in your currency)", d->key);
+		return -1;
+	case SET_TEXT:
+		if (text_ok(value))
+			return 0;
+		snprintf(err, errlen, "%s must be at most %d printable ASCII "
+			 "characters", d->key, SETTING_TEXT_MAX - 1);
 		return -1;
 	case SET_CHOICE:
 		if (choice_index(d->choices, value) >= 0)
@@ -191,6 +210,9 @@ int settings_apply(struct settings *s, const char *key, const char *value)
 		s->price_gb_s = p;
 	} else if (strcmp(key, "price_invocation") == 0) {
 		s->price_invocation = p;
+	} else if (strcmp(key, "mcp_allowed_origins") == 0) {
+		snprintf(s->mcp_allowed_origins, sizeof(s->mcp_allowed_origins),
+			 "%s", value);
 	}
 	return 0;
 }

@@ -12,6 +12,8 @@
 
 enum audit_code { AUDIT_CODE_FULL, AUDIT_CODE_HASH, AUDIT_CODE_NONE };
 
+#define SETTING_TEXT_MAX 512
+
 struct settings {
 	long timeout_ms, cpu_ms, memory_mb, output_bytes;
 	long code_bytes, input_bytes, body_bytes, body_timeout_ms;
@@ -22,9 +24,10 @@ struct settings {
 	long audit_code_max_bytes, audit_error_max_bytes;
 	long max_concurrent, concurrency_wait_ms;
 	double price_gb_s, price_invocation;
+	char mcp_allowed_origins[SETTING_TEXT_MAX];	/* space separated */
 };
 
-enum setting_kind { SET_INT, SET_PRICE, SET_CHOICE };
+enum setting_kind { SET_INT, SET_PRICE, SET_CHOICE, SET_TEXT };
 
 struct setting_def {
 	const char *key;
