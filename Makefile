@@ -88,6 +88,7 @@ CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/mcp_span.c cgi/mcp_tool.c sandbox/allowlist.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c
+MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
                admin/cmd_stats.c admin/cmd_cost.c admin/cmd_prune.c \
@@ -107,6 +108,7 @@ PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
 CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
 SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
 ADMIN_OBJ   := $(ADMIN_SRC:%.c=$(BUILD)/%.o)
+MCP_OBJ     := $(MCP_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sandbox/seccomp_bpf.o
 # The objects of pyexec.cgi, pyexec-sandbox and the test variant of the
 # latter (CBUILD: see SANITIZE).
@@ -125,9 +127,11 @@ ifeq ($(SANITIZE),1)
 # side by side, as pyexec-admin doctor looks for pyexec.cgi next to itself
 CGI      := $(BUILD)/bin/pyexec.cgi
 ADMIN    := $(BUILD)/bin/pyexec-admin
+MCP      := $(BUILD)/bin/pyexec-mcp
 else
 CGI      := pyexec.cgi
 ADMIN    := pyexec-admin
+MCP      := pyexec-mcp
 endif
 # pyexec.cgi runs the pyexec-sandbox next to it: the test variant is the
 # same broker beside a sandbox built without the Python-level layer.
@@ -140,7 +144,13 @@ TRY      := $(CBUILD)/tests/try-syscall
 .SECONDEXPANSION:
 .PHONY: all test unit blackbox deps check-deps serve serve-deps install \
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
-all: $(CGI) $(ADMIN)
+all: $(CGI) $(ADMIN) $(MCP)
+
+# pyexec-mcp runs the pyexec.cgi beside it, else the installed one.
+$(MCP): $(MCP_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null)
+
 
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
 	@mkdir -p $(dir $@)
@@ -304,13 +314,16 @@ LIBEXECDIR ?= $(PREFIX)/lib/pyexec
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pyexec
 
-MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8
+MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8 mcp/pyexec-mcp.1
 
-install: $(CGI) $(ADMIN)
+$(BUILD)/mcp/pyexec-mcp.o: CFLAGS_ALL += -DPYEXEC_CGI_PATH='"$(LIBEXECDIR)/pyexec.cgi"'
+
+install: $(CGI) $(ADMIN) $(MCP)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi
 	install -m 0755 $(SANDBOX_BIN) $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox
 	install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/pyexec-admin
+	install -D -m 0755 $(MCP) $(DESTDIR)$(BINDIR)/pyexec-mcp
 	for f in $(MANPAGES); do \
 	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
 	for f in cgi/conf/*.conf; do \
@@ -404,6 +417,6 @@ print-flags:
 	@echo "PYTHON   = $(PYVER) from $(PYSTDLIB)"
 
 clean:
-	rm -rf build build-san build-fuzz pyexec.cgi pyexec-admin
+	rm -rf build build-san build-fuzz pyexec.cgi pyexec-admin pyexec-mcp
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)
