@@ -63,11 +63,12 @@ static const struct command {
 	  "one request in full, code included" },
 	{ "logs", cmd_logs, DB_RO,
 	  "logs [--user NAME|--anonymous] [--client ADDR] [--since WHEN] "
-	  "[--until WHEN] [--outcome OUTCOME|--failed] [--limit N] [--follow] "
+	  "[--until WHEN] [--outcome OUTCOME|--failed] [--via rest|mcp|stdio] "
+	  "[--limit N] [--follow] "
 	  "[--json|--csv]",
 	  "the audit log, newest last" },
 	{ "stats", cmd_stats, DB_RO,
-	  "stats [--since WHEN] [--until WHEN] [--by user|day|hour|outcome] "
+	  "stats [--since WHEN] [--until WHEN] [--by user|day|hour|outcome|via] "
 	  "[--json]",
 	  "counts, success rate, execution time percentiles, top users" },
 	{ "cost estimate", cmd_cost_estimate, DB_RO,
