@@ -1,6 +1,6 @@
 # pyexec: run untrusted Python behind a CGI, in a kernel sandbox.
 #
-#   make            build pyexec.cgi
+#   make            build pyexec.cgi, pyexec-admin and pyexec-mcp
 #   make serve      serve it with lighttpd on 127.0.0.1:8080 (PORT= to change),
 #                   installing lighttpd first if it is missing (as root)
 #   make test       install missing packages (as root), build, run every test
@@ -235,7 +235,12 @@ BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
               libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
 SERVE_DEBS := lighttpd curl
 TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev \
-              bubblewrap apache2-utils
+              bubblewrap apache2-utils nodejs
+# The MCP tests' client, the official TypeScript SDK, pinned by
+# tests/mcp/package-lock.json (npm ci). Debian ships npm apart from nodejs;
+# other builds of nodejs carry their own.
+MCP_SDK    := tests/mcp/node_modules/@modelcontextprotocol/sdk/package.json
+NPM_CI     := cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
 LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap \
               /usr/bin/bwrap /usr/bin/ab
@@ -254,11 +259,14 @@ endef
 check-deps:
 	@$(HAVE_BUILD) && $(PYTHON) -c 'import pytest' 2>/dev/null \
 	  && command -v curl >/dev/null $(foreach s,$(SERVERS),&& test -x $(s)) \
-	  && $(HAVE_FUZZ) \
+	  && $(HAVE_FUZZ) && test -x /usr/bin/node && command -v npm >/dev/null \
 	  || $(MAKE) --no-print-directory deps
+	@test -f $(MCP_SDK) || { $(NPM_CI); }
 
 deps:
-	$(call apt_install,$(BUILD_DEBS) $(SERVE_DEBS) $(TEST_DEBS))
+	$(call apt_install,$(BUILD_DEBS) $(SERVE_DEBS) $(TEST_DEBS) \
+	  $$(command -v npm >/dev/null || echo npm))
+	$(NPM_CI)
 
 serve-deps:
 	$(call apt_install,$(BUILD_DEBS) $(SERVE_DEBS))
@@ -342,7 +350,7 @@ unit: $(UNIT)
 	$(UNIT)
 
 test: check-deps
-	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(NOPY_CGI) $(UNIT) $(TRY)
+	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(MCP) $(NOPY_CGI) $(UNIT) $(TRY)
 	$(UNIT)
 ifneq ($(SANITIZE),1)
 	@if $(HAVE_FUZZ); then $(MAKE) --no-print-directory fuzz-smoke; \
@@ -350,7 +358,7 @@ ifneq ($(SANITIZE),1)
 	else echo "make test: no clang with libFuzzer: fuzz smoke not run"; fi
 endif
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
-	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
+	  PYEXEC_ADMIN=$(abspath $(ADMIN)) PYEXEC_MCP=$(abspath $(MCP)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
 ifneq ($(SANITIZE),1)

@@ -40,9 +40,12 @@ static void on_signal(int sig)
 		kill((pid_t)child_pid, sig == SIGINT ? SIGTERM : sig);
 }
 
-/* pyexec.cgi beside this program (a build tree), else the installed one. */
+/* pyexec.cgi beside this program (a build tree), then where `make install`
+ * puts it relative to this program (BINDIR/../lib/pyexec, whatever the
+ * PREFIX and DESTDIR), then the compiled-in path. */
 static int find_cgi(char *out, size_t n)
 {
+	static const char *const rel[] = { "pyexec.cgi", "../lib/pyexec/pyexec.cgi" };
 	char self[PATH_MAX];
 	ssize_t k = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	char *slash;
@@ -50,9 +53,10 @@ static int find_cgi(char *out, size_t n)
 	if (k > 0) {
 		self[k] = 0;
 		slash = strrchr(self, '/');
-		if (slash && (size_t)(slash - self) + 12 < n) {
-			snprintf(out, n, "%.*s/pyexec.cgi", (int)(slash - self), self);
-			if (access(out, X_OK) == 0)
+		for (size_t i = 0; slash && i < sizeof(rel) / sizeof(rel[0]); i++) {
+			int len = snprintf(out, n, "%.*s/%s", (int)(slash - self),
+					   self, rel[i]);
+			if (len > 0 && (size_t)len < n && access(out, X_OK) == 0)
 				return 0;
 		}
 	}
