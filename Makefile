@@ -287,6 +287,9 @@ database: $(SERVE_DIR)/pyexec.db
 Try it:
   curl -X POST http://localhost:$(PORT) -H "Content-Type: application/json" -d '{"code": "print(\"Hello from Python!\")\nprint(sum([1,2,3,4,5]))", "input_data": {}}'
 
+MCP clients: http://127.0.0.1:$(PORT)/mcp (Streamable HTTP), or the command
+$(abspath $(MCP)) with PYEXEC_DB=$(SERVE_DIR)/pyexec.db (stdio).
+
 Anonymous requests get 10 runs an hour per address. For an admin and a token
 (printed once; send it as "Authorization: Bearer <token>"):
   pyexec-admin --db $(SERVE_DIR)/pyexec.db user add alice --admin
@@ -297,7 +300,7 @@ export SERVE_BANNER
 serve:
 	@$(HAVE_BUILD) && test -x $(LIGHTTPD) && command -v curl >/dev/null \
 	  || $(MAKE) --no-print-directory serve-deps
-	@$(MAKE) -q $(CGI) 2>/dev/null || $(MAKE) --no-print-directory $(CGI)
+	@$(MAKE) -q $(CGI) $(MCP) 2>/dev/null || $(MAKE) --no-print-directory $(CGI) $(MCP)
 	@mkdir -p $(SERVE_DIR)/lighttpd
 	@sed -e 's|^server\.port = .*|server.port = $(PORT)|' \
 	     -e '/^server\.username = /d' -e '/^server\.groupname = /d' \
