@@ -434,7 +434,7 @@ KEYS = ["timeout_ms", "cpu_ms", "memory_mb", "output_bytes", "code_bytes",
         "max_memory_mb", "default_quota", "quota_window_s", "anonymous",
         "audit_code", "audit_code_max_bytes", "audit_error_max_bytes",
         "max_concurrent", "concurrency_wait_ms", "price_gb_s",
-        "price_invocation"]
+        "price_invocation", "mcp_allowed_origins"]
 
 
 def test_config_list(db):

@@ -315,3 +315,25 @@ def test_the_local_transport_is_out_of_a_web_clients_reach(db):
     assert r.status == 200
     got = rows(db)
     assert got[0]["identity"] == "anon:127.0.0.1" and got[0]["via"] == "mcp"
+
+
+def test_a_version_1_database_gains_via_with_rest_rows():
+    import sqlite3
+    import tempfile
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "sql", "schema.sql")) as f:
+        v1 = f.read().split("-- migrate 2")[0]
+    d = tempfile.mkdtemp(prefix="pyexec-test-")
+    db = os.path.join(d, "pyexec.db")
+    c = sqlite3.connect(db)
+    c.executescript(v1)
+    c.execute("INSERT INTO runs (id, started_ms, identity, outcome) "
+              "VALUES ('old', 1, 'anon:x', 'ok')")
+    c.execute("PRAGMA user_version = 1")
+    c.commit()
+    c.close()
+    r = call({"code": "print(1)"}, db=db)
+    assert r.status == 200, r
+    got = query(db, "SELECT id, via FROM runs ORDER BY rowid")
+    assert got[0] == {"id": "old", "via": "rest"} and got[1]["via"] == "mcp"
+    assert query(db, "PRAGMA user_version")[0]["user_version"] == 2

@@ -188,7 +188,7 @@ def test_concurrent_first_requests_migrate_once():
                 assert r.status == (200 if i % 2 else 405), (i, r, r.stderr)
                 if i % 2:
                     assert r["output"] == "%d\n" % i
-            assert query(db, "PRAGMA user_version")[0]["user_version"] == 1
+            assert query(db, "PRAGMA user_version")[0]["user_version"] == 2
             assert query(db, "PRAGMA journal_mode")[0]["journal_mode"] == "wal"
             names = {x["name"] for x in query(db, "SELECT name FROM sqlite_master "
                                               "WHERE type = 'table'")}
@@ -208,7 +208,7 @@ def test_empty_file_is_migrated():
         open(db, "wb").close()
         r = run_code("print('hi')", db=db)
         assert r.status == 200 and r["output"] == "hi\n", r
-        assert query(db, "PRAGMA user_version")[0]["user_version"] == 1
+        assert query(db, "PRAGMA user_version")[0]["user_version"] == 2
         assert query(db, "PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     finally:
         shutil.rmtree(d)
@@ -219,8 +219,8 @@ def test_schema_matches_schema_sql():
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "..", "sql", "schema.sql")) as f:
         text = f.read()
-    assert "-- migrate 1" in text
-    assert "-- migrate 2" not in text     # this suite knows version 1
+    assert "-- migrate 1" in text and "-- migrate 2" in text
+    assert "-- migrate 3" not in text     # this suite knows version 2
     ref = sqlite3.connect(":memory:")
     ref.executescript(text)
     want = sorted(ref.execute("SELECT type, name, sql FROM sqlite_master"))
