@@ -157,7 +157,8 @@ static int take_id(struct mcp *m, const cJSON *root, const char *body,
 	if (!cJSON_IsString(id) && !cJSON_IsNumber(id))
 		return rpc_fail(m, -32600, e, "id must be a string or a number");
 	if (json_member(body, len, "id", &v, &vn) != 0 || vn >= sizeof(m->id))
-		return rpc_fail(m, -32600, e, "id longer than 120 bytes");
+		return rpc_fail(m, -32600, e, "id must be at most 120 bytes, "
+				"under a key written without escapes");
 	memcpy(m->id, v, vn);
 	m->id[vn] = 0;
 	return 0;
