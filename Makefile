@@ -376,7 +376,7 @@ endif
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= 2000
-FUZZ_NAMES   := request encoder scan
+FUZZ_NAMES   := request encoder scan member
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
@@ -384,6 +384,7 @@ FUZZ_SRC_request := cgi/request.c cgi/job.c cgi/jsonscan.c cgi/utf8.c \
                     cgi/http.c cgi/config.c sql/settings.c
 FUZZ_SRC_encoder := cgi/jsonw.c cgi/utf8.c
 FUZZ_SRC_scan    := cgi/jsonscan.c
+FUZZ_SRC_member  := cgi/mcp_span.c
 FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(wildcard cgi/*.h sql/*.h)

@@ -9,9 +9,16 @@
 #include "mcp.h"
 #include "banned.h"
 
+/* Whitespace as cJSON reads it (any byte 1..32); json_scan has already
+ * refused all but JSON's four on the request path. */
+static int is_ws(char c)
+{
+	return c && (unsigned char)c <= 32;
+}
+
 static const char *ws(const char *p, const char *end)
 {
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+	while (p < end && is_ws(*p))
 		p++;
 	return p;
 }
@@ -36,7 +43,7 @@ static const char *skip_value(const char *p, const char *end)
 	if (p < end && *p == '"')
 		return skip_string(p, end);
 	if (p < end && *p != '{' && *p != '[') {
-		while (p < end && !strchr(",}] \t\r\n", *p))
+		while (p < end && !is_ws(*p) && !strchr(",}]", *p))
 			p++;
 		return p;
 	}
