@@ -359,6 +359,8 @@ int main(void)
 		 c.rec.client_addr ? c.rec.client_addr : "unknown");
 	c.rec.identity = c.anon;
 	c.mcp.via = mcp_route();
+	if (c.mcp.via == VIA_STDIO)
+		mcp_local_key(c.anon, sizeof(c.anon));
 	c.rec.via = mcp_via_name(c.mcp.via);
 	sandbox_start(&c.sb);	/* a failure is reported by the run */
 	handle(&c);

@@ -286,7 +286,6 @@ int mcp_identify(const struct mcp *m, struct store *s,
 {
 	const char *h = getenv("HTTP_AUTHORIZATION");
 	struct settings local = *cfg;
-	struct passwd *pw;
 
 	if (m->via != VIA_STDIO || token || (h && *h))
 		return identify(s, cfg, token, id, e);
@@ -295,11 +294,16 @@ int mcp_identify(const struct mcp *m, struct store *s,
 	local.anonymous = 1;
 	if (identify(s, &local, NULL, id, e) != 0)
 		return -1;
-	pw = getpwuid(geteuid());
-	if (pw && pw->pw_name && strlen(pw->pw_name) < 64)
-		snprintf(id->key, sizeof(id->key), "local:%s", pw->pw_name);
-	else
-		snprintf(id->key, sizeof(id->key), "local:uid%u",
-			 (unsigned)geteuid());
+	mcp_local_key(id->key, sizeof(id->key));
 	return 0;
+}
+
+void mcp_local_key(char *out, size_t n)
+{
+	struct passwd *pw = getpwuid(geteuid());
+
+	if (pw && pw->pw_name && strlen(pw->pw_name) < 64)
+		snprintf(out, n, "local:%s", pw->pw_name);
+	else
+		snprintf(out, n, "local:uid%u", (unsigned)geteuid());
 }

@@ -61,6 +61,10 @@ int mcp_identify(const struct mcp *m, struct store *s,
 		 const struct settings *cfg, const char *token,
 		 struct identity *id, struct http_error *e);
 
+/* "local:<user>": the local transport's identity, also the row's of a
+ * request refused before it is identified. */
+void mcp_local_key(char *out, size_t n);
+
 /* The HTTP status a refusal is answered with (a bad tools/call argument
  * is a JSON-RPC error in a 200); call before the audit row is written. */
 void mcp_refusal_status(const struct mcp *m, struct http_error *e);

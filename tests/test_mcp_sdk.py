@@ -177,6 +177,10 @@ def test_stdio_answers_in_order_and_only_mcp_on_stdout():
     assert out[2]["result"]["structuredContent"]["output"] == "xxx\n"
     assert out[3]["error"]["code"] == -32601
     assert all(m["jsonrpc"] == "2.0" for m in out)
+    got = query(db, "SELECT identity, via, status FROM runs_view WHERE via = 'stdio'")
+    assert [(r["identity"], r["status"]) for r in got] == [
+        ("local:" + local_name(), "rejected"), ("local:" + local_name(), "ok"),
+        ("local:" + local_name(), "rejected")]
 
 
 def test_stdio_a_killed_run_does_not_end_the_server():
