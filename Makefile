@@ -85,7 +85,7 @@ LDFLAGS_SANDBOX := $(CGI_OPT) -no-pie -Wl,-E -Wl,-z,relro -Wl,-z,now \
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
                cgi/identity.c cgi/slots.c cgi/cancel.c cgi/mcp.c \
-               cgi/mcp_span.c cgi/mcp_tool.c sandbox/allowlist.c
+               cgi/mcp_span.c cgi/mcp_tool.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c
 MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
@@ -96,11 +96,13 @@ ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
 # The broker's side of the sandbox (in pyexec.cgi), and the child's
 # (pyexec-sandbox, whose main() is in child.c); a few files are in both.
 SPAWN_SRC   := sandbox/spawn.c sandbox/fds.c sandbox/handoff.c \
-               sandbox/result.c sandbox/seccomp.c sandbox/trace.c
+               sandbox/result.c sandbox/seccomp.c sandbox/trace.c \
+               sandbox/profile.c
 CHILD_SRC   := sandbox/child.c sandbox/rlimit.c sandbox/ns.c \
                sandbox/landlock.c sandbox/seccomp.c sandbox/audit.c \
                sandbox/pyrun.c sandbox/pyerr.c sandbox/allowlist.c \
-               sandbox/result.c sandbox/handoff.c sandbox/trace.c
+               sandbox/result.c sandbox/handoff.c sandbox/trace.c \
+               sandbox/profile.c sandbox/standin.c
 SANDBOX_SRC := $(sort $(SPAWN_SRC) $(CHILD_SRC))
 # Objects whose behaviour the test-only switch changes.
 PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
@@ -142,7 +144,7 @@ UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(CBUILD)/tests/try-syscall
 
 .SECONDEXPANSION:
-.PHONY: all test unit blackbox deps check-deps serve serve-deps install \
+.PHONY: all test unit blackbox deps check-deps serve serve-deps install uninstall \
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
 all: $(CGI) $(ADMIN) $(MCP)
 
@@ -152,7 +154,8 @@ $(MCP): $(MCP_OBJ)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null)
 
 
-$(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ)
+# The settings validate allowed_modules against the vetted modules.
+$(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ) $(BUILD)/sandbox/profile.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
@@ -235,7 +238,7 @@ BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
               libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
 SERVE_DEBS := lighttpd curl
 TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev \
-              bubblewrap apache2-utils nodejs
+              bubblewrap apache2-utils systemd nodejs
 # The MCP tests' client, the official TypeScript SDK, pinned by
 # tests/mcp/package-lock.json (npm ci). Debian ships npm apart from nodejs;
 # other builds of nodejs carry their own.
@@ -243,7 +246,7 @@ MCP_SDK    := tests/mcp/node_modules/@modelcontextprotocol/sdk/package.json
 NPM_CI     := cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
 LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap \
-              /usr/bin/bwrap /usr/bin/ab
+              /usr/bin/bwrap /usr/bin/ab /usr/bin/systemd-analyze
 HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
 # clang with libFuzzer's runtime (libclang-rt-14-dev), for make fuzz.
 HAVE_FUZZ   = command -v $(FUZZ_CC) >/dev/null \
@@ -326,6 +329,8 @@ MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pyexec
 
 MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8 mcp/pyexec-mcp.1
+# Installed with the CGI's and pyexec-admin's paths set to the installed ones.
+EXAMPLES   := $(sort $(wildcard cgi/conf/*))
 
 $(BUILD)/mcp/pyexec-mcp.o: CFLAGS_ALL += -DPYEXEC_CGI_PATH='"$(LIBEXECDIR)/pyexec.cgi"'
 
@@ -337,11 +342,26 @@ install: $(CGI) $(ADMIN) $(MCP)
 	install -D -m 0755 $(MCP) $(DESTDIR)$(BINDIR)/pyexec-mcp
 	for f in $(MANPAGES); do \
 	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
-	for f in cgi/conf/*.conf; do \
-	  sed 's|/usr/local/lib/pyexec/pyexec\.cgi|$(LIBEXECDIR)/pyexec.cgi|' $$f \
+	for f in $(EXAMPLES); do \
+	  sed -e 's|/usr/local/lib/pyexec/pyexec\.cgi|$(LIBEXECDIR)/pyexec.cgi|' \
+	      -e 's|/usr/local/bin/pyexec-admin|$(BINDIR)/pyexec-admin|' $$f \
 	    > $(DESTDIR)$(DOCDIR)/examples/$${f##*/} && \
 	  chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$${f##*/} || exit 1; done
 	install -m 0644 README.md LICENSE $(DESTDIR)$(DOCDIR)/
+
+# make uninstall (same PREFIX and DESTDIR): exactly what install put, and
+# pyexec's own directories once empty; never bin/ or man/ themselves.
+uninstall:
+	rm -f $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi \
+	  $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox $(DESTDIR)$(BINDIR)/pyexec-admin \
+	  $(DESTDIR)$(BINDIR)/pyexec-mcp \
+	  $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE
+	for f in $(MANPAGES); do \
+	  rm -f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
+	for f in $(EXAMPLES); do rm -f $(DESTDIR)$(DOCDIR)/examples/$${f##*/}; done
+	for d in $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples \
+	  $(DESTDIR)$(DOCDIR); do \
+	  [ ! -d $$d ] || rmdir --ignore-fail-on-non-empty $$d || exit 1; done
 
 # make bench: pyexec against its baselines, in one run (bench/bench.py);
 # writes bench/RESULTS.md. BENCH_QUICK=1: a smoke run (figures meaningless).
@@ -381,7 +401,8 @@ FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
 FUZZ_SRC_request := cgi/request.c cgi/job.c cgi/jsonscan.c cgi/utf8.c \
-                    cgi/http.c cgi/config.c sql/settings.c
+                    cgi/http.c cgi/config.c sql/settings.c \
+                    sandbox/profile.c
 FUZZ_SRC_encoder := cgi/jsonw.c cgi/utf8.c
 FUZZ_SRC_scan    := cgi/jsonscan.c
 FUZZ_SRC_member  := cgi/mcp_span.c

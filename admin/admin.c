@@ -20,6 +20,7 @@ static const struct command {
 	enum db_mode db;
 	const char *usage;
 	const char *summary;
+	const char *details;	/* more for --help, or NULL */
 } commands[] = {
 	{ "init", cmd_init, DB_RW, "init",
 	  "create or migrate the database (safe to run twice)" },
@@ -30,6 +31,14 @@ static const struct command {
 	  "list users" },
 	{ "user show", cmd_user_show, DB_RO, "user show NAME [--json]",
 	  "a user, with usage in the current window" },
+	{ "user set", cmd_user_set, DB_RW,
+	  "user set NAME [--timeout-ms N|default] [--memory-mb N|default] "
+	  "[--quota N|unlimited|default] [--modules seed|compute|LIST|default]",
+	  "a user's own time limit, memory limit, quota and modules",
+	  "--timeout-ms and --memory-mb may not exceed the max_timeout_ms and\n"
+	  "max_memory_mb settings; --modules takes a profile or a list of\n"
+	  "vetted modules; 'default' gives the user the service's setting\n"
+	  "again. Every value is checked before any is written.\n" },
 	{ "user disable", cmd_user_disable, DB_RW, "user disable NAME",
 	  "refuse the user's token (401) until enabled" },
 	{ "user enable", cmd_user_enable, DB_RW, "user enable NAME",
@@ -66,7 +75,16 @@ static const struct command {
 	  "[--until WHEN] [--outcome OUTCOME|--failed] [--via rest|mcp|stdio] "
 	  "[--limit N] [--follow] "
 	  "[--json|--csv]",
-	  "the audit log, newest last" },
+	  "the audit log, newest last",
+	  "The table shows the last 50 matching requests, and says on stderr\n"
+	  "how many older ones it left out. --json (one object a line) and\n"
+	  "--csv (a header line, then one line a request) write every\n"
+	  "matching request, oldest first, as they are read: an export of any\n"
+	  "size. --limit N keeps the last N (0: all), in every format.\n"
+	  "--follow prints requests as they are written, from now on; with\n"
+	  "--since or --limit it first lists the past ones. In CSV, a text\n"
+	  "cell that starts with =, +, -, @ is written with a ' before it, so\n"
+	  "that no spreadsheet runs it as a formula.\n" },
 	{ "stats", cmd_stats, DB_RO,
 	  "stats [--since WHEN] [--until WHEN] [--by user|day|hour|outcome|via] "
 	  "[--json]",
@@ -98,6 +116,13 @@ static void list_commands(FILE *f, const char *prefix)
 		if (!prefix || strncmp(commands[i].name, prefix, pl) == 0)
 			fprintf(f, "   %-15s %s\n", commands[i].name,
 				commands[i].summary);
+}
+
+static void show_usage(FILE *f, const struct command *c)
+{
+	fprintf(f, "usage: pyexec-admin %s\n\n%s\n", c->usage, c->summary);
+	if (c->details)
+		fprintf(f, "\n%s", c->details);
 }
 
 /* The command named by argv[0] (and argv[1]); *words says how many. */
@@ -147,7 +172,7 @@ static int help_to(FILE *f, int argc, char **argv)
 	}
 	c = find(argc, argv, &words);
 	if (c && !(words == 1 && argc >= 2 && is_group(argv[0]))) {
-		fprintf(f, "usage: pyexec-admin %s\n\n%s\n", c->usage, c->summary);
+		show_usage(f, c);
 		return 0;
 	}
 	if (is_group(argv[0])) {
@@ -198,8 +223,7 @@ static int dispatch(int argc, char **argv, struct admin_ctx *ctx)
 	/* --help before the database: it must work without one. */
 	for (int i = words; i < argc; i++)
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			printf("usage: pyexec-admin %s\n\n%s\n", c->usage,
-			       c->summary);
+			show_usage(stdout, c);
 			return 0;
 		}
 	if ((rc = open_db(ctx, c->db)) != 0)
@@ -239,6 +263,8 @@ int main(int argc, char **argv)
 		fputs(main_usage, stderr);
 		return EXIT_USAGE;
 	}
+	if (as_db_owner(ctx.db_path) != 0)
+		return 1;
 	rc = dispatch(argc - optind, argv + optind, &ctx);
 	store_close(ctx.db);
 	return rc;

@@ -44,6 +44,9 @@ int error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "pyexec-admin: <message>" and the usage line; returns 2. */
 int usage_error(const char *usage, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* As root, on a database whose directory belongs to another user: create
+ * files as that user from now on (setfsuid). 0, or 1 with a message. */
+int as_db_owner(const char *path);
 /* The database's error as an exit code (1). */
 int db_error(struct admin_ctx *ctx, const char *what);
 
@@ -63,7 +66,9 @@ void format_time(int64_t ms, char *buf, size_t len);
 
 /* Machine-readable output. */
 enum out_format { OUT_TABLE, OUT_JSON, OUT_CSV };
-/* Writes s as a JSON string (quotes included) / as a CSV field. */
+/* Writes s as a JSON string (quotes included) / as a CSV field; a CSV
+ * field that a spreadsheet would take for a formula (=, +, -, @ first) is
+ * written with a ' before it. */
 void put_json_string(FILE *f, const char *s);
 void put_csv_field(FILE *f, const char *s);
 
@@ -73,10 +78,12 @@ COMMAND(cmd_init);
 COMMAND(cmd_user_add);
 COMMAND(cmd_user_list);
 COMMAND(cmd_user_show);
+COMMAND(cmd_user_set);
 COMMAND(cmd_user_disable);
 COMMAND(cmd_user_enable);
 COMMAND(cmd_user_remove);
 COMMAND(cmd_user_rotate);
+COMMAND(cmd_user_set);
 COMMAND(cmd_admin_grant);
 COMMAND(cmd_admin_revoke);
 COMMAND(cmd_quota_default);

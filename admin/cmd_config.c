@@ -8,7 +8,7 @@
 
 struct set_value {
 	const char *key;
-	char value[128];
+	char value[512];	/* allowed_modules can be a long list */
 	int found;
 };
 

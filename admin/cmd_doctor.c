@@ -34,8 +34,9 @@
 #ifndef PYEXEC_PYTHON_VERSION
 #define PYEXEC_PYTHON_VERSION "?"
 #endif
-/* Where an installed pyexec.cgi is looked for when it is not next to
- * pyexec-admin (the install target may set it). */
+/* Where an installed pyexec.cgi is looked for when it is neither next to
+ * pyexec-admin (the build tree) nor where make install puts it relative to
+ * pyexec-admin (BINDIR/../lib/pyexec, whatever the PREFIX). */
 #ifndef PYEXEC_CGI_PATH
 #define PYEXEC_CGI_PATH "/usr/local/lib/pyexec/pyexec.cgi"
 #endif
@@ -234,6 +235,22 @@ static void check_python(struct doctor *d)
 
 /* --- the database --------------------------------------------------------- */
 
+/* The modules programs may import, by default (users may have a grant). */
+static void report_profile(struct doctor *d, struct store *db)
+{
+	struct settings cfg;
+	char text[PROFILE_TEXT_MAX + 1];
+
+	settings_defaults(&cfg);
+	if (store_settings_load(db, &cfg) != STORE_OK) {
+		report(d, FAIL, "sandbox.modules", "%s", store_error(db));
+		return;
+	}
+	profile_describe(cfg.modules, text, sizeof(text));
+	report(d, OK, "sandbox.modules", "allowed_modules %s (the anonymous "
+	       "identity and users without a grant)", text);
+}
+
 static void check_database(struct doctor *d, const char *path)
 {
 	struct store *db = NULL;
@@ -256,6 +273,7 @@ static void check_database(struct doctor *d, const char *path)
 		store_close(db);
 		return;
 	}
+	report_profile(d, db);
 	store_close(db);
 	report(d, OK, "db.open", "%s: %lld users, %lld requests logged, "
 	       "%lld KiB (%lld KiB free)", path, (long long)h.users,
@@ -402,10 +420,12 @@ static void check_access(struct doctor *d, const char *path)
 	if (bad) {
 		if (stat(bad, &st) == 0)
 			owner_text(&st, fown, sizeof(fown));
-		report(d, WARN, "db.www-data", "www-data (uid %u) cannot %s %s "
-		       "(%s, by its mode bits): a CGI run as www-data answers 503",
-		       (unsigned)pw->pw_uid, bad == anc ? "search" : "write", bad,
-		       fown);
+		report(d, FAIL, "db.www-data", "www-data (uid %u) cannot %s %s "
+		       "(%s, by its mode bits): a CGI run as www-data answers "
+		       "every request 503; fix: %s '%s'", (unsigned)pw->pw_uid,
+		       bad == anc ? "search" : "write", bad, fown,
+		       bad == anc ? "chmod o+x" : "chown -R www-data:www-data",
+		       bad == anc ? anc : real);
 	} else {
 		report(d, OK, "db.www-data", "www-data (uid %u) can %s (by the "
 		       "mode bits)", (unsigned)pw->pw_uid, have_file ?
@@ -627,10 +647,27 @@ static void rm_tree(const char *dir)
 	rmdir(dir);
 }
 
-/* --cgi, else next to this program, else the installed one. */
+/* Where pyexec.cgi is looked for, relative to pyexec-admin's directory:
+ * beside it (the build tree), then where make install puts it. */
+static const char *const cgi_beside[] = {
+	"pyexec.cgi", "../lib/pyexec/pyexec.cgi",
+};
+
+/* buf without its "..": the path the report names. */
+static int tidy_path(char *buf, size_t len)
+{
+	char real[PATH_MAX];
+
+	if (realpath(buf, real) && strlen(real) < len)
+		snprintf(buf, len, "%s", real);
+	return 0;
+}
+
+/* --cgi, else beside this program, else the compiled-in path. */
 static int find_cgi(const struct doctor *d, char *buf, size_t len)
 {
 	char self[PATH_MAX];
+	char *slash;
 	ssize_t n;
 
 	if (d->cgi) {
@@ -639,14 +676,15 @@ static int find_cgi(const struct doctor *d, char *buf, size_t len)
 	}
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
-		char *slash;
 		self[n] = 0;
-		if ((slash = strrchr(self, '/')) != NULL) {
+		slash = strrchr(self, '/');
+		if (slash)
 			*slash = 0;
-			if (snprintf(buf, len, "%s/pyexec.cgi", self) <
+		for (size_t i = 0; slash && i < sizeof(cgi_beside) /
+		     sizeof(cgi_beside[0]); i++)
+			if (snprintf(buf, len, "%s/%s", self, cgi_beside[i]) <
 			    (int)len && access(buf, X_OK) == 0)
-				return 0;
-		}
+				return tidy_path(buf, len);
 	}
 	snprintf(buf, len, "%s", PYEXEC_CGI_PATH);
 	return access(buf, X_OK);
@@ -720,8 +758,8 @@ static void self_test(struct doctor *d)
 
 	if (find_cgi(d, cgi, sizeof(cgi)) != 0) {
 		report(d, FAIL, "cgi", d->cgi ? "%s is not an executable" :
-		       "no pyexec.cgi next to pyexec-admin nor at %s (give "
-		       "--cgi PATH)", d->cgi ? cgi : PYEXEC_CGI_PATH);
+		       "no pyexec.cgi beside pyexec-admin, in ../lib/pyexec/ "
+		       "from it, nor at %s (give --cgi PATH)", d->cgi ? cgi : PYEXEC_CGI_PATH);
 		check_layers(d, NULL);
 		return;
 	}

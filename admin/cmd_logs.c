@@ -15,12 +15,17 @@
 #include "admin.h"
 #include "../cgi/banned.h"
 
-#define DEFAULT_LIMIT	50
+/* The table shows the last 50 rows unless told otherwise, and says so;
+ * --json and --csv export every matching row unless given --limit. */
+#define TABLE_LIMIT	50
 #define FOLLOW_POLL_MS	500
 #define TABLE_ID_LEN	12
 /* Table cells wider than these are cut: a name is not a layout. */
 #define MAX_IDENTITY_W	40
 #define MAX_TYPE_W	28
+/* --follow cannot know the rows to come: its columns are fixed. */
+#define FOLLOW_IDENTITY_W	32
+#define FOLLOW_TYPE_W		20
 
 static const char *const statuses[] = {
 	"ok", "error", "timeout", "memory", "output_limit", "security", "crash",
@@ -32,7 +37,9 @@ struct logs {
 	struct run_filter f;
 	enum out_format fmt;
 	int formats;		/* how many of --json, --csv were given */
+	int limit_given;	/* --limit N */
 	int follow;
+	int looked_back;	/* --follow listed past rows first */
 	/* The table's variable columns, and whether its header is out. */
 	int w_identity, w_type, header;
 	/* --follow: the newest row looked at, and rows seen still running,
@@ -173,6 +180,7 @@ static const struct field {
 	{ "peak_kb", RUN_PEAK_KB, F_INT },
 	{ "http_status", RUN_HTTP_STATUS, F_INT },
 	{ "counted", RUN_COUNTED, F_BOOL },
+	{ "profile", RUN_PROFILE, F_TEXT },
 	{ "via", RUN_VIA, F_TEXT },
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
@@ -196,6 +204,7 @@ static int field_value(const struct run_row *r, const struct field *fd,
 		[RUN_STATUS] = offsetof(struct run_row, status),
 		[RUN_ERROR_TYPE] = offsetof(struct run_row, error_type),
 		[RUN_ERROR] = offsetof(struct run_row, error),
+		[RUN_PROFILE] = offsetof(struct run_row, profile),
 		[RUN_VIA] = offsetof(struct run_row, via),
 	};
 	int64_t v = 0;
@@ -299,6 +308,8 @@ static void widen(struct logs *l, const struct run_row *r)
 {
 	int w = min_int(text_width(or_dash(r->identity)), MAX_IDENTITY_W);
 
+	if (l->follow)
+		return;
 	if (w > l->w_identity)
 		l->w_identity = w;
 	w = min_int(text_width(or_dash(r->error_type)), MAX_TYPE_W);
@@ -306,19 +317,24 @@ static void widen(struct logs *l, const struct run_row *r)
 		l->w_type = w;
 }
 
+static void put_table_header(struct logs *l)
+{
+	if (l->header)
+		return;
+	printf("%-20s %-*s ", "TIME", TABLE_ID_LEN, "ID");
+	put_cell("IDENTITY", l->w_identity);
+	printf(" %-12s ", "STATUS");
+	put_cell("TYPE", l->w_type);
+	printf(" %4s %9s %9s\n", "HTTP", "EXEC_MS", "OUTPUT");
+	l->header = 1;
+}
+
 static void put_table_row(struct logs *l, const struct run_row *r)
 {
 	char time[32], id[TABLE_ID_LEN + 1], http[16], exec[32], out[24];
 
 	widen(l, r);
-	if (!l->header) {
-		printf("%-20s %-*s ", "TIME", TABLE_ID_LEN, "ID");
-		put_cell("IDENTITY", l->w_identity);
-		printf(" %-12s ", "STATUS");
-		put_cell("TYPE", l->w_type);
-		printf(" %4s %9s %9s\n", "HTTP", "EXEC_MS", "OUTPUT");
-		l->header = 1;
-	}
+	put_table_header(l);
 	format_time(r->started_ms, time, sizeof(time));
 	snprintf(id, sizeof(id), "%s", or_dash(r->id));
 	snprintf(http, sizeof(http), "-");
@@ -379,15 +395,36 @@ static int print_one(const struct run_row *r, void *arg)
 	return 0;
 }
 
+/* When the table's default limit left rows out, says how many, and how
+ * to see them (stderr: the table itself stays the rows). */
+static int note_omitted(struct logs *l, int64_t upto, long shown)
+{
+	struct run_filter f = l->f;
+	long all;
+
+	if (l->fmt != OUT_TABLE || l->limit_given || shown < f.limit)
+		return 0;
+	f.upto_rowid = upto;
+	f.limit = 0;
+	if (store_runs_count(l->ctx->db, &f, &all) != STORE_OK)
+		return -1;
+	if (all > shown)
+		fprintf(stderr, "pyexec-admin: %ld older matching request%s not "
+			"shown: --limit 0 lists them all, --json or --csv "
+			"exports them\n", all - shown, all - shown == 1 ? "" : "s");
+	return 0;
+}
+
 /* The last `limit` matching rows written up to the row `upto`, oldest
- * first. */
+ * first (every matching row when limit is 0). Rows are written as they
+ * are read. */
 static int list(struct logs *l, int64_t upto)
 {
 	struct run_filter f = l->f;
 	struct first_pass p = { l, 0, 0 };
 
 	f.upto_rowid = upto;
-	if (f.limit || l->fmt == OUT_TABLE) {
+	if (f.limit || (l->fmt == OUT_TABLE && !l->follow)) {
 		f.newest_first = f.limit > 0;
 		if (store_runs_query(l->ctx->db, &f, measure, &p) != STORE_OK)
 			return -1;
@@ -397,8 +434,9 @@ static int list(struct logs *l, int64_t upto)
 			f.after_rowid = p.oldest - 1;
 		f.newest_first = 0;
 	}
-	return store_runs_query(l->ctx->db, &f, print_one, l) != STORE_OK ?
-	       -1 : 0;
+	if (store_runs_query(l->ctx->db, &f, print_one, l) != STORE_OK)
+		return -1;
+	return note_omitted(l, upto, p.count);
 }
 
 /* --- following ------------------------------------------------------------ */
@@ -507,7 +545,8 @@ static int follow(struct logs *l)
 	};
 	struct run_filter f = l->f;
 
-	if (l->cursor && l->f.status && strcmp(l->f.status, "running") != 0) {
+	if (l->looked_back && l->cursor && l->f.status &&
+	    strcmp(l->f.status, "running") != 0) {
 		f.status = "running";
 		f.limit = 0;
 		f.upto_rowid = l->cursor;
@@ -595,6 +634,7 @@ static int logs_opt(int opt, const char *arg, void *state)
 		if (parse_int(arg, 0, 1000000000, &l->f.limit) != 0)
 			return usage_error(ctx->usage, "--limit must be a number "
 					   "of rows (0: all), not '%s'", arg);
+		l->limit_given = 1;
 		break;
 	case 'f':
 		l->follow = 1;
@@ -630,9 +670,14 @@ int cmd_logs(int argc, char **argv, struct admin_ctx *ctx)
 	int64_t last;
 	int rc = 0;
 
-	l.f.limit = DEFAULT_LIMIT;
 	if (get_options(argc, argv, opts, ctx, logs_opt, &l) != 0)
 		return EXIT_USAGE;
+	if (!l.limit_given && l.fmt == OUT_TABLE && !l.follow)
+		l.f.limit = TABLE_LIMIT;
+	if (l.follow) {
+		l.w_identity = FOLLOW_IDENTITY_W;
+		l.w_type = FOLLOW_TYPE_W;
+	}
 	if (argc - optind)
 		return usage_error(ctx->usage, "unexpected argument '%s'",
 				   argv[optind]);
@@ -651,11 +696,15 @@ int cmd_logs(int argc, char **argv, struct admin_ctx *ctx)
 		return db_error(ctx, "cannot read the audit log");
 	if (l.fmt == OUT_CSV)
 		put_csv_header();
+	if (l.follow && l.fmt == OUT_TABLE)
+		put_table_header(&l);
 	/* Rows written after `last` are left to --follow, which starts there:
-	 * none is shown twice. */
-	if (last && list(&l, last) != 0)
+	 * none is shown twice. --follow looks back only when asked to (--since
+	 * or --limit). */
+	l.looked_back = !l.follow || l.f.since_ms || l.limit_given;
+	if (l.looked_back && last && list(&l, last) != 0)
 		rc = db_error(ctx, "cannot read the audit log");
-	else if (!l.header && l.fmt == OUT_TABLE && !l.follow)
+	else if (l.looked_back && !l.header && l.fmt == OUT_TABLE)
 		fprintf(stderr, "no request matches\n");
 	fflush(stdout);
 	if (!rc && l.follow) {

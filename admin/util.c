@@ -3,6 +3,11 @@
  * numbers, durations and times, JSON and CSV fields. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <pwd.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +42,43 @@ int usage_error(const char *usage, const char *fmt, ...)
 	if (usage)
 		fprintf(stderr, "usage: pyexec-admin %s\n", usage);
 	return EXIT_USAGE;
+}
+
+/*
+ * Root, on a database whose directory another user owns (the web server's
+ * user, as README's deployment has it), creates files as that user: the
+ * database, its -wal and -shm, whatever SQLite adds. Else the CGI, run as
+ * that user, could not write them and would answer every request 503.
+ * setfsuid changes only whom files are created (and opened) as, until the
+ * next exec; nothing else of root's is given up.
+ */
+int as_db_owner(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
+			 (int)(slash - path), path);
+	if (stat(dir, &st) != 0 || st.st_uid == 0)
+		return 0;
+	setfsgid(st.st_gid);
+	setfsuid(st.st_uid);
+	/* Each call returns the previous value: read back what holds now. */
+	if ((uid_t)setfsuid((uid_t)-1) != st.st_uid ||
+	    (gid_t)setfsgid((gid_t)-1) != st.st_gid) {
+		struct passwd *pw = getpwuid(st.st_uid);
+		return error("%s belongs to uid %u, and its files must too, "
+			     "but this process cannot act as that user: run "
+			     "runuser -u %s -- pyexec-admin ... instead", dir,
+			     (unsigned)st.st_uid, pw ? pw->pw_name : "OWNER");
+	}
+	return 0;
 }
 
 int db_error(struct admin_ctx *ctx, const char *what)
@@ -168,14 +210,31 @@ void put_json_string(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* A cell a spreadsheet would run as a formula: one that starts with =, +,
+ * -, @ (or a tab or carriage return before one), unless it is a plain
+ * number such as -1. */
+static int formula_like(const char *s)
+{
+	char *end;
+
+	if (!*s || !strchr("=+-@\t\r", *s))
+		return 0;
+	errno = 0;
+	(void)strtod(s, &end);
+	return end == s || *end != 0;
+}
+
 void put_csv_field(FILE *f, const char *s)
 {
+	int formula;
+
 	s = s ? s : "";
+	formula = formula_like(s);
 	if (!strpbrk(s, ",\"\n\r")) {
-		fputs(s, f);
+		fprintf(f, "%s%s", formula ? "'" : "", s);
 		return;
 	}
-	fputc('"', f);
+	fputs(formula ? "\"'" : "\"", f);
 	for (; *s; s++) {
 		if (*s == '"')
 			fputc('"', f);

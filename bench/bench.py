@@ -54,7 +54,16 @@ WORKLOADS = {
     # N is calibrated to 50 ms of CPU under python3 -I -S at start.
     "cpu50": "s = 0\nfor i in range(%d):\n    s += i * i\nprint(s)\n",
     "alloc100": "b = b'x' * (100 * 1024 * 1024)\nprint(len(b))\n",
+    # The first line of most model-written code; pyexec runs it under
+    # allowed_modules = compute (the seed's profile refuses typing).
+    "typing": (
+        "from typing import List\n"
+        "def top(xs: List[int], k: int) -> List[int]:\n"
+        "    return sorted(xs, reverse=True)[:k]\n"
+        "print(top([5, 1, 9, 3], 2))\n"),
 }
+# Workloads pyexec runs under the compute profile (its own database).
+COMPUTE_WORKLOADS = ("typing",)
 
 
 def pct(xs, p):
@@ -215,14 +224,15 @@ def build(tmp, name):
     return exe
 
 
-def new_db(direct, cgi, tmp):
+def new_db(direct, cgi, tmp, modules="seed"):
     d = tempfile.mkdtemp(prefix="db-", dir=tmp)
     db = os.path.join(d, "pyexec.db")
     r = direct.once([cgi], b"", dict(cgi_env(db), REQUEST_METHOD="GET"))
     assert b"405" in r["out"], r
     with sqlite3.connect(db) as c:
-        c.execute("INSERT INTO settings (key, value) VALUES ('default_quota', '-1') "
-                  "ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+        c.executemany("INSERT INTO settings (key, value) VALUES (?, ?) "
+                      "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                      [("default_quota", "-1"), ("allowed_modules", modules)])
     return db
 
 
@@ -281,6 +291,7 @@ def main():
         for f in ("cgi_runner.py", "py-cgi.sh", "bwrap-cgi.sh"):
             shutil.copy2(os.path.join(HERE, f), os.path.join(tmp, f))
         db = new_db(direct, cgi, tmp)
+        compute_db = new_db(direct, cgi, tmp, "compute")
         cpu_n = 20000 if quick else calibrate_cpu50(direct)
         workloads = dict(WORKLOADS)
         workloads["cpu50"] = WORKLOADS["cpu50"] % cpu_n
@@ -299,10 +310,10 @@ def main():
             if not j.get("success"):
                 raise RuntimeError("%s failed: %r" % (wname, j))
 
-        def body_cmd(argv, envx=None, with_db=False):
+        def body_cmd(argv, envx=None, with_db=False, the_db=None):
             def cmd(code, body):
-                return argv, body, cgi_env(db if with_db else None, len(body),
-                                           envx)
+                return argv, body, cgi_env((the_db or db) if with_db else None,
+                                           len(body), envx)
             return cmd
 
         subjects = [
@@ -317,6 +328,13 @@ def main():
         slow = {k: workloads[k] for k in ("cpu50", "alloc100")}
         res = direct_bench(direct, subjects, fast, n_fast, log)
         res.update(direct_bench(direct, subjects, slow, n_slow, log))
+        compute = [s for s in subjects if s["name"] != "pyexec"] + [
+            {"name": "pyexec", "cmd": body_cmd([cgi], {"PYEXEC_TRACE_TIMING": "1"},
+                                               True, compute_db),
+             "check": check_pyexec}]
+        res.update(direct_bench(direct, compute,
+                                {k: workloads[k] for k in COMPUTE_WORKLOADS},
+                                n_fast, log))
         # The trace itself costs: one more pass of pyexec without it.
         notrace = [{"name": "pyexec", "cmd": body_cmd([cgi], None, True), "check": check_pyexec}]
         nt = direct_bench(direct, notrace, {"hello": workloads["hello"]}, n_fast, log)
@@ -333,7 +351,8 @@ def main():
                 srv = start_lighttpd(ts, f, extra)
                 try:
                     for wname, code in workloads.items():
-                        if sname == "floor" and wname != "hello":
+                        if (sname == "floor" and wname != "hello") or \
+                                wname in COMPUTE_WORKLOADS:
                             continue
                         bf = os.path.join(tmp, "ab-%s.json" % wname)
                         with open(bf, "w") as fh:

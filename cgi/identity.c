@@ -37,6 +37,20 @@ static void limits_for(struct identity *id, const struct settings *cfg)
 		     cfg->cpu_ms : id->timeout_ms;
 }
 
+/* The modules: a user's own grant, else the setting (always for the
+ * anonymous identity). A grant that no longer parses gives the setting. */
+static void profile_for(struct identity *id, const struct settings *cfg)
+{
+	char err[160];
+	uint64_t m;
+
+	id->modules = cfg->modules;
+	if (id->is_user && id->user.modules[0] &&
+	    profile_parse(id->user.modules, &m, err, sizeof(err)) == 0)
+		id->modules = m;
+	profile_describe(id->modules, id->profile, sizeof(id->profile));
+}
+
 static int as_user(struct store *s, const char *token, struct identity *id,
 		   struct http_error *e)
 {
@@ -84,5 +98,6 @@ int identify(struct store *s, const struct settings *cfg,
 		return http_fail(e, 401, "a token is required");
 	}
 	limits_for(id, cfg);
+	profile_for(id, cfg);
 	return 0;
 }

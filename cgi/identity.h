@@ -19,6 +19,8 @@ struct identity {
 	long quota;		/* -1: unlimited */
 	int64_t reset_ms;	/* runs before this do not count */
 	long timeout_ms, cpu_ms, memory_mb;	/* effective limits */
+	uint64_t modules;	/* effective profile (sandbox/profile.h) */
+	char profile[PROFILE_TEXT_MAX + 1];	/* ... as the log says it */
 };
 
 /*

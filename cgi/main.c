@@ -58,7 +58,8 @@ struct ctx {
 	struct mcp mcp;		/* the MCP front end, when via /mcp */
 	char anon[80];
 	int slot_fd;
-	int retry_s;		/* Retry-After of a 503, when not the default */
+	int retry_s;		/* Retry-After of a 503, when not the default;
+				 * -1: none, no retry will help */
 	int cancel_fd;		/* readable once the web server cancels */
 	int audited;		/* the request's row is written */
 	int db_failed;		/* the database refused a read or write */
@@ -118,13 +119,15 @@ static int refuse(struct ctx *c, struct http_error *e)
 			    store_run_reject(c->db, &c->rec, &c->cfg) != STORE_OK)) {
 		if (c->db && !c->db_failed)
 			log_db_error(c, "audit row");
-		http_fail(e, 503, "audit log unavailable: request refused");
+		if (c->retry_s >= 0)	/* else open_db's message stands */
+			http_fail(e, 503, "audit log unavailable: request "
+				  "refused");
 	}
 	if (e->status == 405)
 		reply_header(&c->reply, "Allow: POST");
 	if (e->status == 401)
 		reply_header(&c->reply, "WWW-Authenticate: Bearer realm=\"pyexec\"");
-	if (e->status == 503)
+	if (e->status == 503 && c->retry_s >= 0)
 		reply_header(&c->reply, "Retry-After: %d",
 			     c->retry_s ? c->retry_s : RETRY_UNAVAILABLE_S);
 	if (e->status == 429)
@@ -145,9 +148,12 @@ static int open_db(struct ctx *c, struct http_error *e)
 	if (store_open(&c->db, c->db_path, STORE_RW) != STORE_OK ||
 	    store_settings_load(c->db, &c->cfg) != STORE_OK) {
 		log_db_error(c, "database");
+		c->retry_s = store_never(c->db) ? -1 : 0;
 		store_close(c->db);
 		c->db = NULL;
-		return http_fail(e, 503, "audit log unavailable: request refused");
+		return http_fail(e, 503, "audit log unavailable%s: request "
+				 "refused", c->retry_s < 0 ? " (the server is "
+				 "misconfigured: retrying will not help)" : "");
 	}
 	if (config_env_override(&c->cfg, err, sizeof(err)) != 0) {
 		fprintf(stderr, "pyexec.cgi: %s\n", err);
@@ -196,6 +202,8 @@ static int admit(struct ctx *c, struct http_error *e)
 	c->rec.identity = c->id.key;
 	c->rec.user_id = c->id.is_user ? c->id.user.id : 0;
 	c->rec.user_name = c->id.is_user ? c->id.user.name : NULL;
+	c->rec.profile = c->id.profile;
+	c->reply.profile = c->id.profile;
 	/* Past this the broker must have finished, whatever happened: the
 	 * body's wait, a slot's wait, the run, and a grace for the database. */
 	c->rec.deadline_ms = c->rec.started_ms + c->cfg.body_timeout_ms +
@@ -214,8 +222,11 @@ static int admit(struct ctx *c, struct http_error *e)
 	if (c->quota.refused) {
 		rate_headers(c);
 		return http_fail(e, 429, "rate limit of %ld runs per %ld s "
-				 "exceeded: retry in %ld s", c->quota.limit,
-				 c->cfg.quota_window_s, c->quota.reset_s);
+				 "exceeded: retry in %ld s%s", c->quota.limit,
+				 c->cfg.quota_window_s, c->quota.reset_s,
+				 c->id.is_user ? "" : "; this limit is shared by "
+				 "anonymous clients: a token from the service's "
+				 "operator lifts it");
 	}
 	if (take_slot(c, e) != 0)
 		return -1;
@@ -268,7 +279,7 @@ static void run(struct ctx *c)
 		.input_json = c->mcp.args ? c->mcp.args : c->req.body,
 		.input_json_len = c->mcp.args ? c->mcp.args_len : c->req.len,
 		.input_key = "input_data", .input_empty = c->job.input_empty,
-		.cancel_fd = c->cancel_fd,
+		.cancel_fd = c->cancel_fd, .modules = c->id.modules,
 	};
 	struct sb_limits lim = {
 		.timeout_ms = c->id.timeout_ms, .cpu_ms = c->id.cpu_ms,

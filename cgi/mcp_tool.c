@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "mcp_tool.h"
-#include "../sandbox/allowlist.h"
+#include "../sandbox/profile.h"
 #include "banned.h"
 
 #ifndef PYEXEC_VERSION
@@ -49,16 +49,20 @@ void mcp_answer_raw(const struct mcp *m, const char *result,
 /* The modules and limits in force, one paragraph. */
 static void limits_text(const struct settings *cfg, char *out, size_t n)
 {
+	char names[1024];
+
+	profile_names(cfg->modules, names, sizeof(names));
 	snprintf(out, n, "Runs a Python %s program in a kernel sandbox (no "
 		 "network, no files, no processes) and returns what it "
-		 "printed. Only these modules can be imported: %s. The "
+		 "printed. Only these modules can be imported (a user's own "
+		 "grant may add some): %s. The "
 		 "argument input_data (any JSON value) is bound to the global "
 		 "`input_data`. Limits per run: %ld ms of wall time, %ld MB "
 		 "of memory, %ld bytes of output (more is cut), code up to "
 		 "%ld bytes, input_data up to %ld bytes as JSON. Quota: %ld "
 		 "runs per %ld s for a client without a token of its own "
 		 "(pass one as the `token` argument or a Bearer header).",
-		 PYEXEC_PYTHON_VERSION, allowlist_names(), cfg->timeout_ms,
+		 PYEXEC_PYTHON_VERSION, names, cfg->timeout_ms,
 		 cfg->memory_mb, cfg->output_bytes, cfg->code_bytes,
 		 cfg->input_bytes, cfg->default_quota, cfg->quota_window_s);
 }
@@ -66,7 +70,7 @@ static void limits_text(const struct settings *cfg, char *out, size_t n)
 void mcp_answer_initialize(const struct mcp *m, const char *version,
 			   const struct settings *cfg, const struct reply *r)
 {
-	char text[1024];
+	char text[2048];
 	struct jw w;
 
 	limits_text(cfg, text, sizeof(text));
@@ -109,7 +113,7 @@ static const char output_schema[] =
 void mcp_answer_tools(const struct mcp *m, const struct settings *cfg,
 		      const struct reply *r)
 {
-	char text[1024];
+	char text[2048];
 	struct jw w;
 
 	limits_text(cfg, text, sizeof(text));

@@ -14,7 +14,9 @@ struct request {
 /*
  * Checks REQUEST_METHOD, CONTENT_TYPE and CONTENT_LENGTH (against
  * body_limit, before reading), then reads exactly CONTENT_LENGTH bytes
- * from fd within timeout_ms. Returns 0, or -1 with e filled.
+ * from fd within timeout_ms; without CONTENT_LENGTH, a chunked upload
+ * (HTTP_TRANSFER_ENCODING) is read to end of file, at most body_limit
+ * bytes. Returns 0, or -1 with e filled.
  * The caller frees req->body with request_release.
  */
 int request_read(struct request *req, int fd, long body_limit,
@@ -22,7 +24,8 @@ int request_read(struct request *req, int fd, long body_limit,
 void request_release(struct request *req);
 
 /*
- * Reads and drops the body CONTENT_LENGTH announces, at most
+ * Reads and drops the body CONTENT_LENGTH announces (a chunked one: to end
+ * of file), at most
  * DISCARD_MAX_BYTES of it, within timeout_ms; for a request refused before
  * its body was read, once the answer is written. A server that gives the
  * CGI one socket as stdin and stdout (Apache's mod_cgid) loses the answer

@@ -129,6 +129,7 @@ void result_object(const struct sb_result *r, const struct reply *rep,
 	jw_long(w, "peak_memory_kb", r->peak_kb);
 	sb_layers_describe(r->layers, r->landlock_abi, layers, sizeof(layers));
 	jw_cstr(w, "sandbox", layers);
+	jw_cstr(w, "modules", rep->profile);
 	jw_cstr(w, "run_id", rep->run_id);
 }
 

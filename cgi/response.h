@@ -16,6 +16,7 @@ struct reply {
 	char run_id[33];
 	char headers[512];
 	size_t hlen;
+	const char *profile;	/* the run's modules: "seed", "compute", ... */
 };
 
 /* Appends one header line ("Name: value", no newline) to r. */

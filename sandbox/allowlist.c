@@ -10,6 +10,7 @@
  */
 #include <string.h>
 #include "allowlist.h"
+#include "profile.h"
 #include "../cgi/banned.h"
 
 /* A module an allowlisted one imports lazily at call time; when is a word
@@ -61,7 +62,9 @@ static const struct lazy none[] = { { NULL, NULL } };
 static const char *const uses_statistics[] = { "collections", NULL };
 static const char *const uses_none[] = { NULL };
 
-/* Sorted: the error message lists them in this order. */
+/* The seed's ten first, as the reference service has them; then the
+ * modules of the wider profiles (sandbox/profile.c says why each is safe).
+ * Only the modules of the job's profile are loaded or allowed. */
 static const struct module modules[] = {
 	{ "collections", lazy_collections, uses_none },
 	{ "datetime", lazy_datetime, uses_none },
@@ -73,8 +76,73 @@ static const struct module modules[] = {
 	{ "re", lazy_re, uses_none },
 	{ "statistics", lazy_statistics, uses_statistics },
 	{ "string", none, uses_none },
+	{ "__future__", none, uses_none },
+	{ "abc", none, uses_none },
+	{ "array", none, uses_none },
+	{ "base64", none, uses_none },
+	{ "bisect", none, uses_none },
+	{ "calendar", none, uses_none },
+	{ "cmath", none, uses_none },
+	{ "copy", none, uses_none },
+	{ "dataclasses", none, uses_none },
+	{ "decimal", none, uses_none },
+	{ "difflib", none, uses_none },
+	{ "enum", none, uses_none },
+	{ "fractions", none, uses_none },
+	{ "hashlib", none, uses_none },
+	{ "heapq", none, uses_none },
+	{ "numbers", none, uses_none },
+	{ "operator", none, uses_none },
+	{ "pprint", none, uses_none },
+	{ "sys", none, uses_none },	/* the stand-in: nothing to load */
+	{ "textwrap", none, uses_none },
+	{ "typing", none, uses_none },
+	{ "unicodedata", none, uses_none },
 };
 #define NMODULES (sizeof(modules) / sizeof(modules[0]))
+_Static_assert(NMODULES <= 64, "the loaded set is a 64-bit mask");
+
+/*
+ * The standard text codecs. encodings' search function imports a codec's
+ * module at its first use, which after lockdown would be a refused import;
+ * a codec is loaded before lockdown when the source names it. The scan
+ * compares letters and digits only, case-folded, so "UTF-16-LE",
+ * 'utf_16_le' and "utf16le" all name utf_16_le; it errs towards loading
+ * (a key inside a longer word counts). Loading them all would cost ~40 ms
+ * (idna loads re, cp437 builds a table), so each is loaded alone. A codec
+ * that is not loaded reads as an unknown encoding (audit.c).
+ */
+struct codec {
+	const char *module;
+	const char *keys[4];	/* lowercase letters and digits, NULL-ended */
+};
+
+static const struct codec codecs[] = {
+	{ "encodings.utf_16", { "utf16", NULL } },
+	{ "encodings.utf_16_le", { "utf16le", "unicodelittleunmarked", NULL } },
+	{ "encodings.utf_16_be", { "utf16be", "unicodebigunmarked", NULL } },
+	{ "encodings.utf_32", { "utf32", NULL } },
+	{ "encodings.utf_32_le", { "utf32le", NULL } },
+	{ "encodings.utf_32_be", { "utf32be", NULL } },
+	{ "encodings.utf_7", { "utf7", NULL } },
+	{ "encodings.utf_8_sig", { "utf8sig", NULL } },
+	{ "encodings.latin_1", { "latin", "8859", "cp819", NULL } },
+	{ "encodings.ascii", { "ascii", NULL } },
+	{ "encodings.cp1250", { "1250", NULL } },
+	{ "encodings.cp1251", { "1251", NULL } },
+	{ "encodings.cp1252", { "1252", NULL } },
+	{ "encodings.cp437", { "cp437", "ibm437", NULL } },
+	{ "encodings.cp850", { "cp850", "ibm850", NULL } },
+	{ "encodings.iso8859_2", { "88592", "latin2", NULL } },
+	{ "encodings.iso8859_15", { "885915", "latin9", NULL } },
+	{ "encodings.koi8_r", { "koi8r", NULL } },
+	{ "encodings.mac_roman", { "macroman", "macintosh", NULL } },
+	{ "encodings.idna", { "idna", NULL } },
+	{ "encodings.punycode", { "punycode", NULL } },
+	{ "encodings.raw_unicode_escape", { "rawunicodeescape", NULL } },
+	{ "encodings.unicode_escape", { "unicodeescape", NULL } },
+};
+#define NCODECS (sizeof(codecs) / sizeof(codecs[0]))
 
 static const struct module *find(const char *name, size_t len)
 {
@@ -85,34 +153,47 @@ static const struct module *find(const char *name, size_t len)
 	return NULL;
 }
 
+/* 1 when module m is in the profile mask. */
+static int in_profile(uint64_t mask, const struct module *m)
+{
+	return profile_has(mask, m->name);
+}
+
 /* A module that an allowlisted one imports lazily. C code such as
  * datetime.strptime imports it through the __import__ of the calling
  * frame, the program's, so the guard must let these through too; it does
  * so only once they are loaded, which happens when their parent is. */
-static int is_lazy(const char *name, size_t len)
+static int is_lazy(uint64_t mask, const char *name, size_t len)
 {
-	for (size_t i = 0; i < NMODULES; i++)
+	for (size_t i = 0; i < NMODULES; i++) {
+		if (!in_profile(mask, &modules[i]))
+			continue;
 		for (size_t k = 0; modules[i].lazy[k].name; k++)
 			if (strlen(modules[i].lazy[k].name) == len &&
 			    memcmp(modules[i].lazy[k].name, name, len) == 0)
 				return 1;
+	}
 	return 0;
 }
 
-int allowlist_allows(const char *name, size_t len)
+int allowlist_allows(uint64_t mask, const char *name, size_t len)
 {
-	return find(name, len) != NULL;
+	const struct module *m = find(name, len);
+
+	return m && in_profile(mask, m);
 }
 
-int allowlist_allows_loaded(const char *name, size_t len)
+int allowlist_allows_loaded(uint64_t mask, const char *name, size_t len)
 {
-	return find(name, len) != NULL || is_lazy(name, len);
+	return allowlist_allows(mask, name, len) || is_lazy(mask, name, len);
 }
 
-const char *allowlist_names(void)
+const char *allowlist_names(uint64_t mask)
 {
-	return "collections, datetime, functools, itertools, json, math, "
-	       "random, re, statistics, string";
+	static char buf[PROFILE_TEXT_MAX + 64];
+
+	profile_names(mask, buf, sizeof(buf));
+	return buf;
 }
 
 static int is_word(char c, int first)
@@ -138,11 +219,11 @@ struct source {
 	size_t len;
 };
 
-static int load_module(const struct module *m, unsigned *done,
+static int load_module(const struct module *m, uint64_t *done,
 		       const struct source *code,
 		       int (*load)(const char *, void *), void *arg)
 {
-	unsigned bit = 1u << (m - modules);
+	uint64_t bit = (uint64_t)1 << (m - modules);
 	int rc;
 
 	if (*done & bit)
@@ -158,17 +239,71 @@ static int load_module(const struct module *m, unsigned *done,
 	return rc;
 }
 
-int allowlist_preload(const char *src, size_t len,
+static char fold(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+static int is_alnum(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+/* 1 when key (lowercase letters and digits) is in src[0..len) once
+ * everything but letters and digits is dropped and case is folded. */
+static int names_key(const char *src, size_t len, const char *key)
+{
+	for (size_t i = 0; i < len; i++) {
+		size_t j = i;
+		const char *k = key;
+
+		if (fold(src[i]) != *k)
+			continue;
+		while (*k && j < len) {
+			if (!is_alnum(src[j])) {
+				j++;
+			} else if (fold(src[j]) == *k) {
+				j++;
+				k++;
+			} else {
+				break;
+			}
+		}
+		if (!*k)
+			return 1;
+	}
+	return 0;
+}
+
+/* The codecs the source names. */
+static int load_codecs(const struct source *code,
+		       int (*load)(const char *, void *), void *arg)
+{
+	int rc = 0;
+
+	for (size_t i = 0; rc == 0 && i < NCODECS; i++)
+		for (size_t k = 0; codecs[i].keys[k]; k++)
+			if (names_key(code->src, code->len, codecs[i].keys[k])) {
+				rc = load(codecs[i].module, arg);
+				break;
+			}
+	return rc;
+}
+
+int allowlist_preload(uint64_t mask, const char *src, size_t len,
 		      int (*load)(const char *name, void *arg), void *arg)
 {
 	const struct source code = { src, len };
-	unsigned done = 0;
+	uint64_t done = 0;
 	size_t i = 0;
+	int rc = load_codecs(&code, load, arg);
 
+	if (rc != 0)
+		return rc;
 	while (i < len) {
 		size_t start;
 		const struct module *m;
-		int rc;
 
 		if (!is_word(src[i], 1)) {
 			/* Skip the rest of a word that began with a digit. */
@@ -182,7 +317,8 @@ int allowlist_preload(const char *src, size_t len,
 		while (i < len && is_word(src[i], 0))
 			i++;
 		m = find(src + start, i - start);
-		if (m && (rc = load_module(m, &done, &code, load, arg)) != 0)
+		if (m && in_profile(mask, m) &&
+		    (rc = load_module(m, &done, &code, load, arg)) != 0)
 			return rc;
 	}
 	return 0;

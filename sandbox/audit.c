@@ -26,6 +26,7 @@
 #define STDLIB_PREFIX PYEXEC_PYTHON_STDLIB_NARROW "/"
 
 static enum audit_mode mode = AUDIT_OFF;
+static unsigned flags;		/* audit_configure */
 
 /* Event names refused once armed; an entry ending in '.' is a prefix. */
 static const char *const refused[] = {
@@ -107,26 +108,91 @@ static size_t describe(char *buf, size_t cap, const char *event,
  * _getframe), so a call whose Python caller is a stdlib module is let
  * through: whatever comes of it still meets the rest of this list and the
  * kernel.
+ *
+ * Except, in a profile with typing, where the stdlib evaluates the
+ * program's own text: typing's ForwardRef._evaluate (get_type_hints,
+ * string annotations) runs eval on a string the program wrote, with
+ * builtins the program does not have. Its compile (List["Node"]) is
+ * harmless and stays allowed; its eval is the program's. (The seed's
+ * profile keeps its behaviour: there typing is loaded only for
+ * functools.singledispatch, which evaluates string annotations.)
  */
-static int is_program_call(const char *event)
+static int evaluates_program_text(const char *event, const char *fn)
+{
+	static const char typing_py[] = STDLIB_PREFIX "typing.py";
+
+	return (flags & AUDIT_TYPING_EVAL_REFUSED) &&
+	       strcmp(event, "exec") == 0 && strcmp(fn, typing_py) == 0;
+}
+
+/* 1 when the Python code that caused event is a stdlib module's (and not
+ * one that evaluates the program's text). */
+static int stdlib_caller(const char *event)
 {
 	PyFrameObject *f;
 	PyCodeObject *code;
 	int stdlib = 0;
 
-	if (strcmp(event, "exec") != 0 && strcmp(event, "compile") != 0 &&
-	    strcmp(event, "sys._getframe") != 0)
-		return 0;
 	f = PyEval_GetFrame();	/* borrowed */
 	code = f ? PyFrame_GetCode(f) : NULL;
 	if (code && PyUnicode_Check(code->co_filename)) {
 		const char *fn = PyUnicode_AsUTF8(code->co_filename);
-		stdlib = fn && strncmp(fn, STDLIB_PREFIX, sizeof(STDLIB_PREFIX) - 1) == 0;
+		stdlib = fn && strncmp(fn, STDLIB_PREFIX,
+				       sizeof(STDLIB_PREFIX) - 1) == 0 &&
+			 !evaluates_program_text(event, fn);
 		if (!fn)
 			PyErr_Clear();
 	}
 	Py_XDECREF(code);
-	return !stdlib;
+	return stdlib;
+}
+
+static int is_program_call(const char *event)
+{
+	if (strcmp(event, "exec") != 0 && strcmp(event, "compile") != 0 &&
+	    strcmp(event, "sys._getframe") != 0)
+		return 0;
+	return !stdlib_caller(event);
+}
+
+/*
+ * A restricted attribute read by the stdlib on the program's behalf
+ * (object.__getattr__ with a stdlib caller), in a profile with dataclasses
+ * (the seed's refuses it, as it always has). dataclasses names a class by
+ * its signature, which inspect reads from __init__'s __code__,
+ * __defaults__ and __kwdefaults__: those reads are let through. A code
+ * object in hand is inert here: building one (code.__new__, replace),
+ * making a function of it (function.__new__), swapping it in (__code__
+ * assignment) or running it (exec) are refused.
+ * Any other restricted attribute (a traceback's or a generator's frame)
+ * fails with a TypeError and nothing is handed out. The program's own reads
+ * end the run like every refusal.
+ */
+enum { READ_REFUSED, READ_ALLOWED, READ_FAILS };
+
+/* What inspect.signature reads of a function. */
+static const char *const signature_attrs[] = {
+	"__code__", "__defaults__", "__kwdefaults__",
+};
+
+static int stdlib_restricted_read(const char *event, PyObject *args)
+{
+	PyObject *name;
+
+	if (!(flags & AUDIT_SIGNATURE_READS) ||
+	    strcmp(event, "object.__getattr__") != 0 ||
+	    !stdlib_caller(event))
+		return READ_REFUSED;
+	name = PyTuple_Check(args) && PyTuple_GET_SIZE(args) >= 2 ?
+	       PyTuple_GET_ITEM(args, 1) : NULL;
+	if (!name || !PyUnicode_CheckExact(name))
+		return READ_FAILS;
+	for (size_t i = 0; i < sizeof(signature_attrs) /
+			       sizeof(signature_attrs[0]); i++)
+		if (PyUnicode_CompareWithASCIIString(name,
+						     signature_attrs[i]) == 0)
+			return READ_ALLOWED;
+	return READ_FAILS;
 }
 
 /* open("<code>"): a source that only ever existed in memory. */
@@ -149,17 +215,30 @@ static int is_pseudo_open(const char *event, PyObject *args)
  * fails quietly instead, which formatwarning expects (it catches the
  * exception and shows the warning without a line), so a FutureWarning from
  * re reads the same.
+ *
+ * The same for a codec that was not loaded before lockdown (allowlist.c
+ * loads the standard text codecs when the source may use one): encodings'
+ * search function catches the ImportError, and the program gets the
+ * LookupError of an unknown encoding.
  */
 static int is_quiet_import(const char *event, PyObject *args)
 {
 	PyObject *name;
+	const char *s;
 
 	if (strcmp(event, "import") != 0 || !PyTuple_Check(args) ||
 	    PyTuple_GET_SIZE(args) < 1)
 		return 0;
 	name = PyTuple_GET_ITEM(args, 0);
-	return PyUnicode_CheckExact(name) &&
-	       PyUnicode_CompareWithASCIIString(name, "linecache") == 0;
+	if (!PyUnicode_CheckExact(name))
+		return 0;
+	s = PyUnicode_AsUTF8(name);
+	if (!s) {
+		PyErr_Clear();
+		return 0;
+	}
+	return strcmp(s, "linecache") == 0 ||
+	       strncmp(s, "encodings.", 10) == 0;
 }
 
 static int hook(const char *event, PyObject *args, void *data)
@@ -174,9 +253,20 @@ static int hook(const char *event, PyObject *args, void *data)
 		PyErr_SetString(PyExc_OSError, "no source file in the sandbox");
 		return -1;
 	}
+	switch (mode == AUDIT_ARMED ? stdlib_restricted_read(event, args) :
+		READ_REFUSED) {
+	case READ_ALLOWED:
+		return 0;
+	case READ_FAILS:
+		PyErr_SetString(PyExc_TypeError, "attribute not readable in "
+				"the sandbox");
+		return -1;
+	default:
+		break;
+	}
 	if (is_quiet_import(event, args)) {
-		PyErr_SetString(PyExc_ImportError, "linecache: no source files "
-				"in the sandbox");
+		PyErr_SetString(PyExc_ImportError, "not loaded before lockdown "
+				"(no source files in the sandbox)");
 		return -1;
 	}
 	if (mode != AUDIT_ARMED ||
@@ -196,4 +286,9 @@ int audit_install(void)
 void audit_set(enum audit_mode m)
 {
 	mode = m;
+}
+
+void audit_configure(unsigned f)
+{
+	flags = f;
 }

@@ -23,6 +23,7 @@ struct handoff_hdr {
 	uint32_t input_empty;
 	uint64_t code_len, input_len, key_len;
 	int64_t timeout_ms, cpu_ms, memory_mb, output_bytes;
+	uint64_t modules;	/* the profile's mask */
 };
 
 /* 1 when all len bytes arrived, 0 at EOF before the first one, -1 else. */
@@ -57,6 +58,7 @@ int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim)
 	h.cpu_ms = lim->cpu_ms;
 	h.memory_mb = lim->memory_mb;
 	h.output_bytes = lim->output_bytes;
+	h.modules = job->modules;
 	if (write_full(fd, &h, sizeof(h)) != 0 ||
 	    write_full(fd, job->code, job->code_len) != 0 ||
 	    write_full(fd, job->input_json, h.input_len) != 0 ||
@@ -107,6 +109,7 @@ int handoff_recv(int fd, struct sb_job *job, struct sb_limits *lim)
 	job->input_json_len = (size_t)h.input_len;
 	job->input_empty = (int)h.input_empty;
 	job->cancel_fd = -1;
+	job->modules = h.modules;
 	lim->timeout_ms = (long)h.timeout_ms;
 	lim->cpu_ms = (long)h.cpu_ms;
 	lim->memory_mb = (long)h.memory_mb;

@@ -64,6 +64,14 @@ enum audit_mode {
 };
 int audit_install(void);	/* before Py_Initialize */
 void audit_set(enum audit_mode m);
+/* What a wider profile changes in the hook (the seed's has neither):
+ * with dataclasses, the stdlib may read what inspect.signature reads; with
+ * typing, its eval of the program's string annotations is refused. */
+enum {
+	AUDIT_SIGNATURE_READS = 1u << 0,
+	AUDIT_TYPING_EVAL_REFUSED = 1u << 1,
+};
+void audit_configure(unsigned flags);
 
 /* pyrun.c */
 int py_prepare(const struct sb_job *job, char *err, size_t errlen);

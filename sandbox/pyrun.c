@@ -17,6 +17,8 @@
 #include "internal.h"
 #include "trace.h"
 #include "allowlist.h"
+#include "profile.h"
+#include "standin.h"
 #include "pyerr.h"
 #include "../cgi/banned.h"
 
@@ -36,6 +38,8 @@ static const struct sb_job *job;
 static PyObject *globals;	/* the program's module namespace */
 static PyObject *out;		/* sys.stdout, kept to flush it at the end */
 static PyObject *real_import;	/* builtins.__import__ */
+static uint64_t mask;		/* the job's profile: sandbox/profile.h */
+static PyObject *sys_standin;	/* `import sys` when the profile has sys */
 
 /*
  * Built-in modules that only reach the system: the program has no use for
@@ -138,6 +142,40 @@ static int load_one(const char *name, void *arg)
 	return 0;
 }
 
+/* 1 when the guard should hand out the sys stand-in for name. */
+static int is_sys(const char *s, Py_ssize_t n)
+{
+	return sys_standin && n == 3 && memcmp(s, "sys", 3) == 0;
+}
+
+/* sys.anything: the stand-in has no submodules. */
+static int is_sys_submodule(const char *s, const char *dot)
+{
+	return sys_standin && dot && dot - s == 3 && memcmp(s, "sys", 3) == 0;
+}
+
+static PyObject *refuse_import(const char *s)
+{
+	return PyErr_Format(PyExc_ImportError, "import of '%s' is not allowed "
+			    "(allowed modules: %s)", s, allowlist_names(mask));
+}
+
+/*
+ * PyImport_Import (C code such as datetime.strftime importing time) passes
+ * an empty list as fromlist and never uses what __import__ returns: it
+ * takes the module from sys.modules itself. A module an allowlisted one
+ * needs is let through for it, and the caller gets None, so a program that
+ * calls __import__(name, None, None, []) itself reaches nothing.
+ */
+static PyObject *lazy_import(PyObject *from, const char *s, Py_ssize_t n,
+			     int loaded)
+{
+	if (!(from && PyList_CheckExact(from) && PyList_GET_SIZE(from) == 0 &&
+	      loaded && allowlist_allows_loaded(mask, s, (size_t)n)))
+		return refuse_import(s);
+	Py_RETURN_NONE;
+}
+
 /* __import__ for the program: allowlisted, absolute, already loaded. */
 static PyObject *guarded_import(PyObject *self, PyObject *args, PyObject *kw)
 {
@@ -158,20 +196,16 @@ static PyObject *guarded_import(PyObject *self, PyObject *args, PyObject *kw)
 	if (level != 0)
 		return PyErr_Format(PyExc_ImportError,
 				    "relative import of '%s' is not allowed", s);
+	if (is_sys(s, n))
+		return Py_NewRef(sys_standin);
 	dot = memchr(s, '.', (size_t)n);
 	mods = PyImport_GetModuleDict();
 	loaded = PyDict_GetItemWithError(mods, name) != NULL;
 	if (PyErr_Occurred())
 		return NULL;
-	/* PyImport_Import (C code such as datetime.strftime importing time)
-	 * passes an empty list as fromlist; import statements pass None or a
-	 * tuple. Only the former may reach an allowlisted module's internals. */
-	int from_c = from && PyList_CheckExact(from) && PyList_GET_SIZE(from) == 0;
-	if (!allowlist_allows(s, dot ? (size_t)(dot - s) : (size_t)n) &&
-	    !(loaded && from_c && allowlist_allows_loaded(s, (size_t)n)))
-		return PyErr_Format(PyExc_ImportError,
-				    "import of '%s' is not allowed "
-				    "(allowed modules: %s)", s, allowlist_names());
+	if (is_sys_submodule(s, dot) ||
+	    !allowlist_allows(mask, s, dot ? (size_t)(dot - s) : (size_t)n))
+		return lazy_import(from, s, n, loaded);
 	if (!loaded)
 		return PyErr_Format(PyExc_ImportError,
 				    "module '%s' was not loaded before the program "
@@ -242,6 +276,9 @@ static int build_globals(void)
 		return -1;
 	real_import = PyDict_GetItemString(PyEval_GetBuiltins(), "__import__");
 	Py_XINCREF(real_import);
+	if (PYLAYER && profile_has(mask, "sys") &&
+	    !(sys_standin = standin_sys()))
+		return -1;
 	b = PYLAYER ? restricted_builtins() : PyEval_GetBuiltins();
 	if (!b || !real_import)
 		return -1;
@@ -267,6 +304,11 @@ int py_prepare(const struct sb_job *j, char *err, size_t errlen)
 	const char *step = "audit hook";
 
 	job = j;
+	mask = j->modules ? j->modules : profile_seed();
+	audit_configure((profile_has(mask, "dataclasses") ?
+			 AUDIT_SIGNATURE_READS : 0) |
+			(profile_has(mask, "typing") ?
+			 AUDIT_TYPING_EVAL_REFUSED : 0));
 	if (audit_install() != 0)
 		goto fail;
 	TRACE(TR_C_AUDIT);
@@ -283,7 +325,8 @@ int py_prepare(const struct sb_job *j, char *err, size_t errlen)
 		goto fail;
 	TRACE(TR_C_STDIO);
 	step = "preload";
-	if (allowlist_preload(job->code, job->code_len, load_one, NULL) != 0)
+	if (allowlist_preload(mask, job->code, job->code_len, load_one,
+			      NULL) != 0)
 		goto fail;
 	TRACE(TR_C_PRELOAD);
 	step = "globals";

@@ -32,6 +32,9 @@ struct sb_job {
 	size_t input_json_len;
 	const char *input_key;
 	int input_empty;
+	/* The modules the program may import (sandbox/profile.h's mask): the
+	 * child imports and allows only these. */
+	uint64_t modules;
 	/* Readable: stop the run now, the request was cancelled (cgi/cancel.h).
 	 * -1 for none; 0 is a real descriptor. */
 	int cancel_fd;

@@ -66,6 +66,24 @@ int store_user_set(struct store *s, const char *name, enum user_field f,
 	return changed_one(s, name, STORE_OK);
 }
 
+int store_user_set_modules(struct store *s, const char *name,
+			   const char *profile)
+{
+	sqlite3_stmt *st;
+	uint64_t mask;
+	int rc;
+
+	if (profile && profile_parse(profile, &mask, s->err, sizeof(s->err)))
+		return STORE_INVALID;
+	if ((rc = store_prepare(s, "UPDATE users SET modules = ?2 WHERE "
+				"name = ?1", &st)))
+		return rc;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (profile)
+		sqlite3_bind_text(st, 2, profile, -1, SQLITE_STATIC);
+	return changed_one(s, name, store_step_done(s, st, "update user"));
+}
+
 int store_user_remove(struct store *s, const char *name)
 {
 	sqlite3_stmt *st;
@@ -127,7 +145,7 @@ int store_settings_each(struct store *s, setting_cb cb, void *arg)
 	"v.code_sha256, v.code, v.code_size, v.input_size, v.outcome, " \
 	"v.status, v.error_type, v.error, v.output_size, v.truncated, " \
 	"v.exec_ms, v.wall_ms, v.cpu_ms, v.peak_kb, v.http_status, v.counted, " \
-	"v.via"
+	"v.profile, v.via"
 #define RUN_FROM " FROM runs AS r JOIN runs_view AS v ON v.id = r.id "
 
 /* Finished runs: neither refused nor still running (nor abandoned). */
@@ -172,6 +190,7 @@ static void read_run(sqlite3_stmt *st, struct run_row *r)
 	r->peak_kb = sqlite3_column_int64(st, RUN_PEAK_KB);
 	r->http_status = sqlite3_column_int(st, RUN_HTTP_STATUS);
 	r->counted = sqlite3_column_int(st, RUN_COUNTED);
+	r->profile = text(st, RUN_PROFILE);
 	r->via = text(st, RUN_VIA);
 }
 
@@ -193,27 +212,19 @@ static int each_run(struct store *s, sqlite3_stmt *st, run_cb cb, void *arg,
 }
 
 /* Every filter is a bound parameter; an unset one matches everything. */
-int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
-		     void *arg)
-{
-	char sql[1536];
-	sqlite3_stmt *st;
-	int rc, seen = 0;
+#define RUN_WHERE "WHERE " \
+	"(?1 IS NULL OR v.user_name = ?1) AND " \
+	"(?2 = 0 OR v.identity LIKE 'anon:%%') AND " \
+	"(?3 IS NULL OR v.client_addr = ?3) AND " \
+	"(?4 = 0 OR v.started_ms >= ?4) AND " \
+	"(?5 = 0 OR v.started_ms < ?5) AND " \
+	"(?6 IS NULL OR v.status = ?6) AND " \
+	"(?7 = 0 OR v.status <> 'ok') AND " \
+	"r.rowid > ?8 AND (?10 = 0 OR r.rowid <= ?10) AND " \
+	"(?11 IS NULL OR v.via = ?11) "
 
-	snprintf(sql, sizeof(sql), "SELECT " RUN_COLUMNS RUN_FROM "WHERE "
-		 "(?1 IS NULL OR v.user_name = ?1) AND "
-		 "(?2 = 0 OR v.identity LIKE 'anon:%%') AND "
-		 "(?3 IS NULL OR v.client_addr = ?3) AND "
-		 "(?4 = 0 OR v.started_ms >= ?4) AND "
-		 "(?5 = 0 OR v.started_ms < ?5) AND "
-		 "(?6 IS NULL OR v.status = ?6) AND "
-		 "(?7 = 0 OR v.status <> 'ok') AND "
-		 "r.rowid > ?8 AND (?10 = 0 OR r.rowid <= ?10) AND "
-		 "(?11 IS NULL OR v.via = ?11) "
-		 "ORDER BY r.rowid %s LIMIT ?9",
-		 f->newest_first ? "DESC" : "ASC");
-	if ((rc = store_prepare(s, sql, &st)))
-		return rc;
+static void bind_filter(sqlite3_stmt *st, const struct run_filter *f)
+{
 	if (f->user)
 		sqlite3_bind_text(st, 1, f->user, -1, SQLITE_STATIC);
 	sqlite3_bind_int(st, 2, f->anonymous);
@@ -229,7 +240,44 @@ int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
 	sqlite3_bind_int64(st, 10, f->upto_rowid);
 	if (f->via)
 		sqlite3_bind_text(st, 11, f->via, -1, SQLITE_STATIC);
+}
+
+/* One row at a time from SQLite to the callback: nothing is gathered, so
+ * an export of any size takes the memory of one row. */
+int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
+		     void *arg)
+{
+	char sql[1536];
+	sqlite3_stmt *st;
+	int rc, seen = 0;
+
+	snprintf(sql, sizeof(sql), "SELECT " RUN_COLUMNS RUN_FROM RUN_WHERE
+		 "ORDER BY r.rowid %s LIMIT ?9",
+		 f->newest_first ? "DESC" : "ASC");
+	if ((rc = store_prepare(s, sql, &st)))
+		return rc;
+	bind_filter(st, f);
 	return each_run(s, st, cb, arg, &seen);
+}
+
+int store_runs_count(struct store *s, const struct run_filter *f, long *n)
+{
+	char sql[1536];
+	sqlite3_stmt *st;
+	int rc;
+
+	*n = 0;
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM (SELECT 1" RUN_FROM
+		 RUN_WHERE "LIMIT ?9)");
+	if ((rc = store_prepare(s, sql, &st)))
+		return rc;
+	bind_filter(st, f);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*n = (long)sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? STORE_OK :
+	       store_sqlite_fail(s, rc, "count the audit log");
 }
 
 int store_run_by_id(struct store *s, const char *id, run_cb cb, void *arg)

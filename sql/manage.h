@@ -28,6 +28,11 @@ enum user_field {
 /* STORE_NOTFOUND when no user has that name. */
 int store_user_set(struct store *s, const char *name, enum user_field f,
 		   int64_t value);
+/* The user's own module profile (sandbox/profile.h's text), or NULL for
+ * the allowed_modules setting; STORE_INVALID with the reason when the
+ * profile names a module that is not vetted. */
+int store_user_set_modules(struct store *s, const char *name,
+			   const char *profile);
 /* Removes the user; audit rows keep their identity and user_name. */
 int store_user_remove(struct store *s, const char *name);
 /* A new token for the user; the old one stops working at once. */
@@ -69,7 +74,8 @@ enum run_column {
 	RUN_CODE_SHA256, RUN_CODE, RUN_CODE_SIZE, RUN_INPUT_SIZE, RUN_OUTCOME,
 	RUN_STATUS, RUN_ERROR_TYPE, RUN_ERROR, RUN_OUTPUT_SIZE, RUN_TRUNCATED,
 	RUN_EXEC_MS, RUN_WALL_MS, RUN_CPU_MS, RUN_PEAK_KB, RUN_HTTP_STATUS,
-	RUN_COUNTED, RUN_VIA, RUN_NCOLUMNS
+	RUN_COUNTED, RUN_PROFILE, RUN_VIA,
+	RUN_NCOLUMNS
 };
 
 /* One row of runs_view; strings are valid during the callback only. */
@@ -89,6 +95,7 @@ struct run_row {
 	int64_t cpu_ms, peak_kb;
 	int http_status;
 	int counted;
+	const char *profile;	/* runs.profile: the modules it could import */
 	const char *via;		/* the way in: rest, mcp, stdio */
 	int has_finished, has_exec;	/* NULL-ness of finished_ms, exec_ms */
 	uint32_t nulls;			/* every column's NULL-ness */
@@ -102,6 +109,8 @@ typedef int (*run_cb)(const struct run_row *r, void *arg);
  * newest_first. */
 int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
 		     void *arg);
+/* How many rows the filter matches (at most its limit, when it has one). */
+int store_runs_count(struct store *s, const struct run_filter *f, long *n);
 /* STORE_NOTFOUND when no row has that id. */
 int store_run_by_id(struct store *s, const char *id, run_cb cb, void *arg);
 /* The full id of the one row whose id starts with prefix (hex, any case):

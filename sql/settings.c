@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include "settings.h"
 #include "../cgi/limits.h"
+#include "../sandbox/profile.h"
 #include "../cgi/banned.h"
 
 #define S(x) #x
@@ -54,6 +55,9 @@ static const struct setting_def table[] = {
 	  "price of one GB-second, for cost estimates" },
 	{ "price_invocation", SET_PRICE, "0.0000004", 0, 0, NULL,
 	  "price of one invocation, for cost estimates" },
+	{ "allowed_modules", SET_PROFILE, "seed", 0, 0, NULL,
+	  "modules a program may import: seed (the reference service's ten), "
+	  "compute, or vetted names separated by commas" },
 	{ "mcp_allowed_origins", SET_TEXT, "", 0, 0, NULL,
 	  "browser origins allowed at /mcp, space separated (none: any "
 	  "request with an Origin header is refused)" },
@@ -134,6 +138,7 @@ int setting_validate(const struct setting_def *d, const char *value,
 {
 	long l;
 	double p;
+	uint64_t m;
 
 	switch (d->kind) {
 	case SET_INT:
@@ -159,6 +164,8 @@ int setting_validate(const struct setting_def *d, const char *value,
 			return 0;
 		snprintf(err, errlen, "%s must be one of %s", d->key, d->choices);
 		return -1;
+	case SET_PROFILE:
+		return profile_parse(value, &m, err, errlen);
 	}
 	return -1;
 }
@@ -210,6 +217,8 @@ int settings_apply(struct settings *s, const char *key, const char *value)
 		s->price_gb_s = p;
 	} else if (strcmp(key, "price_invocation") == 0) {
 		s->price_invocation = p;
+	} else if (d->kind == SET_PROFILE) {
+		profile_parse(value, &s->modules, err, sizeof(err));
 	} else if (strcmp(key, "mcp_allowed_origins") == 0) {
 		snprintf(s->mcp_allowed_origins, sizeof(s->mcp_allowed_origins),
 			 "%s", value);

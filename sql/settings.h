@@ -9,6 +9,7 @@
 #define PYEXEC_SETTINGS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 enum audit_code { AUDIT_CODE_FULL, AUDIT_CODE_HASH, AUDIT_CODE_NONE };
 
@@ -24,10 +25,11 @@ struct settings {
 	long audit_code_max_bytes, audit_error_max_bytes;
 	long max_concurrent, concurrency_wait_ms;
 	double price_gb_s, price_invocation;
+	uint64_t modules;	/* allowed_modules: sandbox/profile.h's mask */
 	char mcp_allowed_origins[SETTING_TEXT_MAX];	/* space separated */
 };
 
-enum setting_kind { SET_INT, SET_PRICE, SET_CHOICE, SET_TEXT };
+enum setting_kind { SET_INT, SET_PRICE, SET_CHOICE, SET_PROFILE, SET_TEXT };
 
 struct setting_def {
 	const char *key;

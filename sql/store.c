@@ -11,12 +11,16 @@
  * broker's heap when it forks the sandbox.
  */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
 #include "store_int.h"
 #include "../cgi/banned.h"
 
@@ -332,15 +336,140 @@ static int configure(struct store *s)
 			  "PRAGMA synchronous = NORMAL", "configure");
 }
 
+/* --- "never" or "not now" ------------------------------------------------ */
+
+int store_never(const struct store *s)
+{
+	return s && s->never;
+}
+
+static int denied(int err)
+{
+	return err == EACCES || err == EPERM || err == EROFS;
+}
+
+/* Adds to the message; the open has failed for good. */
+static void never(struct store *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void never(struct store *s, const char *fmt, ...)
+{
+	size_t n = strlen(s->err);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->err + n, sizeof(s->err) - n, fmt, ap);
+	va_end(ap);
+	s->never = 1;
+}
+
+/* The uid files are opened as (pyexec-admin may set it, setfsuid). */
+static unsigned fs_uid(void)
+{
+	return (unsigned)setfsuid((uid_t)-1);
+}
+
+/* Who should own the database: this process, unless it is root, which the
+ * web server's user is not. */
+static void owner_arg(char *buf, size_t len)
+{
+	if (fs_uid() == 0)
+		snprintf(buf, len, "www-data:www-data (the web server's user)");
+	else
+		snprintf(buf, len, "%u:%u", fs_uid(),
+			 (unsigned)setfsgid((gid_t)-1));
+}
+
+/* Whether one of the files SQLite needs is denied to this process. */
+static int file_denied(struct store *s, const char *dir, const char *path,
+		       int readonly)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char f[PATH_MAX + 8], who[64];
+	struct stat st;
+
+	owner_arg(who, sizeof(who));
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(f, sizeof(f), "%s%s", path, suffix[i]);
+		if (lstat(f, &st) != 0 || S_ISDIR(st.st_mode) ||
+		    access(f, readonly ? R_OK : R_OK | W_OK) == 0 ||
+		    !denied(errno))
+			continue;
+		never(s, "; '%s' (owner %u, mode %04o) is not %s by uid %u: %s"
+		      "; fix: chown -R %s '%s'", f, (unsigned)st.st_uid,
+		      (unsigned)(st.st_mode & 07777), readonly ? "readable" :
+		      "writable", fs_uid(), strerror(errno), who,
+		      dir);
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * After a failed open: whether it failed for good, from what the kernel
+ * says this process may do (access(2), so root, read-only mounts and
+ * immutable files are judged as they are). A missing directory, or a
+ * directory or file denied, will not pass by itself; a lock or a full disk
+ * may.
+ */
+static void diagnose(struct store *s, const char *path, int readonly)
+{
+	char dir[PATH_MAX], who[64];
+	const char *slash = strrchr(path, '/');
+	struct stat st;
+
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else
+		snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 :
+			 (int)(slash - path), path);
+	owner_arg(who, sizeof(who));
+	if (stat(dir, &st) != 0) {
+		if (errno == ENOENT || errno == ENOTDIR)
+			never(s, "; the directory '%s' does not exist; fix: "
+			      "install -d -o %.*s -m 0750 '%s'", dir,
+			      (int)strcspn(who, ":"), who, dir);
+		else if (denied(errno))
+			never(s, "; uid %u cannot reach the directory '%s' "
+			      "(%s); fix: let it search every directory above "
+			      "(chmod o+x)", fs_uid(), dir, strerror(errno));
+		return;
+	}
+	if (access(dir, readonly ? X_OK : W_OK | X_OK) != 0 && denied(errno)) {
+		if (errno == EROFS)
+			never(s, "; '%s' is on a read-only file system; fix: "
+			      "a database on a writable one (PYEXEC_DB)", dir);
+		else
+			never(s, "; the directory '%s' (owner %u, mode %04o) is "
+			      "not writable by uid %u; fix: chown -R %s '%s'",
+			      dir, (unsigned)st.st_uid,
+			      (unsigned)(st.st_mode & 07777),
+			      fs_uid(), who, dir);
+		return;
+	}
+	file_denied(s, dir, path, readonly);
+}
+
+static int open_store(struct store *s, const char *path, int mode);
+
 int store_open(struct store **sp, const char *path, int mode)
 {
 	struct store *s = calloc(1, sizeof(*s));
-	int flags = SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE;
 	int rc;
 
 	*sp = s;
 	if (!s)
 		return STORE_UNAVAILABLE;
+	rc = open_store(s, path, mode);
+	if (rc == STORE_UNAVAILABLE)
+		diagnose(s, path, mode == STORE_RO);
+	return rc;
+}
+
+static int open_store(struct store *s, const char *path, int mode)
+{
+	int flags = SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_EXRESCODE;
+	int rc;
+
 	s->readonly = mode == STORE_RO;
 	flags |= s->readonly ? SQLITE_OPEN_READONLY :
 			       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;

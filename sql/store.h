@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "settings.h"
+#include "../sandbox/profile.h"
 
 enum {
 	STORE_OK = 0,
@@ -39,6 +40,11 @@ const char *store_default_path(void);
 int store_open(struct store **s, const char *path, int mode);
 void store_close(struct store *s);
 const char *store_error(const struct store *s);
+/* After a failed store_open: 1 when no retry can cure it (the directory is
+ * missing, or this user or the mount denies what SQLite needs), and the
+ * message then names the path and the fix; 0 for "not now" (a lock, a
+ * full disk, ...). */
+int store_never(const struct store *s);
 
 /* The schema version this build writes (PRAGMA user_version). */
 int store_schema_version(void);
@@ -53,6 +59,7 @@ struct user {
 	int is_admin, disabled;
 	long quota;		/* -1 unlimited, -2 the default */
 	long timeout_ms, memory_mb;	/* 0: the default */
+	char modules[PROFILE_TEXT_MAX + 1];	/* "": allowed_modules */
 	int64_t quota_reset_ms;
 	int64_t created_ms;
 };
@@ -78,6 +85,7 @@ struct run_rec {
 	const char *code;	/* may be NULL (refused before parsing) */
 	size_t code_len;
 	size_t input_size;
+	const char *profile;	/* the modules it could import (profile.h) */
 	/* Filled in when the request ends: */
 	const char *outcome;	/* "ok", "error", ..., "rejected" */
 	const char *error_type;

@@ -11,6 +11,7 @@ struct store {
 	sqlite3 *db;
 	int readonly;
 	long busy_ms;		/* the busy timeout in force */
+	int never;		/* the open failed for good (store_never) */
 	char err[512];
 };
 
@@ -22,7 +23,7 @@ int store_exec(struct store *s, const char *sql, const char *what);
 
 /* The columns store_read_user expects, in its order. */
 #define USER_COLUMNS "id, name, is_admin, disabled, quota, timeout_ms, " \
-		     "memory_mb, quota_reset_ms, created_ms"
+		     "memory_mb, quota_reset_ms, created_ms, modules"
 void store_read_user(sqlite3_stmt *st, struct user *u);
 
 /* Runs a prepared statement to its end; finalizes it. */

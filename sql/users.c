@@ -24,6 +24,9 @@ void store_read_user(sqlite3_stmt *st, struct user *u)
 	u->memory_mb = (long)sqlite3_column_int64(st, 6);
 	u->quota_reset_ms = sqlite3_column_int64(st, 7);
 	u->created_ms = sqlite3_column_int64(st, 8);
+	snprintf(u->modules, sizeof(u->modules), "%s",
+		 sqlite3_column_text(st, 9) ?
+		 (const char *)sqlite3_column_text(st, 9) : "");
 }
 
 static int one_user(struct store *s, sqlite3_stmt *st, struct user *u)

@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import new_db, run_code
+from conftest import CGI, base_env, new_db, run_code
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ADMIN = os.environ.get("PYEXEC_ADMIN", os.path.join(HERE, "..", "pyexec-admin"))
@@ -36,7 +36,8 @@ LAYERS = ["python", "audit_hook", "seccomp", "no_new_privs", "rlimits",
           "uid_drop", "userns", "netns", "landlock"]
 
 # Every command of the dispatch table, for --help and help COMMAND.
-COMMANDS = ["init", "user add", "user list", "user show", "user disable",
+COMMANDS = ["init", "user add", "user list", "user show", "user set",
+            "user disable",
             "user enable", "user remove", "user rotate", "admin grant",
             "admin revoke", "quota default", "quota set", "quota show",
             "quota reset", "config list", "config get", "config set",
@@ -234,24 +235,36 @@ def test_user_list_formats(db):
     ok("user", "disable", "capped", db=db)
 
     table = ok("user", "list", db=db).splitlines()
-    assert table[0].split() == ["NAME", "ADMIN", "STATE", "QUOTA", "CREATED"]
+    assert table[0].split() == ["NAME", "ADMIN", "STATE", "QUOTA",
+                                "TIMEOUT_MS", "MEMORY_MB", "CREATED"]
     assert [l.split()[0] for l in table[1:]] == ["ann", "capped", "root-ish"]
     capped = table[2].split()
-    assert capped[1:4] == ["no", "disabled", "3"]
-    assert ISO_RE.fullmatch(capped[4])
+    assert capped[1:6] == ["no", "disabled", "3", "default", "default"]
+    assert ISO_RE.fullmatch(capped[6])
 
     rows = [json.loads(l) for l in ok("user", "list", "--json", db=db).splitlines()]
     assert [r["name"] for r in rows] == ["ann", "capped", "root-ish"]
     byname = {r["name"]: r for r in rows}
     assert byname["root-ish"]["admin"] is True
     assert byname["capped"]["disabled"] is True
-    assert byname["ann"]["quota"] == "default"
+    # Numbers everywhere, and where each comes from.
+    assert (byname["ann"]["quota"], byname["ann"]["quota_from"]) == \
+        (10, "default")
+    assert (byname["capped"]["quota"], byname["capped"]["quota_from"]) == \
+        (3, "own")
+    assert (byname["root-ish"]["quota"], byname["root-ish"]["quota_from"]) \
+        == (-1, "admin")
+    for r in rows:
+        assert (r["timeout_ms"], r["memory_mb"]) == (30000, 512)
+        assert r["timeout_from"] == r["memory_from"] == "default"
     for r in rows:
         assert abs(iso_to_unix(r["created"]) - time.time()) < 300
 
     rows = list(csv.DictReader(io.StringIO(ok("user", "list", "--csv", db=db))))
     assert [r["name"] for r in rows] == ["ann", "capped", "root-ish"]
     assert rows[1]["disabled"] == "1" and rows[1]["quota"] == "3"
+    assert rows[0]["quota"] == "10" and rows[0]["quota_from"] == "default"
+    assert rows[0]["timeout_ms"] == "30000"
     assert rows[2]["admin"] == "1"
 
 
@@ -434,7 +447,8 @@ KEYS = ["timeout_ms", "cpu_ms", "memory_mb", "output_bytes", "code_bytes",
         "max_memory_mb", "default_quota", "quota_window_s", "anonymous",
         "audit_code", "audit_code_max_bytes", "audit_error_max_bytes",
         "max_concurrent", "concurrency_wait_ms", "price_gb_s",
-        "price_invocation", "mcp_allowed_origins"]
+        "price_invocation", "allowed_modules",
+        "mcp_allowed_origins"]
 
 
 def test_config_list(db):
@@ -569,11 +583,37 @@ def doctor_lines(out):
     return checks
 
 
+def www_data():
+    import pwd
+    try:
+        return pwd.getpwnam("www-data")
+    except KeyError:
+        return None
+
+
+def deployed(db):
+    """Gives the database's directory to www-data, as README's deployment
+    does, where this process can (root, and the user exists). Returns the
+    verdict doctor's db.www-data must then give."""
+    www = www_data()
+    if not www:
+        return "WARN"
+    if os.geteuid() != 0:
+        return "FAIL"
+    d = os.path.dirname(db)
+    for f in [d] + glob.glob(db + "*"):
+        os.chown(f, www.pw_uid, www.pw_gid)
+    return "OK"
+
+
 def test_doctor(db):
+    verdict = deployed(db)
     p = admin("doctor", db=db)
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.returncode == (1 if verdict == "FAIL" else 0), p.stdout + p.stderr
     checks = doctor_lines(p.stdout)
-    assert re.search(r"^\d+ OK, \d+ WARN, 0 FAIL$", p.stdout, re.M), p.stdout
+    assert checks["db.www-data"][0] == verdict, checks["db.www-data"]
+    assert re.search(r"^\d+ OK, \d+ WARN, %d FAIL$" % (verdict == "FAIL"),
+                     p.stdout, re.M), p.stdout
     for name in ["kernel.seccomp", "kernel.userns", "kernel.landlock",
                  "python", "db.open", "db.integrity", "db.journal",
                  "db.schema", "db.owner", "db.www-data", "cgi",
@@ -597,11 +637,13 @@ def test_doctor(db):
 
 
 def test_doctor_json(db):
+    verdict = deployed(db)
     p = admin("doctor", "--json", db=db)
-    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.returncode == (1 if verdict == "FAIL" else 0), p.stdout
     rows = [json.loads(l) for l in p.stdout.splitlines()]
     assert rows and all(set(r) == {"check", "status", "detail"} for r in rows)
-    assert all(r["status"] in ("OK", "WARN") for r in rows), rows
+    assert all(r["status"] in ("OK", "WARN") for r in rows
+               if r["check"] != "db.www-data"), rows
     names = [r["check"] for r in rows]
     assert ["layer." + l for l in LAYERS] == [n for n in names if n.startswith("layer.")]
     assert dict((r["check"], r["status"]) for r in rows)["selftest.hello"] == "OK"
@@ -619,9 +661,13 @@ def test_doctor_fails_without_a_working_cgi(db, tmpdir_path):
 
 def test_doctor_never_creates_the_database(tmpdir_path):
     path = os.path.join(tmpdir_path, "not-yet.db")
+    os.chmod(tmpdir_path, 0o755)
+    verdict = deployed(path)
     p = admin("doctor", db=path)
-    assert doctor_lines(p.stdout)["db.open"][0] == "WARN", p.stdout
-    assert p.returncode == 0, p.stdout
+    checks = doctor_lines(p.stdout)
+    assert checks["db.open"][0] == "WARN", p.stdout
+    assert checks["db.www-data"][0] == verdict, p.stdout
+    assert p.returncode == (1 if verdict == "FAIL" else 0), p.stdout
     assert not os.path.exists(path)
     assert sorted(os.listdir(tmpdir_path)) == []
 
@@ -640,11 +686,69 @@ def test_doctor_reports_www_data_access(tmpdir_path):
     except KeyError:
         assert checks["db.www-data"][0] == "WARN"
         return
-    assert checks["db.www-data"][0] == "WARN", checks["db.www-data"]
+    # A database the web server's user cannot write is a failure, with
+    # the fix, and doctor exits 1.
+    p = admin("doctor", db=path)
+    checks = doctor_lines(p.stdout)
+    assert checks["db.www-data"][0] == "FAIL", checks["db.www-data"]
+    assert "fix: chown -R www-data:www-data '%s'" % \
+        os.path.realpath(tmpdir_path) in checks["db.www-data"][1]
+    assert p.returncode == 1
     for f in glob.glob(path + "*") + [tmpdir_path]:
         os.chown(f, www.pw_uid, www.pw_gid)
-    checks = doctor_lines(admin("doctor", db=path).stdout)
+    p = admin("doctor", db=path)
+    checks = doctor_lines(p.stdout)
     assert checks["db.www-data"][0] == "OK", checks["db.www-data"]
+    assert p.returncode == 0, p.stdout
+
+
+def test_init_as_root_in_a_directory_another_user_owns(tmpdir_path):
+    """pyexec-admin as root on a deployment's directory (www-data's)
+    creates every file as that user, and the CGI run as that user can then
+    use the database."""
+    if os.geteuid() != 0:
+        # Not root: pyexec-admin creates its files as itself, as ever.
+        path = os.path.join(tmpdir_path, "mine.db")
+        ok("init", db=path)
+        for f in os.listdir(tmpdir_path):
+            st = os.stat(os.path.join(tmpdir_path, f))
+            assert st.st_uid == os.geteuid(), f
+        return
+    www = www_data()
+    owner = (www.pw_uid, www.pw_gid) if www else (65534, 65534)
+    os.chmod(tmpdir_path, 0o755)
+    d = os.path.join(tmpdir_path, "var")
+    os.mkdir(d, 0o750)
+    os.chown(d, *owner)
+    path = os.path.join(d, "pyexec.db")
+    ok("init", db=path)
+    token = new_user(db=path, name="ann")
+    assert "ann" in ok("user", "list", db=path)
+    files = os.listdir(d)
+    assert "pyexec.db" in files
+    for f in files:
+        st = os.stat(os.path.join(d, f))
+        assert (st.st_uid, st.st_gid) == owner, (f, st.st_uid, st.st_gid)
+    # The CGI as that user (installed where it may run it) writes its row.
+    bindir = os.path.join(tmpdir_path, "bin")
+    os.mkdir(bindir, 0o755)
+    for name in ("pyexec.cgi", "pyexec-sandbox"):
+        shutil.copy2(os.path.join(os.path.dirname(CGI), name), bindir)
+    env = dict(base_env(path), REQUEST_METHOD="POST",
+               CONTENT_TYPE="application/json",
+               HTTP_AUTHORIZATION="Bearer " + token)
+    body = json.dumps({"code": "print(6 * 7)"}).encode()
+    env["CONTENT_LENGTH"] = str(len(body))
+    p = subprocess.run([os.path.join(bindir, "pyexec.cgi")], input=body,
+                       env=env, capture_output=True, timeout=120,
+                       user=owner[0], group=owner[1], extra_groups=[])
+    head, _, reply = p.stdout.partition(b"\r\n\r\n")
+    if not reply:
+        head, _, reply = p.stdout.partition(b"\n\n")
+    assert head.startswith(b"Status: 200"), (p.stdout, p.stderr)
+    assert json.loads(reply)["output"] == "42\n"
+    assert sql(path, "SELECT user_name FROM runs WHERE http_status = 200") \
+        == [("ann",)]
 
 
 # --- help, usage and errors -------------------------------------------------
@@ -681,6 +785,14 @@ USAGE_ERRORS = [
     ["user", "disable"], ["user", "enable", "a", "b"], ["user", "remove"],
     ["user", "rotate"], ["user", "rotate", "a", "--all"],
     ["admin", "grant"], ["admin", "revoke", "a", "b"],
+    ["user", "set"], ["user", "set", "taken"], ["user", "set", "--quota", "3"],
+    ["user", "set", "taken", "--timeout-ms", "soon"],
+    ["user", "set", "taken", "--timeout-ms", "99"],
+    ["user", "set", "taken", "--memory-mb", "-5"],
+    ["user", "set", "taken", "--memory-mb", "31"],
+    ["user", "set", "taken", "--quota", "lots"],
+    ["user", "set", "taken", "--timeout-ms"], ["user", "set", "taken", "--cpu", "1"],
+    ["user", "set", "taken", "other", "--quota", "3"],
     ["quota", "default"], ["quota", "default", "1x"], ["quota", "default", "-5"],
     ["quota", "default", "5", "--window", "0s"],
     ["quota", "default", "5", "--window", "soon"], ["quota", "default", "1", "2"],
@@ -718,6 +830,9 @@ ERRORS = [
     ["quota", "show", "ghost"], ["quota", "reset", "ghost"],
     ["user", "add", "taken"], ["user", "add", "no/slash"],
     ["config", "set", "timeout_ms", "1"],
+    ["user", "set", "ghost", "--quota", "3"],
+    ["user", "set", "taken", "--timeout-ms", "300001"],
+    ["user", "set", "taken", "--memory-mb", "4097"],
 ]
 
 
@@ -739,9 +854,11 @@ def test_unusable_database_is_an_error(tmpdir_path):
 
 
 def test_tokens_are_printed_only_by_add_and_rotate(db):
+    verdict = deployed(db)
     token = new_user(db, "leaky", "--admin")
     rotated = admin("user", "rotate", "leaky", db=db).stdout.strip()
     assert run_as(db, rotated).status == 200
+    deployed(db)	# the CGI, run here as root, made pyexec.db.slots
     outputs = []
     for args in (["user", "list"], ["user", "list", "--json"],
                  ["user", "list", "--csv"], ["user", "show", "leaky"],
@@ -754,7 +871,8 @@ def test_tokens_are_printed_only_by_add_and_rotate(db):
                  ["prune", "--older-than", "1d", "--dry-run"], ["vacuum"],
                  ["doctor"], ["user", "remove", "leaky"]):
         p = admin(*args, db=db)
-        assert p.returncode == 0, (args, p.stderr)
+        assert p.returncode == (1 if args == ["doctor"] and
+                                verdict == "FAIL" else 0), (args, p.stdout)
         outputs.append(p.stdout + p.stderr)
     for out in outputs:
         assert "pyx_" not in out and token[4:] not in out and rotated[4:] not in out
@@ -897,3 +1015,63 @@ def test_commands_while_the_cgi_writes(db):
     used = json.loads(ok("user", "show", "busy", "--json", db=db))["used"]
     assert used == len(statuses)
     assert ok("config", "get", "audit_error_max_bytes", db=db) == "4014\n"
+
+
+# --- user set ---------------------------------------------------------------
+
+def test_user_set_limits_are_shown_and_applied(db):
+    token = new_user(db, "bob")
+    out = ok("user", "set", "bob", "--timeout-ms", "2000", db=db)
+    assert "timeout 2000 ms (own)" in out
+    assert sql(db, "SELECT timeout_ms, memory_mb, quota FROM users "
+               "WHERE name = 'bob'") == [(2000, None, None)]
+    show = json.loads(ok("user", "show", "bob", "--json", db=db))
+    assert (show["timeout_ms"], show["timeout_from"]) == (2000, "own")
+    assert (show["memory_mb"], show["memory_from"]) == (512, "default")
+    assert "timeout 2000 ms (own), memory 512 MB (the default)" in \
+        ok("user", "show", "bob", db=db)
+    [row] = [json.loads(l) for l in
+             ok("user", "list", "--json", db=db).splitlines()]
+    assert (row["timeout_ms"], row["timeout_from"]) == (2000, "own")
+    assert ok("user", "list", db=db).splitlines()[1].split()[4] == "2000"
+    # The CGI applies it: an endless loop ends as a TimeoutError, far
+    # sooner than the service's 30 s.
+    r = run_as(db, token, "while True: pass")
+    assert r.status == 200 and r["error_type"] == "TimeoutError", r
+    [(wall,)] = sql(db, "SELECT wall_ms FROM runs WHERE id = ?", r["run_id"])
+    assert wall < 15000, wall
+    # Anonymous requests keep the service's limit.
+    assert "timeout 30000 ms (default)" in \
+        ok("user", "set", "bob", "--timeout-ms", "default", db=db)
+    assert sql(db, "SELECT timeout_ms FROM users WHERE name = 'bob'") == \
+        [(None,)]
+
+
+def test_user_set_every_option_and_back_to_the_defaults(db):
+    new_user(db, "eve")
+    ok("user", "set", "eve", "--memory-mb", "256", "--quota", "unlimited",
+       "--timeout-ms", "5000", db=db)
+    assert sql(db, "SELECT timeout_ms, memory_mb, quota FROM users "
+               "WHERE name = 'eve'") == [(5000, 256, -1)]
+    show = json.loads(ok("user", "show", "eve", "--json", db=db))
+    assert (show["quota"], show["quota_from"]) == (-1, "own")
+    assert show["memory_mb"] == 256
+    ok("user", "set", "eve", "--quota", "7", db=db)
+    assert json.loads(ok("user", "show", "eve", "--json", db=db))["quota"] == 7
+    ok("user", "set", "eve", "--memory-mb", "default", "--quota", "default",
+       "--timeout-ms", "default", db=db)
+    assert sql(db, "SELECT timeout_ms, memory_mb, quota FROM users "
+               "WHERE name = 'eve'") == [(None, None, None)]
+
+
+def test_user_set_checks_every_value_before_writing_any(db):
+    new_user(db, "zed")
+    ok("config", "set", "max_memory_mb", "1024", db=db)
+    msg = fails(1, "user", "set", "zed", "--timeout-ms", "3000",
+                "--memory-mb", "2048", db=db)
+    assert "max_memory_mb (1024)" in msg and "config set max_memory_mb" in msg
+    assert sql(db, "SELECT timeout_ms, memory_mb FROM users "
+               "WHERE name = 'zed'") == [(None, None)]
+    ok("user", "set", "zed", "--memory-mb", "1024", db=db)
+    assert sql(db, "SELECT memory_mb FROM users WHERE name = 'zed'") == \
+        [(1024,)]

@@ -253,19 +253,103 @@ def test_logs_since_and_until(log):
     assert json_rows(db, "--since", date) == []
 
 
-def test_logs_default_limit_is_the_last_50_oldest_first():
+def test_exports_are_complete_and_the_table_says_what_it_left_out():
     db = new_db(quota=-1)
-    for i in range(55):
+    for i in range(119):
         assert cgi_raw(b"[%d" % i, db=db).status == 400
     everything = db_ids(db)
-    assert len(everything) == 56
-    assert [r["id"] for r in json_rows(db)] == everything[-50:]
+    assert len(everything) == 120
+    # --json and --csv: every row, oldest first.
+    assert [r["id"] for r in json_rows(db)] == everything
+    out = ok(db, "logs", "--csv")
+    assert len(lines(out)) == 121
+    assert [t["id"] for t in csv.DictReader(io.StringIO(out, newline=""))] \
+        == everything
     assert [r["id"] for r in json_rows(db, "--limit", "3")] == everything[-3:]
+    assert len(lines(ok(db, "logs", "--csv", "--limit", "3"))) == 4
     assert [r["id"] for r in json_rows(db, "--limit", "0")] == everything
-    table = lines(ok(db, "logs"))
+    # The table: the last 50, and a word on stderr for the 70 others.
+    p = admin(db, "logs")
+    assert p.returncode == 0
+    table = lines(p.stdout)
     assert len(table) == 51
     assert table[1].split()[1] == everything[-50][:12]
     assert table[-1].split()[1] == everything[-1][:12]
+    assert "70 older matching requests not shown" in p.stderr
+    assert "--limit 0" in p.stderr and "--csv" in p.stderr
+    # Asked for, or all of them shown: no word.
+    for args in (["--limit", "50"], ["--limit", "0"], ["--user", "nobody"]):
+        p = admin(db, "logs", *args)
+        assert "not shown" not in p.stderr, args
+    assert len(lines(admin(db, "logs", "--limit", "0").stdout)) == 121
+    # A filter counts what it matches, not the whole log.
+    p = admin(db, "logs", "--outcome", "ok")
+    assert "not shown" not in p.stderr and "no request matches" in p.stderr
+
+
+def test_logs_help_says_what_each_format_writes():
+    p = subprocess.run([ADMIN, "logs", "--help"], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    assert "last 50" in text and "every matching request" in text
+    assert "from now on" in text
+
+
+def test_an_export_streams_rows_instead_of_holding_them():
+    """200,000 rows of about 600 bytes (some 120 MB of CSV) go through a
+    process whose peak memory stays a small part of that."""
+    db = new_db(quota=-1)
+    n, pad = 200000, "x" * 500
+    with sqlite3.connect(db) as c:
+        c.execute("WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 "
+                  "FROM k WHERE i < ?) INSERT INTO runs (id, started_ms, "
+                  "finished_ms, identity, code_sha256, code_size, code, "
+                  "outcome, http_status) SELECT printf('%032x', i), "
+                  "1700000000000 + i, 1700000000001 + i, 'anon:10.0.0.1', "
+                  "printf('%064x', i), 500, ?, 'ok', 200 FROM k", (n, pad))
+        [(stored,)] = c.execute("SELECT count(*) FROM runs").fetchall()
+    assert stored >= n
+    # A child's ru_maxrss starts at its parent's (fork), so the figure that
+    # counts is the export's growth over a one-row export's.
+    def peak(*args):
+        p = subprocess.Popen([ADMIN, "--db", db, "logs"] + list(args),
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        return os.wait4(p.pid, 0)[2].ru_maxrss
+    for fmt in ("--csv", "--json"):
+        base = peak(fmt, "--limit", "1")
+        p = subprocess.Popen([ADMIN, "--db", db, "logs", fmt],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        count = size = 0
+        for line in p.stdout:
+            count += 1
+            size += len(line)
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        assert p.returncode == 0, p.stderr.read()
+        assert count == stored + (fmt == "--csv")
+        assert size > 100 * 2**20
+        # ru_maxrss is in KiB: a gathering export would need > 100 MB more.
+        assert usage.ru_maxrss - base < 16 * 1024, (fmt, usage.ru_maxrss,
+                                                   base)
+
+
+def test_csv_cells_are_never_spreadsheet_formulas():
+    db = new_db(quota=-1)
+    codes = ["=1+1", "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1)",
+             "=HYPERLINK(\"http://x\",\"y\")", "\t=1"]
+    ids = [run_code(c, db=db)["run_id"] for c in codes]
+    out = ok(db, "logs", "--csv")
+    table = {t["id"]: t for t in csv.DictReader(io.StringIO(out, newline=""))}
+    for i, code in zip(ids, codes):
+        assert table[i]["code"] == "'" + code
+        assert table[i]["code"][0] not in "=+-@\t\r"
+        # The other formats keep the text exactly.
+        [j] = [r for r in json_rows(db) if r["id"] == i]
+        assert j["code"] == code
+    # Numbers stay numbers.
+    assert all(t["http_status"].isdigit() for t in table.values())
 
 
 # --- logs: formats -----------------------------------------------------------
@@ -456,25 +540,43 @@ def read_until(q, pred, timeout):
     return None, seen
 
 
+@pytest.mark.parametrize("look_back", [[], ["--limit", "1"], ["--since", "1h"]],
+                         ids=["from-now", "limit", "since"])
 @pytest.mark.parametrize("fmt", ["--json", "--table"])
-def test_logs_follow_prints_rows_that_land_after_it_started(fmt):
+def test_logs_follow_prints_rows_that_land_after_it_started(fmt, look_back):
     db = new_db(quota=-1)
     first = run_code("print('before')", db=db)["run_id"]
-    args = [ADMIN, "--db", db, "logs", "--follow", "--limit", "1"]
+    args = [ADMIN, "--db", db, "logs", "--follow"] + look_back
     if fmt == "--json":
         args.append("--json")
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True)
     try:
         q = reader(p.stdout)
-        line, _ = read_until(q, lambda x: first[:12] in x, 10)
-        assert line, "the existing row was not printed"
+        if look_back:
+            line, _ = read_until(q, lambda x: first[:12] in x, 10)
+            assert line, "the existing row was not printed"
+        else:
+            if fmt == "--table":
+                line, _ = read_until(q, lambda x: True, 10)
+                assert line.split()[:3] == ["TIME", "ID", "IDENTITY"]
+            # Nothing says when it has started: refused requests until
+            # one shows (the ones before it started stay unshown).
+            for _ in range(20):
+                probe = cgi_raw(b"probe", db=db)["run_id"]
+                line, seen = read_until(q, lambda x: probe[:12] in x, 1)
+                if line:
+                    break
+            assert line, "--follow never showed a new row"
         new = run_code("print('after')", db=db)["run_id"]
         refused = cgi_raw(b"nope", db=db)["run_id"]
         line, seen = read_until(q, lambda x: refused[:12] in x, 10)
         assert line, ("new rows not followed", seen)
         got = [x for x in seen if new[:12] in x]
         assert len(got) == 1
+        if not look_back:
+            assert not any(first[:12] in x for x in seen), \
+                "--follow printed the past without --since or --limit"
         if fmt == "--json":
             row = json.loads(got[0])
             assert row["id"] == new and row["status"] == "ok"
@@ -482,6 +584,39 @@ def test_logs_follow_prints_rows_that_land_after_it_started(fmt):
         else:
             assert " ok " in got[0]
         assert p.poll() is None, "--follow ended by itself"
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
+def test_logs_follow_table_columns_do_not_drift():
+    """Rows of very different identities and error types, followed as they
+    come, keep their columns where the header put them."""
+    db = new_db(quota=-1)
+    token = add_user(db, "a-rather-long-user-name-for-a-column")
+    p = subprocess.Popen([ADMIN, "--db", db, "logs", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        q = reader(p.stdout)
+        header, _ = read_until(q, lambda x: True, 10)
+        assert header and header.startswith("TIME")
+        short = run_code("1/0", db=db)["run_id"]
+        long_ = run_code("class AVeryLongExceptionNameIndeed(Exception): "
+                         "pass\nraise AVeryLongExceptionNameIndeed()",
+                         db=db, token=token)["run_id"]
+        last = run_code("print(1)", db=db)["run_id"]
+        line, seen = read_until(q, lambda x: last[:12] in x, 15)
+        assert line, seen
+        rows = [x for x in seen if any(i[:12] in x for i in (short, long_,
+                                                              last))]
+        assert len(rows) == 3
+        for col in ("STATUS", "TYPE"):
+            at = header.index(col)
+            assert all(r[at - 1] == " " and r[at] != " " for r in rows), col
+        # HTTP is right-aligned: its last digit under the header's P.
+        end = header.index("HTTP") + 3
+        assert all(r[end].isdigit() and r[end + 1] == " " for r in rows)
     finally:
         p.terminate()
         p.wait(timeout=10)

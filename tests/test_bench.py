@@ -24,3 +24,4 @@ def test_bench_quick_writes_results(tmp_path):
         assert "| %s |" % subject in text
     assert "Failed or non-2xx" not in text, text
     assert "nproc" in text or "cores" in text
+    assert "| typing | pyexec |" in text, text   # under compute

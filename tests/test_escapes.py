@@ -1,6 +1,7 @@
 """Escape attempts against pyexec.cgi by an attacker who knows CPython internals.
 
-Every attack runs against two builds (the ``build`` fixture):
+Every attack runs against two builds, each under the two module profiles
+(the ``build`` fixture: full, full/compute, kernel-only, kernel-only/compute):
 
   full         the shipped pyexec.cgi: import allowlist, restricted builtins
                and the PEP 578 audit hook, then the kernel layers;
@@ -9,6 +10,11 @@ Every attack runs against two builds (the ``build`` fixture):
                open files, craft code objects... and only the kernel layers
                stand (seccomp, Landlock, the namespaces, the uid drop, the
                rlimits, no_new_privs).
+
+  seed         allowed_modules at its default, the reference service's ten;
+  compute      allowed_modules = compute: typing, copy, operator, dataclasses,
+               the sys stand-in... loaded before lockdown, for every attack
+               that names them, and what they pull in loaded with them.
 
 Each test checks two things:
 
@@ -78,15 +84,34 @@ SPAWN_CALLS = ("clone3", "clone", "vfork", "fork")
 # The two builds
 
 
+# The database whose allowed_modules is compute, made on first use.
+_compute_db = []
+
+
+def compute_db():
+    if not _compute_db:
+        _compute_db.append(conftest.fresh_db(
+            quota=-1, settings={"allowed_modules": "compute"}))
+    return _compute_db[0]
+
+
 class Build:
-    def __init__(self, name, cgi):
+    def __init__(self, name, cgi, profile="seed"):
         self.name = name
         self.cgi = cgi
+        self.profile = profile
+
+    @property
+    def db(self):
+        """The database of the build's profile (the audit rows' home)."""
+        return conftest.SESSION_DB if self.profile == "seed" else compute_db()
 
     def run(self, code, **kw):
+        kw.setdefault("db", self.db)
         r = run_code(code, cgi=self.cgi, **kw)
         assert r.returncode == 0, "the CGI itself failed: %r" % (r,)
         assert isinstance(r.json, dict) and "success" in r.json, r
+        assert r.json.get("modules") == self.profile, r
         layers = set((r.json.get("sandbox") or "").split(","))
         missing = KERNEL_LAYERS - layers
         assert not missing, "kernel layers not active: %s (%r)" % (missing, r)
@@ -98,12 +123,13 @@ class Build:
         return r
 
     def __repr__(self):
-        return "<Build %s %s>" % (self.name, self.cgi)
+        return "<Build %s/%s %s>" % (self.name, self.profile, self.cgi)
 
 
-@pytest.fixture(params=[FULL, KERNEL])
+@pytest.fixture(params=[FULL, FULL + "/compute", KERNEL, KERNEL + "/compute"])
 def build(request):
-    if request.param == KERNEL:
+    name, _, profile = request.param.partition("/")
+    if name == KERNEL:
         if not NOPY_CGI:
             pytest.fail("PYEXEC_NOPY_CGI is unset: build the kernel-only CGI "
                         "with `make build/tests/pyexec-nopy.cgi` and run with "
@@ -115,7 +141,7 @@ def build(request):
     if not os.access(path, os.X_OK):
         pytest.fail("%s build: %s is not an executable (run make)"
                     % (request.param, path), pytrace=False)
-    return Build(request.param, os.path.abspath(path))
+    return Build(name, os.path.abspath(path), profile or "seed")
 
 
 # --------------------------------------------------------------------------
@@ -1052,10 +1078,10 @@ def test_setrlimit_then_memory_bomb(build, host):
 # The web server's environment
 
 
-def secret_env():
+def secret_env(build):
     """A secret variable of the web server's, and a real user's bearer
     token (valid, so that the code runs)."""
-    token = conftest.add_user(conftest.SESSION_DB, "env-" + secrets.token_hex(6))
+    token = conftest.add_user(build.db, "env-" + secrets.token_hex(6))
     return {"PYEXEC_TEST_SECRET": "envsecret-" + secrets.token_hex(16),
             "HTTP_AUTHORIZATION": "Bearer " + token}
 
@@ -1072,7 +1098,7 @@ def test_environ_is_empty(build, host):
     executes pyexec-sandbox with TZ alone in its environment, so the run
     succeeds and shows only TZ (no refusal is expected: this test shows the
     barrier by its absence of content)."""
-    env = secret_env()
+    env = secret_env(build)
     code = """
         import random
         os = random._os
@@ -1090,7 +1116,7 @@ def test_environ_is_empty(build, host):
 def test_proc_self_environ(build, host):
     """/proc/self/environ (the kernel's copy of the initial environment):
     audit 'open' / seccomp openat."""
-    env = secret_env()
+    env = secret_env(build)
     code = """
         import random
         os = random._os
@@ -1105,7 +1131,7 @@ def test_proc_self_environ(build, host):
 def test_direct_os_environ(build, host):
     """import os; os.environ: the allowlist (ImportError) / in the
     kernel-only build the import works and the environment is empty."""
-    env = secret_env()
+    env = secret_env(build)
     note_layer("exec with TZ alone")
     r = build.run("import os\nprint(dict(os.environ))", env=env)
     host.assert_untouched(r)
@@ -1130,7 +1156,7 @@ def test_sandbox_memory_holds_no_environment(build, host):
     is found, which proves the scan works. It also checks, from the host,
     that the child runs as uid 65534 in its own user and network
     namespaces."""
-    env = secret_env()
+    env = secret_env(build)
     note_layer("exec with TZ alone")
     canary = "canary-" + secrets.token_hex(12)
     code = textwrap.dedent("""
@@ -1626,13 +1652,13 @@ def test_memory_bomb(build, host, code):
 # with the same outcome.
 
 
-def assert_audited(r, layer):
+def assert_audited(build, r, layer):
     """The run's row is there, completed (not 'running'), and agrees with
     the answer."""
     note_layer(layer)
     assert r.status == 200, r
     assert r["error_type"] != "InternalError", r
-    with sqlite3.connect(conftest.SESSION_DB, timeout=10) as c:
+    with sqlite3.connect(build.db, timeout=10) as c:
         got = c.execute("SELECT outcome, status, error_type, http_status "
                         "FROM runs_view WHERE id = ?", (r["run_id"],)).fetchall()
     assert len(got) == 1, "no audit row for %r" % (r,)
@@ -1651,7 +1677,7 @@ def test_garbage_on_the_result_pipe(build, host):
     code = "import random\nrandom._os.write(3, bytes(range(256)) * 100)\nprint('hi')\n"
     r = build.run(code)
     host.assert_untouched(r)
-    assert_audited(r, "broker (result parser)")
+    assert_audited(build, r, "broker (result parser)")
     assert r["success"] is False, r
 
 
@@ -1672,8 +1698,8 @@ def test_forged_ok_record_then_exit(build, host):
     """
     r = build.run(textwrap.dedent(code))
     host.assert_untouched(r)
-    assert_audited(r, "broker (result parser)")
-    with sqlite3.connect(conftest.SESSION_DB, timeout=10) as c:
+    assert_audited(build, r, "broker (result parser)")
+    with sqlite3.connect(build.db, timeout=10) as c:
         exec_ms, wall_ms = c.execute("SELECT exec_ms, wall_ms FROM runs WHERE id = ?",
                                      (r["run_id"],)).fetchone()
     assert r["execution_time_ms"] <= wall_ms + 1 and exec_ms <= wall_ms + 1, \
@@ -1686,7 +1712,7 @@ def test_close_output_and_result_pipes(build, host):
     code = "import random\nos = random._os\nos.close(3)\nos.close(1)\nos.close(2)\nprint('x')\n"
     r = build.run(code)
     host.assert_untouched(r)
-    assert_audited(r, "broker (result parser)")
+    assert_audited(build, r, "broker (result parser)")
     assert r["success"] is False, r
 
 
@@ -1695,7 +1721,7 @@ def test_giant_error_message(build, host):
     reports (64 KiB), so the answer and the audit row stay small."""
     r = build.run("raise ValueError('x' * 10**7)\n")
     host.assert_untouched(r)
-    assert_audited(r, "broker (bounded result)")
+    assert_audited(build, r, "broker (bounded result)")
     assert r["error_type"] == "ValueError", r
     assert len(r["error"].encode()) <= 64 * 1024 and len(r.raw) < 256 * 1024
 
@@ -1706,7 +1732,7 @@ def test_exception_str_that_loops(build, host):
     code = "class E(Exception):\n    def __str__(self):\n        while True:\n            pass\nraise E()\n"
     r = build.run(code, env={"PYEXEC_TIMEOUT_MS": "1000"})
     host.assert_untouched(r)
-    assert_audited(r, "broker (deadline)")
+    assert_audited(build, r, "broker (deadline)")
     assert r["error_type"] == "TimeoutError", r
 
 
@@ -1716,7 +1742,7 @@ def test_exception_str_that_raises(build, host):
     code = "class E(Exception):\n    def __str__(self):\n        raise E()\nraise E()\n"
     r = build.run(code)
     host.assert_untouched(r)
-    assert_audited(r, "error formatter")
+    assert_audited(build, r, "error formatter")
     assert r["error_type"] == "E" and "str() of the exception" in r["error"], r
 
 
@@ -1731,7 +1757,7 @@ def test_output_the_broker_must_encode(build, host, data):
     (U+FFFD for what is not UTF-8), the headers are the broker's alone."""
     r = build.run("import random\nrandom._os.write(1, %s)\n" % data)
     host.assert_untouched(r)
-    assert_audited(r, "broker (JSON writer)")
+    assert_audited(build, r, "broker (JSON writer)")
     assert r["success"] is True, r
     assert "location" not in r.headers and r.status == 200, r.headers
     assert "\ufffd" in r["output"] or "Status: 302" in r["output"], r
@@ -1749,7 +1775,7 @@ def test_system_exit_codes(build, host, arg):
             "raise SystemExit(%s)\n" % arg)
     r = build.run(code)
     host.assert_untouched(r)
-    assert_audited(r, "broker (result parser)")
+    assert_audited(build, r, "broker (result parser)")
     if arg in ("0", "None"):
         assert r["success"] is True, r
     else:
@@ -1794,7 +1820,7 @@ def test_write_the_audit_database(build, host, route):
     child holds no descriptor to it), and the routes to a new one are shut:
     audit 'open' / 'import' or the allowlist; seccomp in the kernel-only
     build. The database passes integrity_check and keeps its rows."""
-    db = conftest.SESSION_DB
+    db = build.db
     with sqlite3.connect(db, timeout=10) as c:
         before = c.execute("SELECT count(*) FROM runs").fetchone()[0]
     code, full, kernel = DB_ROUTES[route]

@@ -2,8 +2,10 @@
 
 A database that cannot be opened, is read-only, is locked past the busy
 timeout, is full, is not a database or is newer than the program: every
-request is answered 503 with Retry-After and a JSON error, the program is
-never started, and no row appears later.
+request is answered 503 with a JSON error, the program is never started,
+and no row appears later. The 503 carries Retry-After unless no retry can
+help (a missing directory, a directory or file this user or the mount
+denies): then the CGI's stderr names the path and the fix instead.
 
 Root ignores file modes, so read-only here means a read-only mount (or an
 immutable file); full means a small tmpfs filled up. Every mount is undone
@@ -11,6 +13,7 @@ in a finally block.
 """
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -21,7 +24,8 @@ import time
 
 import pytest
 
-from conftest import (add_user, cgi_raw, fresh_db, query, run_code)
+from conftest import (CGI, add_user, cgi_raw, fresh_db, query, run_code)
+from test_admin import schema_version
 
 
 MARKER = "FAILCLOSED_MARKER_7f3a"
@@ -49,12 +53,19 @@ def remount_ro(d):
                    capture_output=True)
 
 
-def assert_fail_closed(r):
+def assert_fail_closed(r, never=False):
+    """never: the database can never be opened as things stand."""
     assert r.status == 503, r
     ra = [l for l in r.raw.partition(b"\n\n")[0].decode().split("\n")
           if l.lower().startswith("retry-after:")]
-    assert len(ra) == 1, ra
-    assert int(ra[0].partition(":")[2]) > 0
+    if never:
+        assert ra == [], ra
+        assert "retrying will not help" in r["error"], r["error"]
+        assert b"; fix: " in r.stderr, r.stderr
+    else:
+        assert len(ra) == 1, ra
+        assert int(ra[0].partition(":")[2]) > 0
+        assert b"fix:" not in r.stderr, r.stderr
     assert r.headers["content-type"] == "application/json"
     for field in ("success", "output", "error", "execution_time_ms"):
         assert field in r.json, field
@@ -96,7 +107,8 @@ def test_database_on_a_read_only_mount():
         remount_ro(d)
         digest = file_digest(db)
         for r in requests(db):
-            assert_fail_closed(r)
+            assert_fail_closed(r, never=True)
+            assert b"read-only file system" in r.stderr, r.stderr
         assert file_digest(db) == digest
     # the same database on a writable mount works
     with tmpfs() as d:
@@ -117,7 +129,8 @@ def test_immutable_database_file():
         assert not writable, "chattr +i did not make the file read-only"
         results = requests(db)
         for r in results:
-            assert_fail_closed(r)
+            assert_fail_closed(r, never=True)
+            assert ("'%s'" % db).encode() in r.stderr, r.stderr
     finally:
         subprocess.run(["chattr", "-i", db], check=True, capture_output=True)
     ids = [r["run_id"] for r in results]
@@ -128,8 +141,61 @@ def test_missing_database_in_an_unwritable_directory():
     with tmpfs(options="ro") as d:
         db = os.path.join(d, "pyexec.db")
         for r in requests(db):
-            assert_fail_closed(r)
+            assert_fail_closed(r, never=True)
         assert os.listdir(d) == []
+
+
+def test_missing_directory_says_so_and_how_to_make_it():
+    d = tempfile.mkdtemp(prefix="pyexec-test-")
+    try:
+        db = os.path.join(d, "absent", "pyexec.db")
+        for r in requests(db):
+            assert_fail_closed(r, never=True)
+            line = r.stderr.decode()
+            assert "the directory '%s/absent' does not exist" % d in line
+            assert "install -d -o " in line and "'%s/absent'" % d in line
+            assert line.count("\n") == 1, line
+        assert os.listdir(d) == []
+    finally:
+        shutil.rmtree(d)
+
+
+def test_directory_another_user_owns_says_whom_to_give_it_to():
+    """The CGI as a user who may not write the database's directory (as
+    www-data on a directory root made): no Retry-After, and the fix."""
+    d = tempfile.mkdtemp(prefix="pyexec-test-")
+    try:
+        os.chmod(d, 0o755)
+        db_dir = os.path.join(d, "var")
+        os.mkdir(db_dir, 0o755)
+        bindir = os.path.join(d, "bin")
+        os.mkdir(bindir, 0o755)
+        for name in ("pyexec.cgi", "pyexec-sandbox"):
+            shutil.copy2(os.path.join(os.path.dirname(CGI), name), bindir)
+        cgi = os.path.join(bindir, "pyexec.cgi")
+        if os.geteuid() == 0:
+            # Root may write anything: the CGI runs as nobody instead.
+            wrapper = os.path.join(bindir, "as-nobody")
+            with open(wrapper, "w") as f:
+                f.write("#!/bin/sh\nexec setpriv --reuid=65534 "
+                        "--regid=65534 --clear-groups %s\n" % cgi)
+            os.chmod(wrapper, 0o755)
+            cgi, uid = wrapper, 65534
+        else:
+            os.chmod(db_dir, 0o555)
+            uid = os.geteuid()
+        db = os.path.join(db_dir, "pyexec.db")
+        for r in (run_code(CODE, db=db, cgi=cgi),
+                  cgi_raw(b"", method="GET", db=db, cgi=cgi)):
+            assert_fail_closed(r, never=True)
+            line = r.stderr.decode()
+            assert "'%s'" % db in line, line
+            assert "not writable by uid %d" % uid in line, line
+            assert "fix: chown -R %d:" % uid in line, line
+        assert os.listdir(db_dir) == []
+    finally:
+        os.chmod(os.path.join(d, "var"), 0o755)
+        shutil.rmtree(d)
 
 
 def test_missing_database_is_created_when_its_directory_is_writable():
@@ -138,7 +204,8 @@ def test_missing_database_is_created_when_its_directory_is_writable():
         db = os.path.join(d, "sub.db")
         r = run_code(CODE, db=db)
         assert r.status == 200 and r["output"] == MARKER + "\n", r
-        assert query(db, "PRAGMA user_version")[0]["user_version"] == 1
+        assert query(db, "PRAGMA user_version")[0]["user_version"] == \
+            schema_version()
         assert [x["id"] for x in query(db, "SELECT id FROM runs")] == [r["run_id"]]
     finally:
         shutil.rmtree(d)
@@ -310,3 +377,27 @@ def test_database_newer_than_the_program():
     assert query(db, "PRAGMA user_version")[0]["user_version"] == 99
     ids = [r["run_id"] for r in results]
     assert query(db, "SELECT id FROM runs WHERE id IN (?, ?)", ids) == []
+
+
+def test_readmes_first_example_works_when_pasted():
+    """The README's first commands, run as written in a directory holding
+    the build's pyexec.cgi, answer 200 with the program's output."""
+    readme = os.path.join(os.path.dirname(__file__), "..", "README.md")
+    with open(readme) as f:
+        block = f.read().split("```")[1]
+    commands = [x[2:] for x in block.splitlines() if x.startswith("$ ")]
+    assert any("./pyexec.cgi" in c for c in commands), block
+    d = tempfile.mkdtemp(prefix="pyexec-readme-")
+    try:
+        for name in ("pyexec.cgi", "pyexec-sandbox"):
+            shutil.copy2(os.path.join(os.path.dirname(CGI), name), d)
+        p = subprocess.run(["/bin/bash", "-e", "-c", "\n".join(commands)],
+                           cwd=d, capture_output=True, timeout=120,
+                           env={"PATH": "/usr/bin:/bin"})
+        assert p.returncode == 0, (p.stdout, p.stderr)
+        assert p.stdout.startswith(b"Status: 200 OK\n"), (p.stdout, p.stderr)
+        body = json.loads(p.stdout.partition(b"\n\n")[2])
+        assert body["output"] == "Hello from Python!\n15\n"
+        assert os.path.exists(os.path.join(d, "var", "pyexec.db"))
+    finally:
+        shutil.rmtree(d)

@@ -290,9 +290,14 @@ def test_body_too_large_keeps_413():
 def test_database_unavailable_is_503():
     d = fresh_db()
     os.chmod(os.path.dirname(d), 0o755)
-    r = call({"code": "print(1)"}, db="/nonexistent/dir/pyexec.db")
+    bad = "/nonexistent/dir/pyexec.db"
+    r = call({"code": "print(1)"}, db=bad)
     assert r.status == 503 and r["error"]["code"] == -32000
-    assert int(r.headers["retry-after"]) > 0
+    # the same status and headers as the REST answer to the same request
+    rest = cgi_raw(json.dumps({"code": "print(1)"}).encode(), db=bad)
+    assert rest.status == 503
+    assert r.headers.get("retry-after") == rest.headers.get("retry-after")
+    assert r["error"]["message"] == rest["error"]
 
 
 def test_rest_paths_are_not_mcp(db):
@@ -336,4 +341,4 @@ def test_a_version_1_database_gains_via_with_rest_rows():
     assert r.status == 200, r
     got = query(db, "SELECT id, via FROM runs ORDER BY rowid")
     assert got[0] == {"id": "old", "via": "rest"} and got[1]["via"] == "mcp"
-    assert query(db, "PRAGMA user_version")[0]["user_version"] == 2
+    assert query(db, "PRAGMA user_version")[0]["user_version"] == 3

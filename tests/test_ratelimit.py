@@ -417,3 +417,19 @@ def test_default_cap_is_twice_the_cores():
     finally:
         for p in holders:
             kill(p)
+
+
+def test_the_anonymous_429_says_a_token_lifts_the_shared_limit():
+    db = fresh_db(quota=1)
+    token = add_user(db, "tina", quota=1)
+    for env in ({}, bearer(token)):
+        assert run_code("print(1)", db=db, env=env).status == 200
+    anon = run_code("print(2)", db=db)
+    assert_429(anon, 1, 3600)
+    assert "retry in" in anon["error"]
+    assert "shared by anonymous clients" in anon["error"]
+    assert "token from the service's operator" in anon["error"]
+    # A user's own limit is theirs: no token would lift it.
+    user = run_code("print(2)", db=db, env=bearer(token))
+    assert_429(user, 1, 3600)
+    assert "retry in" in user["error"] and "token" not in user["error"]

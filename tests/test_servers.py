@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import CGI, add_user, new_db, proc_table
+from conftest import CGI, add_user, base_env, cgi_raw, new_db, proc_table
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CONF = os.path.join(REPO, "cgi", "conf")
@@ -300,7 +300,10 @@ class Apache(Server):
             r"Define PYEXEC_DB .*": "Define PYEXEC_DB %s" % self.db,
             r"<VirtualHost \*:80>": "<VirtualHost *:%d>" % self.port,
         })
-        mods = ["mpm_%s" % self.mpm, "authz_core", "alias", "env", self.cgi_module]
+        # Debian's defaults (reqtimeout among them), and headers, which
+        # the shipped site's comment enables.
+        mods = ["mpm_%s" % self.mpm, "authz_core", "alias", "env",
+                "reqtimeout", "headers", self.cgi_module]
         main = "\n".join(
             ["ServerRoot %s" % self.dir, "DefaultRuntimeDir %s" % self.dir,
              "PidFile %s" % self.path("httpd.pid"),
@@ -459,6 +462,143 @@ def test_sandbox_timeout_fires_before_the_servers(server):
                      r.json["error"]), r
     assert RUN_TIMEOUT_MS / 1000 <= took < RUN_TIMEOUT_MS / 1000 + 5
     assert row(server, r.json["run_id"])[1] == "timeout"
+
+
+def test_chunked_upload_runs(server):
+    """A chunked upload (no Content-Length) runs, and its answer arrives
+    whole (http.client raises IncompleteRead on a cut-off reply)."""
+    body = json.dumps({"code": "print(6 * 7)"}).encode()
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        c.request("POST", "/", body=iter([body[:5], body[5:]]),
+                  headers={"Content-Type": "application/json",
+                           "Transfer-Encoding": "chunked"},
+                  encode_chunked=True)
+        r = c.getresponse()
+        data = r.read()
+    finally:
+        c.close()
+    assert r.status == 200, (r.status, data)
+    assert r.getheader("Content-Type") == "application/json"
+    reply = json.loads(data)
+    assert reply["output"] == "42\n", reply
+    assert row(server, reply["run_id"])[1:] == ("ok", "ok", None, 200)
+
+
+def test_chunked_upload_refused_whole(server):
+    """Refused from its headers (415), a chunked upload still gets the
+    complete JSON answer: the CGI drains the body it did not read."""
+    body = json.dumps({"code": "print(1)" + " " * 200000}).encode()
+    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        c.request("POST", "/", body=iter([body[i:i + 4096] for i in
+                                          range(0, len(body), 4096)]),
+                  headers={"Content-Type": "text/plain",
+                           "Transfer-Encoding": "chunked"},
+                  encode_chunked=True)
+        r = c.getresponse()
+        data = r.read()
+    finally:
+        c.close()
+    assert r.status == 415, (r.status, data)
+    reply = json.loads(data)
+    assert reply["error_type"] == "UnsupportedMediaType"
+    assert row(server, reply["run_id"])[4] == 415
+
+
+def test_stalled_body(server):
+    """A client that announces a body and stops sending it: the answer,
+    when the server gives one, is a 408 in pyexec's JSON (never a server's
+    HTML page), pyexec audits a 408 whenever it saw the request, and no
+    code ran."""
+    before = rows(server.db, "SELECT count(*) FROM runs WHERE "
+                  "outcome <> 'rejected'")[0][0]
+    s = raw_request(server.port, b"POST / HTTP/1.1\r\nHost: localhost\r\n"
+                    b"Content-Type: application/json\r\n"
+                    b"Content-Length: 100\r\n\r\n{\"code\": \"pri")
+    with s:
+        s.settimeout(120)
+        r = http.client.HTTPResponse(s)
+        try:
+            r.begin()
+            data = r.read()
+        except http.client.RemoteDisconnected:
+            r = None
+    if server.kind == "nginx-fcgiwrap":
+        # nginx reads the body before starting the CGI and answers no 408
+        # (README): the connection closes, unanswered, and pyexec never
+        # saw the request.
+        assert r is None, (r.status, data)
+    else:
+        assert r is not None, "no answer"
+        assert r.status == 408, (r.status, data)
+        assert r.getheader("Content-Type").startswith("application/json")
+        reply = json.loads(data)
+        assert reply["success"] is False and reply["output"] == ""
+        assert reply["error_type"] == "RequestTimeout", reply
+        if "run_id" in reply:
+            assert row(server, reply["run_id"])[4] == 408
+        # Apache answers itself (it passes on nothing of the CGI's before
+        # it has the whole body); pyexec gave up first and audited it.
+        refused = rows(server.db, "SELECT error_type, http_status FROM runs "
+                       "ORDER BY rowid DESC LIMIT 1")
+        assert refused == [("RequestTimeout", 408)], refused
+    assert rows(server.db, "SELECT count(*) FROM runs WHERE "
+                "outcome <> 'rejected'")[0][0] == before
+
+
+# The CGI alone, as Apache hands it a chunked upload: no CONTENT_LENGTH,
+# the decoded body, then end of file.
+CHUNKED_ENV = {"HTTP_TRANSFER_ENCODING": "chunked"}
+
+
+def test_cgi_reads_a_chunked_body_to_its_end():
+    db = new_db(quota=-1)
+    body = json.dumps({"code": "print(len('x' * 3))"}).encode()
+    r = cgi_raw(body, env=CHUNKED_ENV, content_length=False, db=db)
+    assert r.status == 200 and r["output"] == "3\n", r
+    # Over body_bytes: 413, counted as it arrives, never buffered whole.
+    big = b'{"code": "' + b"#" * (2 * 1024 * 1024) + b'"}'
+    r = cgi_raw(big, env=CHUNKED_ENV, content_length=False, db=db)
+    assert r.status == 413 and r["error_type"] == "PayloadTooLarge", r
+    r = cgi_raw(b"", env=CHUNKED_ENV, content_length=False, db=db)
+    assert r.status == 400, r
+    # Without Content-Length and not chunked: still 411.
+    r = cgi_raw(body, content_length=False, db=db)
+    assert r.status == 411 and r["error_type"] == "LengthRequired", r
+    got = [x[0] for x in rows(db, "SELECT http_status FROM runs "
+                              "ORDER BY rowid")][-4:]
+    assert got == [200, 413, 400, 411]
+
+
+def test_cgi_gives_a_stalled_chunked_body_a_408():
+    db = new_db(quota=-1)
+    env = dict(base_env(db), REQUEST_METHOD="POST",
+               CONTENT_TYPE="application/json", PYEXEC_BODY_TIMEOUT_MS="500",
+               **CHUNKED_ENV)
+    p = subprocess.Popen([CGI], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    try:
+        p.stdin.write(b'{"code": "pri')
+        p.stdin.flush()
+        # stdin stays open (stalled) while the answer is read; a CGI that
+        # never answers is killed, and the test fails on its empty answer.
+        watchdog = threading.Timer(60, p.kill)
+        watchdog.start()
+        try:
+            out = p.stdout.read()
+        finally:
+            watchdog.cancel()
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdin.close()
+    assert out.startswith(b"Status: 408"), out
+    assert b'"RequestTimeout"' in out
+    assert rows(db, "SELECT http_status FROM runs ORDER BY rowid DESC "
+                "LIMIT 1") == [(408,)]
 
 
 def test_refused_before_the_body_is_read(server):
@@ -768,9 +908,98 @@ def test_make_install():
         for f in os.listdir(CONF):
             with open(os.path.join(dest, "usr/share/doc/pyexec/examples", f)) as fh:
                 text = fh.read()
-            assert "/usr/lib/pyexec/pyexec.cgi" in text and "/usr/local/" not in text, f
+            assert "/usr/local/" not in text, f
+            if f.endswith(".conf"):
+                assert "/usr/lib/pyexec/pyexec.cgi" in text, f
+            elif not f.endswith(".timer"):
+                assert "/usr/bin/pyexec-admin prune" in text, f
     finally:
         shutil.rmtree(dest, ignore_errors=True)
+
+
+def check_retention_examples(prefix):
+    """The installed systemd pair is valid (systemd-analyze verify, which
+    also checks that ExecStart exists), and both its command and the cron
+    line's prune a real database: rows past 90 days go, the others stay."""
+    examples = os.path.join(prefix, "share", "doc", "pyexec", "examples")
+    units = [os.path.join(examples, "pyexec-prune." + x)
+             for x in ("service", "timer")]
+    need("/usr/bin/systemd-analyze")
+    p = subprocess.run(["/usr/bin/systemd-analyze", "verify"] + units,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    with open(units[0]) as f:
+        unit = f.read()
+    with open(os.path.join(examples, "pyexec-prune.cron")) as f:
+        cron = [x for x in f.read().splitlines() if x and x[0] != "#"]
+    assert "OnCalendar=daily" in open(units[1]).read()
+    assert "User=www-data" in unit
+    [start] = re.findall(r"^ExecStart=(.*)$", unit, re.M)
+    [env] = re.findall(r"^Environment=PYEXEC_DB=(.*)$", unit, re.M)
+    assert cron[0] == "PYEXEC_DB=" + env == "PYEXEC_DB=/var/lib/pyexec/pyexec.db"
+    fields = cron[1].split()
+    assert fields[5] == "www-data"
+    for command in (start, " ".join(fields[6:])):
+        assert command.startswith(os.path.join(prefix, "bin", "pyexec-admin"))
+        db = new_db(quota=-1)
+        day = 86400 * 1000
+        now = int(time.time() * 1000)
+        with sqlite3.connect(db) as c:
+            for i, age in enumerate((100 * day, 91 * day, 89 * day, 0)):
+                c.execute("INSERT INTO runs (id, started_ms, finished_ms, "
+                          "identity, outcome) VALUES (?, ?, ?, 'anon:x', "
+                          "'ok')", ("%032x" % (i + 1), now - age,
+                                    now - age + 1))
+        p = subprocess.run(["/bin/sh", "-c", command], capture_output=True,
+                           text=True, timeout=120,
+                           env={"PATH": "/usr/bin:/bin", "PYEXEC_DB": db})
+        assert p.returncode == 0, (command, p.stdout, p.stderr)
+        left = {r[0] for r in rows(db, "SELECT id FROM runs")}
+        assert "%032x" % 1 not in left and "%032x" % 2 not in left
+        assert {"%032x" % 3, "%032x" % 4} <= left
+
+
+def test_make_install_anywhere_then_uninstall():
+    """Installed under any PREFIX, pyexec-admin doctor finds the CGI
+    installed with it; make uninstall takes back every file."""
+    prefix = tempfile.mkdtemp(prefix="pyexec-prefix-")
+    os.chmod(prefix, 0o755)
+    make = ["make", "--no-print-directory", "-C", REPO, "PREFIX=" + prefix]
+    try:
+        p = subprocess.run(make + ["install"], capture_output=True,
+                           env=make_env(), timeout=600)
+        assert p.returncode == 0, p.stdout + p.stderr
+        installed = {os.path.join(d, f) for d, _, files in os.walk(prefix)
+                     for f in files}
+        assert os.path.join(prefix, "bin", "pyexec-admin") in installed
+        db = new_db()
+        # Not run from the build tree: nothing there to find by accident.
+        p = subprocess.run([os.path.join(prefix, "bin", "pyexec-admin"),
+                            "--db", db, "doctor"], capture_output=True,
+                           text=True, timeout=300, cwd="/")
+        checks = {m.group(2): (m.group(1), m.group(3)) for m in
+                  (re.match(r"^(OK|WARN|FAIL)\s+(\S+)\s+(.*)$", x)
+                   for x in p.stdout.splitlines()) if m}
+        cgi = os.path.join(os.path.realpath(prefix), "lib", "pyexec",
+                           "pyexec.cgi")
+        assert checks["cgi"] == ("OK", cgi), p.stdout
+        assert checks["selftest.hello"][0] == "OK", p.stdout
+        check_retention_examples(prefix)
+        p = subprocess.run(make + ["uninstall"], capture_output=True,
+                           env=make_env(), timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+        left = [os.path.join(d, f) for d, _, files in os.walk(prefix)
+                for f in files]
+        assert left == []
+        dirs = [d for d, _, _ in os.walk(prefix)]
+        assert not any("pyexec" in os.path.relpath(d, prefix) for d in dirs), \
+            dirs
+        # Run twice, it is still quiet and successful.
+        p = subprocess.run(make + ["uninstall"], capture_output=True,
+                           env=make_env(), timeout=300)
+        assert p.returncode == 0, p.stdout + p.stderr
+    finally:
+        shutil.rmtree(prefix, ignore_errors=True)
 
 
 # --- pyexec-sandbox, installed beside pyexec.cgi ------------------------------------

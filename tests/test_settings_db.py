@@ -160,6 +160,34 @@ def test_invalid_value_written_later_keeps_the_default():
 # ---------------------------------------------------------------- schema
 
 TABLES = {"users", "settings", "runs"}
+# The schema's last migration (sql/schema.sql's "-- migrate N" sections).
+LATEST = 3
+
+
+def test_version_1_database_gains_the_profile_columns():
+    """Migration 2 (module profiles) on a database of version 1: the rows
+    are kept, users.modules and runs.profile appear, NULL for old rows."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "..", "sql", "schema.sql")) as f:
+        text = f.read()
+    v1 = text[:text.index("-- migrate 2")]
+    d = tempfile.mkdtemp(prefix="pyexec-test-")
+    try:
+        db = os.path.join(d, "pyexec.db")
+        with sqlite3.connect(db) as c:
+            c.executescript(v1)
+            c.execute("PRAGMA user_version = 1")
+            c.execute("INSERT INTO users (name, token_hash, created_ms) "
+                      "VALUES ('old', ?, 1)", ("0" * 64,))
+        r = run_code("print('hi')", db=db)
+        assert r.status == 200 and r["modules"] == "seed", r
+        assert query(db, "PRAGMA user_version")[0]["user_version"] == LATEST
+        assert query(db, "SELECT name, modules FROM users") == \
+            [{"name": "old", "modules": None}]
+        assert query(db, "SELECT profile FROM runs WHERE id = ?",
+                     (r["run_id"],)) == [{"profile": "seed"}]
+    finally:
+        shutil.rmtree(d)
 
 
 def test_concurrent_first_requests_migrate_once():
@@ -188,7 +216,7 @@ def test_concurrent_first_requests_migrate_once():
                 assert r.status == (200 if i % 2 else 405), (i, r, r.stderr)
                 if i % 2:
                     assert r["output"] == "%d\n" % i
-            assert query(db, "PRAGMA user_version")[0]["user_version"] == 2
+            assert query(db, "PRAGMA user_version")[0]["user_version"] == LATEST
             assert query(db, "PRAGMA journal_mode")[0]["journal_mode"] == "wal"
             names = {x["name"] for x in query(db, "SELECT name FROM sqlite_master "
                                               "WHERE type = 'table'")}
@@ -208,7 +236,7 @@ def test_empty_file_is_migrated():
         open(db, "wb").close()
         r = run_code("print('hi')", db=db)
         assert r.status == 200 and r["output"] == "hi\n", r
-        assert query(db, "PRAGMA user_version")[0]["user_version"] == 2
+        assert query(db, "PRAGMA user_version")[0]["user_version"] == LATEST
         assert query(db, "PRAGMA journal_mode")[0]["journal_mode"] == "wal"
     finally:
         shutil.rmtree(d)
@@ -219,8 +247,8 @@ def test_schema_matches_schema_sql():
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "..", "sql", "schema.sql")) as f:
         text = f.read()
-    assert "-- migrate 1" in text and "-- migrate 2" in text
-    assert "-- migrate 3" not in text     # this suite knows version 2
+    assert "-- migrate 1" in text
+    assert "-- migrate %d" % (LATEST + 1) not in text   # the suite knows them all
     ref = sqlite3.connect(":memory:")
     ref.executescript(text)
     want = sorted(ref.execute("SELECT type, name, sql FROM sqlite_master"))

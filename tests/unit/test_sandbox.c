@@ -10,6 +10,7 @@
 #include "unit.h"
 #include "../../cgi/limits.h"
 #include "../../sandbox/allowlist.h"
+#include "../../sandbox/profile.h"
 #include "../../sandbox/internal.h"
 #include "../../cgi/banned.h"
 
@@ -23,7 +24,7 @@
 static int allows(const char *name, size_t len)
 {
 	char *p = exact(name, len);
-	int r = allowlist_allows(p, len);
+	int r = allowlist_allows(profile_seed(), p, len);
 
 	free(p);
 	return r;
@@ -32,7 +33,7 @@ static int allows(const char *name, size_t len)
 static int allows_loaded(const char *name, size_t len)
 {
 	char *p = exact(name, len);
-	int r = allowlist_allows_loaded(p, len);
+	int r = allowlist_allows_loaded(profile_seed(), p, len);
 
 	free(p);
 	return r;
@@ -53,7 +54,7 @@ static const char *const lazy[] = {
 
 void test_allowlist_exact(void)
 {
-	const char *names = allowlist_names();
+	const char *names = allowlist_names(profile_seed());
 
 	for (size_t i = 0; i < NTOP; i++) {
 		CHECKF(allows(top[i], strlen(top[i])) == 1, "%s refused",
@@ -105,6 +106,131 @@ void test_allowlist_loaded(void)
 	CHECK_EQ(allows_loaded(S("")), 0);
 }
 
+/*
+ * profile.c
+ */
+
+static uint64_t bit(const char *name)
+{
+	int b = profile_bit(name, strlen(name));
+
+	CHECKF(b >= 0, "%s is not vetted", name);
+	return b < 0 ? 0 : (uint64_t)1 << b;
+}
+
+void test_profile_parse(void)
+{
+	static const char *const compute[] = {
+		"typing", "heapq", "bisect", "copy", "operator", "array",
+		"cmath", "fractions", "decimal", "hashlib", "textwrap",
+		"unicodedata", "enum", "dataclasses", "numbers", "abc",
+		"string", "base64", "difflib", "pprint", "calendar", "sys",
+	};
+	uint64_t m = 0, seed = 0;
+	char err[256], text[PROFILE_TEXT_MAX + 1];
+
+	for (size_t i = 0; i < NTOP; i++)
+		seed |= bit(top[i]);
+	CHECK(profile_seed() == seed);
+	CHECK(profile_parse("seed", &m, err, sizeof(err)) == 0 && m == seed);
+	for (size_t i = 0; i < sizeof(compute) / sizeof(compute[0]); i++)
+		CHECKF(profile_compute() & bit(compute[i]), "%s not in compute",
+		       compute[i]);
+	CHECK((profile_compute() & seed) == seed);
+	CHECK(profile_parse("compute", &m, err, sizeof(err)) == 0 &&
+	      m == profile_compute());
+	CHECK(profile_parse(" typing ,math", &m, err, sizeof(err)) == 0);
+	CHECK(m == (bit("typing") | bit("math")));
+	profile_describe(m, text, sizeof(text));
+	CHECK_STR(text, "math,typing");
+	profile_describe(seed, text, sizeof(text));
+	CHECK_STR(text, "seed");
+	profile_describe(profile_compute(), text, sizeof(text));
+	CHECK_STR(text, "compute");
+	/* Every vetted name, joined, fits the text bound and parses back. */
+	profile_names(profile_compute(), text, sizeof(text));
+	for (char *p = text; (p = strstr(p, ", ")) != NULL;)
+		memmove(p + 1, p + 2, strlen(p + 2) + 1);
+	CHECK(profile_parse(text, &m, err, sizeof(err)) == 0);
+	CHECK(m == profile_compute());
+}
+
+void test_profile_refused(void)
+{
+	static const char *const bad[][2] = {
+		{ "os", "module 'os' refused: files and processes" },
+		{ "math,socket", "module 'socket' refused: network" },
+		{ "subprocess", "module 'subprocess' refused: processes" },
+		{ "types", "module 'types' refused: code and function" },
+		{ "nosuch", "module 'nosuch' refused: not vetted" },
+		{ "", "empty module name" },
+		{ "math,,re", "empty module name" },
+		{ "seed,compute", "module 'seed' refused" },
+	};
+	char err[256];
+	uint64_t m = 42;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = 0;
+		CHECKF(profile_parse(bad[i][0], &m, err, sizeof(err)) == -1,
+		       "'%s' accepted", bad[i][0]);
+		CHECK_CONTAINS(err, bad[i][1]);
+		CHECK(m == 42);
+	}
+}
+
+void test_allowlist_compute(void)
+{
+	uint64_t c = profile_compute();
+
+	CHECK_EQ(allowlist_allows(c, S("typing")), 1);
+	CHECK_EQ(allowlist_allows(profile_seed(), S("typing")), 0);
+	CHECK_EQ(allowlist_allows(c, S("heapq")), 1);
+	CHECK_EQ(allowlist_allows(c, S("types")), 0);
+	CHECK_EQ(allowlist_allows(c, S("os")), 0);
+	CHECK_EQ(allowlist_allows(bit("heapq"), S("math")), 0);
+	/* A lazy dependency is only one for the modules in the profile. */
+	CHECK_EQ(allowlist_allows_loaded(bit("math"), S("_strptime")), 0);
+	CHECK_EQ(allowlist_allows_loaded(bit("datetime"), S("_strptime")), 1);
+	CHECK_STR(allowlist_names(bit("math") | bit("heapq")), "heapq, math");
+}
+
+static int log_loads(const char *name, void *arg)
+{
+	char *log = arg;
+	size_t n = strlen(log);
+
+	snprintf(log + n, 512 - n, "%s%s", n ? " " : "", name);
+	return 0;
+}
+
+/* The codecs the source names, each alone (idna loads re, cp437 builds a
+ * table: loading them all would cost ~40 ms); never for a hello-world. */
+void test_allowlist_codecs(void)
+{
+	static const char *const uses[][2] = {
+		{ "print('hello')", "" },
+		{ "print('\\u00e9'.encode('utf-16-le'))",
+		  "encodings.utf_16 encodings.utf_16_le" },
+		{ "b.decode('CP1252')", "encodings.cp1252" },
+		{ "bytes(s, 'Latin-1')", "encodings.latin_1" },
+		{ "x = 'UTF_32'", "encodings.utf_32" },
+		{ "s.encode('idna')", "encodings.idna" },
+		{ "s.encode(\"iso-8859-15\")",
+		  "encodings.latin_1 encodings.iso8859_15" },
+		{ "s.encode('utf-8')", "" },
+		{ "s.encode('u' 'tf' '-7')", "encodings.utf_7" },
+	};
+	char log[512];
+
+	for (size_t i = 0; i < sizeof(uses) / sizeof(uses[0]); i++) {
+		log[0] = 0;
+		CHECK_EQ(allowlist_preload(profile_seed(), uses[i][0],
+					   strlen(uses[i][0]), log_loads, log), 0);
+		CHECK_STR(log, uses[i][1]);
+	}
+}
+
 /* The callback's log: the names it got, space-separated. */
 struct loads {
 	char log[1024];
@@ -135,7 +261,7 @@ static void preload_is_at(const char *file, int line, const char *src,
 {
 	struct loads l = { .log = "" };
 	char *p = exact(src, n);
-	int rc = allowlist_preload(p, n, record, &l);
+	int rc = allowlist_preload(profile_seed(), p, n, record, &l);
 
 	if (rc != 0)
 		unit_fail(file, line, "allowlist_preload returned %d", rc);
@@ -222,7 +348,7 @@ static void preload_stops_at(const char *file, int line, const char *src,
 			     int fail_at, int rc, const char *want)
 {
 	struct loads l = { .log = "", .fail_at = fail_at, .rc = rc };
-	int got = allowlist_preload(src, strlen(src), record, &l);
+	int got = allowlist_preload(profile_seed(), src, strlen(src), record, &l);
 
 	if (got != rc)
 		unit_fail(file, line, "returned %d, expected %d", got, rc);
@@ -718,7 +844,7 @@ void test_handoff_roundtrip(void)
 	struct sb_job in = {
 		.code = "print(1)\n", .code_len = 9, .input_json = body,
 		.input_json_len = sizeof(body) - 1, .input_key = "input_data",
-		.cancel_fd = 7,
+		.cancel_fd = 7, .modules = (uint64_t)1 << 63 | 5,
 	}, out;
 	struct sb_limits lim = { 30000, 2000, 512, 1 << 20 }, got;
 	size_t len;
@@ -732,6 +858,7 @@ void test_handoff_roundtrip(void)
 	CHECK(out.input_key && strcmp(out.input_key, "input_data") == 0);
 	CHECK_EQ(out.input_empty, 0);
 	CHECK_EQ(out.cancel_fd, -1);	/* the broker's, not the child's */
+	CHECK(out.modules == ((uint64_t)1 << 63 | 5));	/* the profile */
 	CHECK_EQ(got.timeout_ms, 30000);
 	CHECK_EQ(got.cpu_ms, 2000);
 	CHECK_EQ(got.memory_mb, 512);

@@ -482,6 +482,7 @@ static const struct key_field {
 	{ "audit_code", (size_t)-1 },
 	{ "price_gb_s", (size_t)-1 },
 	{ "price_invocation", (size_t)-1 },
+	{ "allowed_modules", (size_t)-1 },
 	{ "mcp_allowed_origins", (size_t)-1 },
 };
 
@@ -573,6 +574,14 @@ void test_settings_apply(void)
 	memcpy(&want, &def, sizeof(want));
 	want.cpu_ms = 1500;
 	APPLY_IS("cpu_ms", "1500", &want);
+	/* The default profile is the seed's; the others are masks of it. */
+	CHECK(def.modules == profile_seed());
+	memcpy(&want, &def, sizeof(want));
+	want.modules = profile_compute();
+	APPLY_IS("allowed_modules", "compute", &want);
+	want.modules = ((uint64_t)1 << profile_bit("heapq", 5)) |
+		       ((uint64_t)1 << profile_bit("math", 4));
+	APPLY_IS("allowed_modules", "heapq, math", &want);
 }
 
 void test_settings_apply_refused(void)
@@ -584,6 +593,10 @@ void test_settings_apply_refused(void)
 		{ "timeout_ms", "" }, { "anonymous", "maybe" },
 		{ "audit_code", "FULL" }, { "price_gb_s", "-1" },
 		{ "max_concurrent", "-1" },
+		{ "allowed_modules", "os" }, { "allowed_modules", "" },
+		{ "allowed_modules", "math,os" }, { "allowed_modules", "math," },
+		{ "allowed_modules", "seed,compute" },
+		{ "allowed_modules", "Math" }, { "allowed_modules", "types" },
 	};
 	struct settings s, before;
 

@@ -109,6 +109,10 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(http_reason_names)						\
 	/* test_sandbox.c */						\
 	X(allowlist_exact)						\
+	X(profile_parse)						\
+	X(profile_refused)						\
+	X(allowlist_compute)						\
+	X(allowlist_codecs)						\
 	X(allowlist_loaded)						\
 	X(allowlist_preload_words)					\
 	X(allowlist_preload_lazy_once)					\
