@@ -106,6 +106,7 @@ static const char output_schema[] =
 	"\"cpu_time_ms\": {\"type\": \"integer\"}, "
 	"\"peak_memory_kb\": {\"type\": \"integer\"}, "
 	"\"sandbox\": {\"type\": [\"string\", \"null\"]}, "
+	"\"modules\": {\"type\": [\"string\", \"null\"]}, "
 	"\"run_id\": {\"type\": \"string\"}}, "
 	"\"required\": [\"success\", \"output\", \"error\", "
 	"\"execution_time_ms\"]}";

@@ -101,6 +101,9 @@ def test_tools_list(db):
     assert "type" not in s["properties"]["input_data"]	# any JSON value
     out = t["outputSchema"]["properties"]
     assert {"success", "output", "error", "execution_time_ms"} <= set(out)
+    # every member of a REST answer is in the schema
+    r = call({"code": "print(1)"}, db=db)
+    assert set(r["result"]["structuredContent"]) <= set(out)
     a = t["annotations"]
     assert a["readOnlyHint"] is True and a["openWorldHint"] is False
 
