@@ -1,6 +1,6 @@
 # pyexec: run untrusted Python behind a CGI, in a kernel sandbox.
 #
-#   make            build pyexec.cgi
+#   make            build pyexec.cgi, pyexec-admin and pyexec-mcp
 #   make serve      serve it with lighttpd on 127.0.0.1:8080 (PORT= to change),
 #                   installing lighttpd first if it is missing (as root)
 #   make test       install missing packages (as root), build, run every test
@@ -85,9 +85,10 @@ LDFLAGS_SANDBOX := $(CGI_OPT) -no-pie -Wl,-E -Wl,-z,relro -Wl,-z,now \
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
                cgi/identity.c cgi/slots.c cgi/cancel.c cgi/cidr.c \
-               cgi/client.c
+               cgi/client.c cgi/mcp.c cgi/mcp_span.c cgi/mcp_tool.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c sql/textclean.c
+MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
                admin/cmd_stats.c admin/cmd_cost.c admin/cmd_prune.c \
@@ -109,6 +110,7 @@ PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
 CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
 SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
 ADMIN_OBJ   := $(ADMIN_SRC:%.c=$(BUILD)/%.o)
+MCP_OBJ     := $(MCP_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sandbox/seccomp_bpf.o
 # The objects of pyexec.cgi, pyexec-sandbox and the test variant of the
 # latter (CBUILD: see SANITIZE).
@@ -127,9 +129,11 @@ ifeq ($(SANITIZE),1)
 # side by side, as pyexec-admin doctor looks for pyexec.cgi next to itself
 CGI      := $(BUILD)/bin/pyexec.cgi
 ADMIN    := $(BUILD)/bin/pyexec-admin
+MCP      := $(BUILD)/bin/pyexec-mcp
 else
 CGI      := pyexec.cgi
 ADMIN    := pyexec-admin
+MCP      := pyexec-mcp
 endif
 # pyexec.cgi runs the pyexec-sandbox next to it: the test variant is the
 # same broker beside a sandbox built without the Python-level layer.
@@ -142,7 +146,13 @@ TRY      := $(CBUILD)/tests/try-syscall
 .SECONDEXPANSION:
 .PHONY: all test unit blackbox deps check-deps serve serve-deps install uninstall \
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
-all: $(CGI) $(ADMIN)
+all: $(CGI) $(ADMIN) $(MCP)
+
+# pyexec-mcp runs the pyexec.cgi beside it, else the installed one.
+$(MCP): $(MCP_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null)
+
 
 # The settings validate allowed_modules against the vetted modules and
 # network lists with cgi/cidr.c.
@@ -230,7 +240,12 @@ BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
               libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
 SERVE_DEBS := lighttpd curl
 TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev \
-              bubblewrap apache2-utils systemd
+              bubblewrap apache2-utils systemd nodejs
+# The MCP tests' client, the official TypeScript SDK, pinned by
+# tests/mcp/package-lock.json (npm ci). Debian ships npm apart from nodejs;
+# other builds of nodejs carry their own.
+MCP_SDK    := tests/mcp/node_modules/@modelcontextprotocol/sdk/package.json
+NPM_CI     := cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
 LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap \
               /usr/bin/bwrap /usr/bin/ab /usr/bin/systemd-analyze
@@ -249,11 +264,14 @@ endef
 check-deps:
 	@$(HAVE_BUILD) && $(PYTHON) -c 'import pytest' 2>/dev/null \
 	  && command -v curl >/dev/null $(foreach s,$(SERVERS),&& test -x $(s)) \
-	  && $(HAVE_FUZZ) \
+	  && $(HAVE_FUZZ) && test -x /usr/bin/node && command -v npm >/dev/null \
 	  || $(MAKE) --no-print-directory deps
+	@test -f $(MCP_SDK) || { $(NPM_CI); }
 
 deps:
-	$(call apt_install,$(BUILD_DEBS) $(SERVE_DEBS) $(TEST_DEBS))
+	$(call apt_install,$(BUILD_DEBS) $(SERVE_DEBS) $(TEST_DEBS) \
+	  $$(command -v npm >/dev/null || echo npm))
+	$(NPM_CI)
 
 serve-deps:
 	$(call apt_install,$(BUILD_DEBS) $(SERVE_DEBS))
@@ -274,6 +292,9 @@ database: $(SERVE_DIR)/pyexec.db
 Try it:
   curl -X POST http://localhost:$(PORT) -H "Content-Type: application/json" -d '{"code": "print(\"Hello from Python!\")\nprint(sum([1,2,3,4,5]))", "input_data": {}}'
 
+MCP clients: http://127.0.0.1:$(PORT)/mcp (Streamable HTTP), or the command
+$(abspath $(MCP)) with PYEXEC_DB=$(SERVE_DIR)/pyexec.db (stdio).
+
 Anonymous requests get 10 runs an hour per address. For an admin and a token
 (printed once; send it as "Authorization: Bearer <token>"):
   pyexec-admin --db $(SERVE_DIR)/pyexec.db user add alice --admin
@@ -284,7 +305,7 @@ export SERVE_BANNER
 serve:
 	@$(HAVE_BUILD) && test -x $(LIGHTTPD) && command -v curl >/dev/null \
 	  || $(MAKE) --no-print-directory serve-deps
-	@$(MAKE) -q $(CGI) 2>/dev/null || $(MAKE) --no-print-directory $(CGI)
+	@$(MAKE) -q $(CGI) $(MCP) 2>/dev/null || $(MAKE) --no-print-directory $(CGI) $(MCP)
 	@mkdir -p $(SERVE_DIR)/lighttpd
 	@sed -e 's|^server\.port = .*|server.port = $(PORT)|' \
 	     -e '/^server\.username = /d' -e '/^server\.groupname = /d' \
@@ -309,15 +330,18 @@ LIBEXECDIR ?= $(PREFIX)/lib/pyexec
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pyexec
 
-MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8
+MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8 mcp/pyexec-mcp.1
 # Installed with the CGI's and pyexec-admin's paths set to the installed ones.
 EXAMPLES   := $(sort $(wildcard cgi/conf/*))
 
-install: $(CGI) $(ADMIN)
+$(BUILD)/mcp/pyexec-mcp.o: CFLAGS_ALL += -DPYEXEC_CGI_PATH='"$(LIBEXECDIR)/pyexec.cgi"'
+
+install: $(CGI) $(ADMIN) $(MCP)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi
 	install -m 0755 $(SANDBOX_BIN) $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox
 	install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/pyexec-admin
+	install -D -m 0755 $(MCP) $(DESTDIR)$(BINDIR)/pyexec-mcp
 	for f in $(MANPAGES); do \
 	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
 	for f in $(EXAMPLES); do \
@@ -332,6 +356,7 @@ install: $(CGI) $(ADMIN)
 uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi \
 	  $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox $(DESTDIR)$(BINDIR)/pyexec-admin \
+	  $(DESTDIR)$(BINDIR)/pyexec-mcp \
 	  $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE
 	for f in $(MANPAGES); do \
 	  rm -f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
@@ -350,7 +375,7 @@ unit: $(UNIT)
 	$(UNIT)
 
 test: check-deps
-	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(NOPY_CGI) $(UNIT) $(TRY)
+	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(MCP) $(NOPY_CGI) $(UNIT) $(TRY)
 	$(UNIT)
 ifneq ($(SANITIZE),1)
 	@if $(HAVE_FUZZ); then $(MAKE) --no-print-directory fuzz-smoke; \
@@ -358,7 +383,7 @@ ifneq ($(SANITIZE),1)
 	else echo "make test: no clang with libFuzzer: fuzz smoke not run"; fi
 endif
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
-	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
+	  PYEXEC_ADMIN=$(abspath $(ADMIN)) PYEXEC_MCP=$(abspath $(MCP)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
 ifneq ($(SANITIZE),1)
@@ -373,7 +398,7 @@ endif
 FUZZ_CC      := clang
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= 2000
-FUZZ_NAMES   := request encoder scan result
+FUZZ_NAMES   := request encoder scan result member
 FUZZ_CFLAGS  := -std=gnu11 -g -O1 -fno-omit-frame-pointer \
                 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
                 $(WARN) -Werror -D_GNU_SOURCE $(PKG_CFLAGS)
@@ -385,6 +410,7 @@ FUZZ_SRC_scan    := cgi/jsonscan.c
 # fuzz_result includes sandbox/spawn.c itself (its static classification).
 FUZZ_SRC_result  := sandbox/result.c sandbox/trace.c
 FUZZ_DEP_result  := sandbox/spawn.c $(wildcard sandbox/*.h)
+FUZZ_SRC_member  := cgi/mcp_span.c
 FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(FUZZ_DEP_$$*) $$(wildcard cgi/*.h sql/*.h)
@@ -429,6 +455,6 @@ print-flags:
 	@echo "PYTHON   = $(PYVER) from $(PYSTDLIB)"
 
 clean:
-	rm -rf build build-san build-fuzz pyexec.cgi pyexec-admin
+	rm -rf build build-san build-fuzz pyexec.cgi pyexec-admin pyexec-mcp
 
 -include $(shell find build build-san -name '*.d' 2>/dev/null)

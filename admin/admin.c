@@ -72,7 +72,8 @@ static const struct command {
 	  "one request in full, code included" },
 	{ "logs", cmd_logs, DB_RO,
 	  "logs [--user NAME|--anonymous] [--client ADDR] [--since WHEN] "
-	  "[--until WHEN] [--outcome OUTCOME|--failed] [--limit N] [--follow] "
+	  "[--until WHEN] [--outcome OUTCOME|--failed] [--via rest|mcp|stdio] "
+	  "[--limit N] [--follow] "
 	  "[--json|--csv]",
 	  "the audit log, newest last",
 	  "The table shows the last 50 matching requests, and says on stderr\n"
@@ -85,7 +86,7 @@ static const struct command {
 	  "cell that starts with =, +, -, @ is written with a ' before it, so\n"
 	  "that no spreadsheet runs it as a formula.\n" },
 	{ "stats", cmd_stats, DB_RO,
-	  "stats [--since WHEN] [--until WHEN] [--by user|day|hour|outcome] "
+	  "stats [--since WHEN] [--until WHEN] [--by user|day|hour|outcome|via] "
 	  "[--json]",
 	  "counts, success rate, execution time percentiles, top users" },
 	{ "cost estimate", cmd_cost_estimate, DB_RO,

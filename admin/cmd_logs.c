@@ -181,6 +181,7 @@ static const struct field {
 	{ "http_status", RUN_HTTP_STATUS, F_INT },
 	{ "counted", RUN_COUNTED, F_BOOL },
 	{ "profile", RUN_PROFILE, F_TEXT },
+	{ "via", RUN_VIA, F_TEXT },
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -204,6 +205,7 @@ static int field_value(const struct run_row *r, const struct field *fd,
 		[RUN_ERROR_TYPE] = offsetof(struct run_row, error_type),
 		[RUN_ERROR] = offsetof(struct run_row, error),
 		[RUN_PROFILE] = offsetof(struct run_row, profile),
+		[RUN_VIA] = offsetof(struct run_row, via),
 	};
 	int64_t v = 0;
 
@@ -622,6 +624,12 @@ static int logs_opt(int opt, const char *arg, void *state)
 	case 'F':
 		l->f.failed = 1;
 		break;
+	case 'v':
+		if (strcmp(arg, "rest") && strcmp(arg, "mcp") && strcmp(arg, "stdio"))
+			return usage_error(ctx->usage, "--via must be rest, mcp "
+					   "or stdio, not '%s'", arg);
+		l->f.via = arg;
+		break;
 	case 'l':
 		if (parse_int(arg, 0, 1000000000, &l->f.limit) != 0)
 			return usage_error(ctx->usage, "--limit must be a number "
@@ -650,6 +658,7 @@ int cmd_logs(int argc, char **argv, struct admin_ctx *ctx)
 		{ "until", required_argument, NULL, 'U' },
 		{ "outcome", required_argument, NULL, 'o' },
 		{ "failed", no_argument, NULL, 'F' },
+		{ "via", required_argument, NULL, 'v' },
 		{ "limit", required_argument, NULL, 'l' },
 		{ "follow", no_argument, NULL, 'f' },
 		{ "json", no_argument, NULL, 'j' },
@@ -766,6 +775,7 @@ static int show_human(const struct run_row *r, void *arg)
 	show_value("identity:", or_dash(r->identity));
 	show_value("user:", or_dash(r->user_name));
 	show_value("client:", or_dash(r->client_addr));
+	show_value("via:", or_dash(r->via));
 	show_number("broker pid:", r, RUN_BROKER_PID, r->broker_pid, "");
 	if (r->status && r->outcome && strcmp(r->status, r->outcome) != 0)
 		snprintf(buf, sizeof(buf), "%s (written as '%s': its broker "

@@ -19,11 +19,11 @@
 #define TOP_USERS	5
 #define KEY_LEN		80
 
-enum group_by { BY_NONE, BY_USER, BY_DAY, BY_HOUR, BY_OUTCOME };
+enum group_by { BY_NONE, BY_USER, BY_DAY, BY_HOUR, BY_OUTCOME, BY_VIA };
 
 static const char *const by_names[] = {
 	[BY_NONE] = "", [BY_USER] = "user", [BY_DAY] = "day",
-	[BY_HOUR] = "hour", [BY_OUTCOME] = "outcome",
+	[BY_HOUR] = "hour", [BY_OUTCOME] = "outcome", [BY_VIA] = "via",
 };
 
 /* What is counted over a period, or a group of it. */
@@ -126,6 +126,9 @@ static void group_key(enum group_by by, const struct run_brief *b,
 		break;
 	case BY_OUTCOME:
 		snprintf(key, len, "%s", b->status ? b->status : "-");
+		break;
+	case BY_VIA:	/* rest, mcp (HTTP at /mcp), stdio (pyexec-mcp) */
+		snprintf(key, len, "%s", b->via ? b->via : "-");
 		break;
 	case BY_DAY:
 	case BY_HOUR:
@@ -297,7 +300,8 @@ static int print_human(struct stats *s, const struct figures *f)
 		return 0;
 	printf("\n%-20s %8s %8s %8s %9s %9s %9s %8s %8s\n",
 	       s->by == BY_USER ? "IDENTITY" : s->by == BY_DAY ? "DAY" :
-	       s->by == BY_HOUR ? "HOUR" : "OUTCOME", "REQUESTS", "RUNS",
+	       s->by == BY_HOUR ? "HOUR" : s->by == BY_VIA ? "VIA" : "OUTCOME",
+	       "REQUESTS", "RUNS",
 	       "SUCCESS", "P50_MS", "P95_MS", "P99_MS", "LIMITED", "REFUSED");
 	for (size_t i = 0; i < s->ngroups; i++) {
 		const struct figures *g = &s->groups[i];
@@ -372,12 +376,12 @@ static int stats_opt(int opt, const char *arg, void *state)
 					   "--until", arg);
 		break;
 	case 'b':
-		for (i = BY_USER; i <= BY_OUTCOME; i++)
+		for (i = BY_USER; i <= BY_VIA; i++)
 			if (strcmp(arg, by_names[i]) == 0)
 				break;
-		if (i > BY_OUTCOME)
+		if (i > BY_VIA)
 			return usage_error(s->ctx->usage, "--by must be one of "
-					   "user, day, hour, outcome, not '%s'",
+					   "user, day, hour, outcome, via, not '%s'",
 					   arg);
 		s->by = (enum group_by)i;
 		break;
@@ -400,7 +404,7 @@ int cmd_stats(int argc, char **argv, struct admin_ctx *ctx)
 	static const enum scan_order order[] = {
 		[BY_NONE] = SCAN_BY_TIME, [BY_USER] = SCAN_BY_IDENTITY,
 		[BY_DAY] = SCAN_BY_TIME, [BY_HOUR] = SCAN_BY_TIME,
-		[BY_OUTCOME] = SCAN_BY_STATUS,
+		[BY_OUTCOME] = SCAN_BY_STATUS, [BY_VIA] = SCAN_BY_VIA,
 	};
 	struct stats s = { .ctx = ctx, .by = BY_NONE };
 	struct figures all;

@@ -9,12 +9,15 @@ static const struct {
 	const char *reason, *type;
 } statuses[] = {
 	{ 200, "OK", NULL },
+	{ 202, "Accepted", NULL },
 	{ 400, "Bad Request", "BadRequest" },
 	{ 405, "Method Not Allowed", "MethodNotAllowed" },
 	{ 408, "Request Timeout", "RequestTimeout" },
 	{ 411, "Length Required", "LengthRequired" },
 	{ 413, "Content Too Large", "PayloadTooLarge" },
 	{ 401, "Unauthorized", "Unauthorized" },
+	{ 403, "Forbidden", "Forbidden" },
+	{ 406, "Not Acceptable", "NotAcceptable" },
 	{ 415, "Unsupported Media Type", "UnsupportedMediaType" },
 	{ 429, "Too Many Requests", "RateLimited" },
 	{ 500, "Internal Server Error", "InternalError" },

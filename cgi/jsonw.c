@@ -32,6 +32,11 @@ static void put(struct jw *w, const char *s, size_t n)
 	w->len += n;
 }
 
+void jw_raw(struct jw *w, const char *s, size_t n)
+{
+	put(w, s, n);
+}
+
 void jw_escape(struct jw *w, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";

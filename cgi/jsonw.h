@@ -30,4 +30,7 @@ void jw_release(struct jw *w);
 /* Escapes s[0..n) as a JSON string body into w (no quotes). */
 void jw_escape(struct jw *w, const char *s, size_t n);
 
+/* Appends s[0..n) as it is: JSON text the caller vouches for. */
+void jw_raw(struct jw *w, const char *s, size_t n);
+
 #endif

@@ -38,6 +38,7 @@
 #include "identity.h"
 #include "job.h"
 #include "limits.h"
+#include "mcp.h"
 #include "request.h"
 #include "response.h"
 #include "slots.h"
@@ -60,6 +61,7 @@ struct ctx {
 	struct sb_child sb;
 	struct quota_state quota;
 	struct reply reply;
+	struct mcp mcp;		/* the MCP front end, when via /mcp */
 	char anon[80];
 	int slot_fd;
 	int retry_s;		/* Retry-After of a 503, when not the default;
@@ -113,6 +115,8 @@ static void log_db_error(struct ctx *c, const char *what)
  * cannot be written turns the answer into a 503: nothing goes unaudited. */
 static int refuse(struct ctx *c, struct http_error *e)
 {
+	if (c->mcp.via != VIA_REST)
+		mcp_refusal_status(&c->mcp, e);
 	c->rec.outcome = "rejected";
 	c->rec.error_type = e->type;
 	c->rec.error = e->msg;
@@ -141,7 +145,10 @@ static int refuse(struct ctx *c, struct http_error *e)
 			c->reply.run_id, e->msg);
 		return 0;
 	}
-	respond_refusal(e, &c->reply);
+	if (c->mcp.via != VIA_REST)
+		mcp_respond_refusal(&c->mcp, e, &c->reply);
+	else
+		respond_refusal(e, &c->reply);
 	return 0;
 }
 
@@ -214,7 +221,8 @@ static int take_slot(struct ctx *c, struct http_error *e)
 static void name_row(struct ctx *c)
 {
 	c->rec.identity = c->id.key;
-	c->rec.client_addr = c->id.client;
+	/* pyexec-mcp's local transport has no client address. */
+	c->rec.client_addr = c->mcp.via == VIA_STDIO ? NULL : c->id.client;
 	c->rec.user_id = c->id.named ? c->id.user.id : 0;
 	c->rec.user_name = c->id.named ? c->id.user.name : NULL;
 }
@@ -224,6 +232,8 @@ static int identify_early(struct ctx *c, struct http_error *e)
 {
 	int rc = identify_header(c->db, &c->cfg, &c->id, e);
 
+	if (c->mcp.via == VIA_STDIO && !c->id.named)
+		mcp_local_key(c->id.key, sizeof(c->id.key));
 	name_row(c);
 	if (rc != 0)
 		c->db_failed = e->status == 503;
@@ -237,7 +247,7 @@ static int admit(struct ctx *c, struct http_error *e)
 {
 	int rc;
 
-	rc = identify_finish(c->db, &c->cfg, c->job.token, &c->id, e);
+	rc = mcp_identify(&c->mcp, c->db, &c->cfg, c->job.token, &c->id, e);
 	name_row(c);
 	if (rc != 0) {
 		c->db_failed = e->status == 503;
@@ -317,7 +327,8 @@ static void run(struct ctx *c)
 {
 	struct sb_job sj = {
 		.code = c->job.code, .code_len = c->job.code_len,
-		.input_json = c->req.body, .input_json_len = c->req.len,
+		.input_json = c->mcp.args ? c->mcp.args : c->req.body,
+		.input_json_len = c->mcp.args ? c->mcp.args_len : c->req.len,
 		.input_key = "input_data", .input_empty = c->job.input_empty,
 		.cancel_fd = c->cancel_fd, .modules = c->id.modules,
 	};
@@ -337,7 +348,9 @@ static void run(struct ctx *c)
 		cancelled(c, &res);
 	complete(c, &res, (double)(now_ms() - t0));
 	TRACE(TR_COMPLETE);
-	if (res.outcome != SB_CANCELLED)
+	if (res.outcome != SB_CANCELLED && c->mcp.via != VIA_REST)
+		mcp_respond_result(&c->mcp, &res, &c->reply);
+	else if (res.outcome != SB_CANCELLED)
 		respond_result(&res, &c->reply);
 	TRACE(TR_ANSWERED);
 	sb_result_release(&res);
@@ -352,12 +365,25 @@ static void handle(struct ctx *c)
 	TRACE(TR_DB_OPEN);
 	if (identify_early(c, &e) != 0)
 		goto refused;
+	if (c->mcp.via != VIA_REST &&
+	    mcp_check_headers(&c->mcp, &c->cfg, &e) != 0)
+		goto refused;
 	if (request_read(&c->req, STDIN_FILENO, c->cfg.body_bytes,
 			 c->cfg.body_timeout_ms, &e) != 0)
 		goto refused;
 	TRACE(TR_READ);
-	if (job_parse(&c->job, c->req.body, c->req.len, &c->cfg, &e) != 0)
+	if (c->mcp.via != VIA_REST) {
+		int rc = mcp_handle(&c->mcp, c->req.body, c->req.len, &c->cfg,
+				    &c->job, &c->reply, &e);
+		if (rc < 0)
+			goto refused;
+		if (rc == 0) {	/* answered: nothing to run, nothing to audit */
+			sandbox_discard(&c->sb);
+			return;
+		}
+	} else if (job_parse(&c->job, c->req.body, c->req.len, &c->cfg, &e) != 0) {
 		goto refused;
+	}
 	TRACE(TR_PARSE);
 	c->rec.code = c->job.code;
 	c->rec.code_len = c->job.code_len;
@@ -396,6 +422,10 @@ int main(void)
 	snprintf(c.anon, sizeof(c.anon), "anon:%.64s",
 		 c.rec.client_addr ? c.rec.client_addr : "unknown");
 	c.rec.identity = c.anon;
+	c.mcp.via = mcp_route();
+	if (c.mcp.via == VIA_STDIO)
+		mcp_local_key(c.anon, sizeof(c.anon));
+	c.rec.via = mcp_via_name(c.mcp.via);
 	sandbox_start(&c.sb);	/* a failure is reported by the run */
 	handle(&c);
 	sandbox_release(&c.sb);

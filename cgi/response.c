@@ -40,20 +40,12 @@ void reply_header(struct reply *r, const char *fmt, ...)
 	r->headers[r->hlen] = 0;
 }
 
-static void emit(int status, const struct reply *r, struct jw *w)
+static void write_response(int status, const struct reply *r,
+			   const char *body, size_t len)
 {
 	char head[1024];
-	size_t len = 0;
-	const char *body = jw_finish(w, &len);
 	int n;
 
-	if (!body) {
-		status = 500;
-		body = "{\"success\": false, \"output\": \"\", \"error\": "
-		       "\"out of memory\", \"execution_time_ms\": 0, "
-		       "\"error_type\": \"InternalError\"}\n";
-		len = strlen(body);
-	}
 	n = snprintf(head, sizeof(head),
 		     "Status: %d %s\n"
 		     "Content-Type: application/json\n"
@@ -66,21 +58,52 @@ static void emit(int status, const struct reply *r, struct jw *w)
 	if (n > 0 && (size_t)n < sizeof(head))
 		write_all(head, (size_t)n);
 	write_all(body, len);
+}
+
+static const char oom_body[] =
+	"{\"success\": false, \"output\": \"\", \"error\": "
+	"\"out of memory\", \"execution_time_ms\": 0, "
+	"\"error_type\": \"InternalError\"}\n";
+
+static void emit(int status, const struct reply *r, struct jw *w)
+{
+	size_t len = 0;
+	const char *body = jw_finish(w, &len);
+
+	if (body)
+		write_response(status, r, body, len);
+	else
+		write_response(500, r, oom_body, sizeof(oom_body) - 1);
 	jw_release(w);
+}
+
+void refusal_object(const struct http_error *e, const struct reply *r,
+		    struct jw *w)
+{
+	jw_begin(w);
+	jw_bool(w, "success", 0);
+	jw_str(w, "output", "", 0);
+	jw_cstr(w, "error", e->msg);
+	jw_ms(w, "execution_time_ms", 0);
+	jw_cstr(w, "error_type", e->type);
+	jw_cstr(w, "run_id", r->run_id);
 }
 
 void respond_refusal(const struct http_error *e, const struct reply *r)
 {
 	struct jw w;
 
-	jw_begin(&w);
-	jw_bool(&w, "success", 0);
-	jw_str(&w, "output", "", 0);
-	jw_cstr(&w, "error", e->msg);
-	jw_ms(&w, "execution_time_ms", 0);
-	jw_cstr(&w, "error_type", e->type);
-	jw_cstr(&w, "run_id", r->run_id);
+	refusal_object(e, r, &w);
 	emit(e->status, r, &w);
+}
+
+void respond_raw(int status, const struct reply *r, struct jw *w)
+{
+	if (w->failed)
+		write_response(500, r, oom_body, sizeof(oom_body) - 1);
+	else
+		write_response(status, r, w->buf ? w->buf : "", w->len);
+	jw_release(w);
 }
 
 int result_status(const struct sb_result *res)
@@ -90,23 +113,30 @@ int result_status(const struct sb_result *res)
 	return res->outcome == SB_INTERNAL ? 500 : 200;
 }
 
-void respond_result(const struct sb_result *r, const struct reply *rep)
+void result_object(const struct sb_result *r, const struct reply *rep,
+		   struct jw *w)
 {
 	char layers[256];
+
+	jw_begin(w);
+	jw_bool(w, "success", r->outcome == SB_OK);
+	jw_str(w, "output", r->output ? r->output : "", r->output_len);
+	jw_cstr(w, "error", r->outcome == SB_OK ? NULL : r->error);
+	jw_ms(w, "execution_time_ms", r->exec_ms);
+	jw_cstr(w, "error_type", r->outcome == SB_OK ? NULL : r->error_type);
+	jw_bool(w, "truncated", r->truncated);
+	jw_long(w, "cpu_time_ms", r->cpu_ms);
+	jw_long(w, "peak_memory_kb", r->peak_kb);
+	sb_layers_describe(r->layers, r->landlock_abi, layers, sizeof(layers));
+	jw_cstr(w, "sandbox", layers);
+	jw_cstr(w, "modules", rep->profile);
+	jw_cstr(w, "run_id", rep->run_id);
+}
+
+void respond_result(const struct sb_result *r, const struct reply *rep)
+{
 	struct jw w;
 
-	jw_begin(&w);
-	jw_bool(&w, "success", r->outcome == SB_OK);
-	jw_str(&w, "output", r->output ? r->output : "", r->output_len);
-	jw_cstr(&w, "error", r->outcome == SB_OK ? NULL : r->error);
-	jw_ms(&w, "execution_time_ms", r->exec_ms);
-	jw_cstr(&w, "error_type", r->outcome == SB_OK ? NULL : r->error_type);
-	jw_bool(&w, "truncated", r->truncated);
-	jw_long(&w, "cpu_time_ms", r->cpu_ms);
-	jw_long(&w, "peak_memory_kb", r->peak_kb);
-	sb_layers_describe(r->layers, r->landlock_abi, layers, sizeof(layers));
-	jw_cstr(&w, "sandbox", layers);
-	jw_cstr(&w, "modules", rep->profile);
-	jw_cstr(&w, "run_id", rep->run_id);
+	result_object(r, rep, &w);
 	emit(result_status(r), rep, &w);
 }

@@ -7,6 +7,7 @@
 #define PYEXEC_RESPONSE_H
 
 #include "http.h"
+#include "jsonw.h"
 #include "../sandbox/sandbox.h"
 
 /* What every response carries besides the body: the request id and extra
@@ -30,5 +31,16 @@ void respond_result(const struct sb_result *res, const struct reply *r);
 
 /* The HTTP status respond_result uses for res. */
 int result_status(const struct sb_result *res);
+
+/* The REST answers' JSON objects, begun in w and left open (jw_finish
+ * closes them): the MCP front end embeds them in its own answers. */
+void refusal_object(const struct http_error *e, const struct reply *r,
+		    struct jw *w);
+void result_object(const struct sb_result *res, const struct reply *r,
+		   struct jw *w);
+
+/* Writes status, the reply's headers and w's text as it is (jw_raw
+ * only, no jw_begin: an empty w sends no body); releases w. */
+void respond_raw(int status, const struct reply *r, struct jw *w);
 
 #endif

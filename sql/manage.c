@@ -145,7 +145,7 @@ int store_settings_each(struct store *s, setting_cb cb, void *arg)
 	"v.code_sha256, v.code, v.code_size, v.input_size, v.outcome, " \
 	"v.status, v.error_type, v.error, v.output_size, v.truncated, " \
 	"v.exec_ms, v.wall_ms, v.cpu_ms, v.peak_kb, v.http_status, v.counted, " \
-	"v.profile"
+	"v.profile, v.via"
 #define RUN_FROM " FROM runs AS r JOIN runs_view AS v ON v.id = r.id "
 
 /* Finished runs: neither refused nor still running (nor abandoned). */
@@ -191,6 +191,7 @@ static void read_run(sqlite3_stmt *st, struct run_row *r)
 	r->http_status = sqlite3_column_int(st, RUN_HTTP_STATUS);
 	r->counted = sqlite3_column_int(st, RUN_COUNTED);
 	r->profile = text(st, RUN_PROFILE);
+	r->via = text(st, RUN_VIA);
 }
 
 static int each_run(struct store *s, sqlite3_stmt *st, run_cb cb, void *arg,
@@ -219,7 +220,8 @@ static int each_run(struct store *s, sqlite3_stmt *st, run_cb cb, void *arg,
 	"(?5 = 0 OR v.started_ms < ?5) AND " \
 	"(?6 IS NULL OR v.status = ?6) AND " \
 	"(?7 = 0 OR v.status <> 'ok') AND " \
-	"r.rowid > ?8 AND (?10 = 0 OR r.rowid <= ?10) "
+	"r.rowid > ?8 AND (?10 = 0 OR r.rowid <= ?10) AND " \
+	"(?11 IS NULL OR v.via = ?11) "
 
 static void bind_filter(sqlite3_stmt *st, const struct run_filter *f)
 {
@@ -236,6 +238,8 @@ static void bind_filter(sqlite3_stmt *st, const struct run_filter *f)
 	sqlite3_bind_int64(st, 8, f->after_rowid);
 	sqlite3_bind_int64(st, 9, f->limit > 0 ? f->limit : -1);
 	sqlite3_bind_int64(st, 10, f->upto_rowid);
+	if (f->via)
+		sqlite3_bind_text(st, 11, f->via, -1, SQLITE_STATIC);
 }
 
 /* One row at a time from SQLite to the callback: nothing is gathered, so
@@ -352,6 +356,7 @@ int store_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
 		[SCAN_BY_TIME] = "started_ms",
 		[SCAN_BY_IDENTITY] = "identity, started_ms",
 		[SCAN_BY_STATUS] = "status, started_ms",
+		[SCAN_BY_VIA] = "via, started_ms",
 	};
 	struct run_brief b;
 	char sql[512];
@@ -361,7 +366,7 @@ int store_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
 	if ((unsigned)order >= sizeof(order_by) / sizeof(order_by[0]))
 		return store_fail(s, STORE_INVALID, "unknown order");
 	snprintf(sql, sizeof(sql), "SELECT started_ms, identity, status, "
-		 "http_status, exec_ms, " FINISHED_RUN " FROM runs_view "
+		 "http_status, exec_ms, " FINISHED_RUN ", via FROM runs_view "
 		 "WHERE (?1 = 0 OR started_ms >= ?1) AND "
 		 "(?2 = 0 OR started_ms < ?2) ORDER BY %s", order_by[order]);
 	if ((rc = store_prepare(s, sql, &st)))
@@ -375,6 +380,7 @@ int store_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
 		b.http_status = sqlite3_column_int(st, 3);
 		b.exec_ms = sqlite3_column_double(st, 4);
 		b.has_exec = sqlite3_column_int(st, 5);
+		b.via = text(st, 6);
 		if (cb(&b, arg))
 			break;
 	}

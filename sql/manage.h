@@ -59,6 +59,7 @@ struct run_filter {
 	int64_t since_ms, until_ms;	/* 0: open */
 	const char *status;	/* runs_view.status */
 	int failed;		/* status not 'ok' */
+	const char *via;	/* "rest", "mcp", "stdio"; NULL: any */
 	int64_t after_rowid;	/* only newer rows (for --follow) */
 	int64_t upto_rowid;	/* only rows up to this one (0: open) */
 	long limit;		/* 0: all */
@@ -73,7 +74,8 @@ enum run_column {
 	RUN_CODE_SHA256, RUN_CODE, RUN_CODE_SIZE, RUN_INPUT_SIZE, RUN_OUTCOME,
 	RUN_STATUS, RUN_ERROR_TYPE, RUN_ERROR, RUN_OUTPUT_SIZE, RUN_TRUNCATED,
 	RUN_EXEC_MS, RUN_WALL_MS, RUN_CPU_MS, RUN_PEAK_KB, RUN_HTTP_STATUS,
-	RUN_COUNTED, RUN_PROFILE, RUN_NCOLUMNS
+	RUN_COUNTED, RUN_PROFILE, RUN_VIA,
+	RUN_NCOLUMNS
 };
 
 /* One row of runs_view; strings are valid during the callback only. */
@@ -94,6 +96,7 @@ struct run_row {
 	int http_status;
 	int counted;
 	const char *profile;	/* runs.profile: the modules it could import */
+	const char *via;		/* the way in: rest, mcp, stdio */
 	int has_finished, has_exec;	/* NULL-ness of finished_ms, exec_ms */
 	uint32_t nulls;			/* every column's NULL-ness */
 };
@@ -120,6 +123,7 @@ int store_runs_last_rowid(struct store *s, int64_t *rowid);
 struct run_brief {
 	int64_t started_ms;
 	const char *identity, *status;	/* valid during the callback */
+	const char *via;
 	int http_status;
 	int has_exec;		/* a finished run (neither refused nor
 				 * running) with an exec_ms */
@@ -128,7 +132,8 @@ struct run_brief {
 
 typedef int (*brief_cb)(const struct run_brief *b, void *arg);
 
-enum scan_order { SCAN_BY_TIME, SCAN_BY_IDENTITY, SCAN_BY_STATUS };
+enum scan_order { SCAN_BY_TIME, SCAN_BY_IDENTITY, SCAN_BY_STATUS,
+		  SCAN_BY_VIA };
 
 /* Every row started in [since_ms, until_ms) (0: open), in the order asked
  * (ties by start time), so that a group's rows arrive together. */

@@ -88,3 +88,9 @@ FROM runs;
 -- allowed_modules setting).
 ALTER TABLE users ADD COLUMN modules TEXT;
 ALTER TABLE runs ADD COLUMN profile TEXT;
+
+-- migrate 3
+-- The way a request came in: the REST API, MCP over HTTP at /mcp, or MCP
+-- over stdio (pyexec-mcp). Rows from before are REST's.
+ALTER TABLE runs ADD COLUMN via TEXT NOT NULL DEFAULT 'rest'
+    CHECK (via IN ('rest', 'mcp', 'stdio'));

@@ -68,6 +68,9 @@ static const struct setting_def table[] = {
 	{ "allowed_modules", SET_PROFILE, "seed", 0, 0, NULL,
 	  "modules a program may import: seed (the reference service's ten), "
 	  "compute, or vetted names separated by commas" },
+	{ "mcp_allowed_origins", SET_TEXT, "", 0, 0, NULL,
+	  "browser origins allowed at /mcp, space separated (none: any "
+	  "request with an Origin header is refused)" },
 };
 #define NSETTINGS (sizeof(table) / sizeof(table[0]))
 
@@ -132,6 +135,15 @@ static int choice_index(const char *choices, const char *v)
 
 static int cidr_setting(const struct setting_def *d, const char *value,
 			char *err, size_t errlen);
+static int text_ok(const char *v)
+{
+	size_t n = 0;
+
+	for (; v[n]; n++)
+		if ((unsigned char)v[n] < 0x20 || (unsigned char)v[n] > 0x7e)
+			return 0;
+	return n < SETTING_TEXT_MAX;
+}
 
 int setting_validate(const struct setting_def *d, const char *value,
 		     char *err, size_t errlen)
@@ -152,6 +164,12 @@ int setting_validate(const struct setting_def *d, const char *value,
 			return 0;
 		snprintf(err, errlen, "%s must be a non-negative number "
 			 "(a price in your currency)", d->key);
+		return -1;
+	case SET_TEXT:
+		if (text_ok(value))
+			return 0;
+		snprintf(err, errlen, "%s must be at most %d printable ASCII "
+			 "characters", d->key, SETTING_TEXT_MAX - 1);
 		return -1;
 	case SET_CHOICE:
 		if (choice_index(d->choices, value) >= 0)
@@ -245,6 +263,9 @@ int settings_apply(struct settings *s, const char *key, const char *value)
 		s->price_invocation = p;
 	} else if (d->kind == SET_PROFILE) {
 		profile_parse(value, &s->modules, err, sizeof(err));
+	} else if (strcmp(key, "mcp_allowed_origins") == 0) {
+		snprintf(s->mcp_allowed_origins, sizeof(s->mcp_allowed_origins),
+			 "%s", value);
 	}
 	return 0;
 }

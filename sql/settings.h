@@ -13,6 +13,8 @@
 
 enum audit_code { AUDIT_CODE_FULL, AUDIT_CODE_HASH, AUDIT_CODE_NONE };
 
+#define SETTING_TEXT_MAX 512
+
 struct settings {
 	long timeout_ms, cpu_ms, memory_mb, output_bytes;
 	long code_bytes, input_bytes, body_bytes, body_timeout_ms;
@@ -27,9 +29,11 @@ struct settings {
 	char trusted_proxies[1024];		/* a CIDR list, "" for none */
 	double price_gb_s, price_invocation;
 	uint64_t modules;	/* allowed_modules: sandbox/profile.h's mask */
+	char mcp_allowed_origins[SETTING_TEXT_MAX];	/* space separated */
 };
 
-enum setting_kind { SET_INT, SET_PRICE, SET_CHOICE, SET_PROFILE, SET_CIDR };
+enum setting_kind { SET_INT, SET_PRICE, SET_CHOICE, SET_PROFILE, SET_CIDR,
+		    SET_TEXT };
 
 struct setting_def {
 	const char *key;

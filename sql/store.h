@@ -81,6 +81,7 @@ struct run_rec {
 	int64_t user_id;	/* 0: none */
 	const char *user_name;
 	const char *client_addr;
+	const char *via;	/* "rest", "mcp", "stdio" (NULL: "rest") */
 	const char *code;	/* may be NULL (refused before parsing) */
 	size_t code_len;
 	size_t input_size;

@@ -449,7 +449,8 @@ KEYS = ["timeout_ms", "cpu_ms", "memory_mb", "output_bytes", "code_bytes",
         "audit_code", "audit_code_max_bytes", "audit_error_max_bytes",
         "max_concurrent", "concurrency_wait_ms",
         "max_concurrent_per_identity", "anon_ipv6_prefix", "trusted_proxies",
-        "price_gb_s", "price_invocation", "allowed_modules"]
+        "price_gb_s", "price_invocation", "allowed_modules",
+        "mcp_allowed_origins"]
 
 
 def test_config_list(db):

@@ -885,10 +885,18 @@ def test_make_install():
                 "usr/share/doc/pyexec/LICENSE"}
         want |= {"usr/share/doc/pyexec/examples/" + f for f in os.listdir(CONF)}
         want |= {"usr/bin/pyexec-admin", "usr/share/man/man1/pyexec-admin.1",
-                 "usr/share/man/man8/pyexec.cgi.8"}
+                 "usr/share/man/man8/pyexec.cgi.8", "usr/bin/pyexec-mcp",
+                 "usr/share/man/man1/pyexec-mcp.1"}
         assert got == want
         cgi = os.path.join(dest, "usr/lib/pyexec/pyexec.cgi")
         assert os.stat(cgi).st_mode & 0o777 == 0o755
+        # pyexec-mcp finds the pyexec.cgi installed with it
+        db = new_db()
+        p = subprocess.run([os.path.join(dest, "usr/bin/pyexec-mcp")],
+                           input=b'{"jsonrpc":"2.0","id":1,"method":"ping"}\n',
+                           env={"PYEXEC_DB": db}, capture_output=True, timeout=60)
+        assert json.loads(p.stdout) == {"jsonrpc": "2.0", "id": 1, "result": {}}, p
+        shutil.rmtree(os.path.dirname(db), ignore_errors=True)
         # the binaries under test (SANITIZE=1 installs build-san/bin's)
         for name in ("pyexec.cgi", "pyexec-sandbox"):
             got_bin = os.path.join(dest, "usr/lib/pyexec", name)

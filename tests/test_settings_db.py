@@ -161,7 +161,7 @@ def test_invalid_value_written_later_keeps_the_default():
 
 TABLES = {"users", "settings", "runs"}
 # The schema's last migration (sql/schema.sql's "-- migrate N" sections).
-LATEST = 2
+LATEST = 3
 
 
 def test_version_1_database_gains_the_profile_columns():
@@ -181,7 +181,7 @@ def test_version_1_database_gains_the_profile_columns():
                       "VALUES ('old', ?, 1)", ("0" * 64,))
         r = run_code("print('hi')", db=db)
         assert r.status == 200 and r["modules"] == "seed", r
-        assert query(db, "PRAGMA user_version")[0]["user_version"] == 2
+        assert query(db, "PRAGMA user_version")[0]["user_version"] == LATEST
         assert query(db, "SELECT name, modules FROM users") == \
             [{"name": "old", "modules": None}]
         assert query(db, "SELECT profile FROM runs WHERE id = ?",

@@ -15,6 +15,7 @@
 #include "unit.h"
 #include "../../cgi/cidr.h"
 #include "../../cgi/client.h"
+#include "../../cgi/mcp.h"
 #include "../../cgi/config.h"
 #include "../../cgi/http.h"
 #include "../../cgi/identity.h"
@@ -111,6 +112,42 @@ static int ref_valid(const unsigned char *s, size_t n)
 		i += k;
 	}
 	return 1;
+}
+
+/* The raw text of a member: ids and arguments pass exactly as sent. */
+void test_json_member_raw_text(void)
+{
+	static const char doc[] = " { \"a\" : [1, {\"id\": 2}, \"]\"], \"k\\\"\": 0, "
+				  "\"id\" :12345678901234567890123 , "
+				  "\"p\": {\"x\": \"}\\\"\", \"arguments\": {\"code\": \"1\"}}}";
+	const char *v;
+	size_t n;
+
+	CHECK_EQ(json_member(doc, strlen(doc), "id", &v, &n), 0);
+	CHECK(n == 23 && memcmp(v, "12345678901234567890123", n) == 0);
+	CHECK_EQ(json_member(doc, strlen(doc), "a", &v, &n), 0);
+	CHECK(n == strlen("[1, {\"id\": 2}, \"]\"]") &&
+	      memcmp(v, "[1, {\"id\": 2}, \"]\"]", n) == 0);
+	CHECK_EQ(json_member(doc, strlen(doc), "p", &v, &n), 0);
+	CHECK_EQ(json_member(v, n, "arguments", &v, &n), 0);
+	CHECK(n == strlen("{\"code\": \"1\"}") &&
+	      memcmp(v, "{\"code\": \"1\"}", n) == 0);
+	CHECK_EQ(json_member(doc, strlen(doc), "x", &v, &n), -1);
+	CHECK_EQ(json_member(doc, strlen(doc), "code", &v, &n), -1);
+	CHECK_EQ(json_member("[1]", 3, "id", &v, &n), -1);
+	CHECK_EQ(json_member("{}", 2, "id", &v, &n), -1);
+}
+
+void test_mcp_error_codes(void)
+{
+	CHECK_EQ(mcp_error_code(401), -32001);
+	CHECK_EQ(mcp_error_code(403), -32003);
+	CHECK_EQ(mcp_error_code(405), -32005);
+	CHECK_EQ(mcp_error_code(413), -32013);
+	CHECK_EQ(mcp_error_code(429), -32029);
+	CHECK_EQ(mcp_error_code(400), -32600);
+	CHECK_EQ(mcp_error_code(500), -32603);
+	CHECK_EQ(mcp_error_code(503), -32000);
 }
 
 void test_utf8_seq_ascii(void)

@@ -488,6 +488,7 @@ static const struct key_field {
 	{ "price_gb_s", (size_t)-1 },
 	{ "price_invocation", (size_t)-1 },
 	{ "allowed_modules", (size_t)-1 },
+	{ "mcp_allowed_origins", (size_t)-1 },
 };
 
 /* Applies key=value to the defaults; checks that the result is want. */
@@ -563,6 +564,12 @@ void test_settings_apply(void)
 	memcpy(&want, &def, sizeof(want));
 	want.price_invocation = 0.25;
 	APPLY_IS("price_invocation", "0.25", &want);
+	memcpy(&want, &def, sizeof(want));
+	snprintf(want.mcp_allowed_origins, sizeof(want.mcp_allowed_origins),
+		 "https://a.example http://localhost:3000");
+	APPLY_IS("mcp_allowed_origins", "https://a.example http://localhost:3000",
+		 &want);
+	CHECK(settings_apply(&want, "mcp_allowed_origins", "a\tb") != 0);
 	/* 0 concurrent sandboxes means twice the cores. */
 	memcpy(&want, &def, sizeof(want));
 	want.max_concurrent = 7;

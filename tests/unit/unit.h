@@ -62,6 +62,8 @@ void unit_check_contains(const char *file, int line, const char *expr,
 #define UNIT_TESTS(X)							\
 	/* test_cgi.c */						\
 	X(utf8_seq_ascii)						\
+	X(json_member_raw_text)						\
+	X(mcp_error_codes)						\
 	X(utf8_seq_multibyte)						\
 	X(utf8_seq_overlong)						\
 	X(utf8_seq_surrogate_and_range)					\
