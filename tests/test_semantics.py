@@ -2,6 +2,7 @@
 response shape, output, tracebacks, input_data, the allowlisted modules and
 the import and builtin restrictions."""
 import json
+import os
 import re
 import traceback
 
@@ -830,3 +831,50 @@ def test_ordinary_builtins_remain():
             "divmod(7, 2), hex(255), ord('a'), chr(98), any([0, 1]), all([]))")
     assert ok(run_code(code)) == \
         "1 ['a', 'b', 'c'] 6 2 9 True None [('a', 'c'), ('b', 'd')] 2.67 (3, 1) 0xff 97 b True True\n"
+
+
+# ---------------------------------------------------------------- the host
+
+# The os and time modules are within a hostile program's reach (random._os,
+# and time through os.sys.modules once datetime has loaded it): what stops
+# it from looking at other processes is seccomp, which names the call.
+HOST_PROBE = """import random, datetime
+os = random._os
+time = os.sys.modules['time']
+print('reached')
+print('leaked', %s)
+"""
+
+
+@pytest.mark.parametrize("probe,call", [
+    ("time.clock_gettime((~PID << 3) | 2)", "clock_gettime"),
+    ("time.clock_getres((~PID << 3) | 2)", "clock_getres"),
+    ("time.clock_gettime((~PID << 3) | 6)", "clock_gettime"),
+    ("os.sched_getaffinity(PID)", "sched_getaffinity"),
+    ("os.sched_getparam(PID)", "sched_getparam"),
+    ("os.getpriority(os.PRIO_PROCESS, PID)", "getpriority"),
+    ("os.getpgid(PID)", "getpgid"),
+    ("os.getsid(PID)", "getsid"),
+    ("os.pidfd_open(PID)", "pidfd_open"),
+], ids=["cpu-clock", "cpu-clock-res", "thread-clock", "affinity", "sched-param",
+        "priority", "pgid", "sid", "pidfd"])
+def test_another_process_can_be_neither_probed_nor_timed(probe, call):
+    """PID is this test's own process, alive and outside the sandbox: its
+    CPU clock, affinity, scheduling and session are out of the program's
+    reach, and the refusal names the system call."""
+    r = run_code(HOST_PROBE % probe.replace("PID", str(os.getpid())))
+    error = failed(r, "SecurityViolation")
+    assert r["output"] == "reached\n", r
+    assert "'%s'" % call in error, error
+
+
+def test_the_standard_clocks_and_the_process_itself_still_answer():
+    code = HOST_PROBE % "0" + (
+        "t = [time.time(), time.monotonic(), time.perf_counter(),\n"
+        "     time.process_time(), time.thread_time(), time.time_ns()]\n"
+        "print(all(isinstance(x, (int, float)) and x >= 0 for x in t))\n"
+        "print(time.clock_gettime(time.CLOCK_BOOTTIME) > 0,\n"
+        "      time.clock_getres(time.CLOCK_MONOTONIC) > 0)\n"
+        "print(len(os.sched_getaffinity(0)) >= 1, os.getpid() > 0)\n"
+        "print(datetime.datetime.now().year >= 2024)\n")
+    assert ok(run_code(code)) == "reached\nleaked 0\nTrue\nTrue True\nTrue True\nTrue\n"
