@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * job.c: from request body to struct job. Order: UTF-8 of the whole body,
- * depth and \u0000 (jsonscan), syntax (cJSON with the exact length), then
- * the fields against the table.
+ * depth, \u0000 and stray bytes (jsonscan), syntax (cJSON with the exact
+ * length), then the fields against the table, and where input_data's bytes
+ * lie in the body.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,22 +52,34 @@ static int check_fields(const cJSON *root, const cJSON *seen[NFIELDS],
 	return 0;
 }
 
-static int check_input(struct job *j, const cJSON *in,
-		       const struct settings *cfg, struct http_error *e)
+static size_t member_index(const cJSON *root, const cJSON *member)
 {
-	char *text;
+	size_t k = 0;
+
+	for (const cJSON *it = root->child; it && it != member; it = it->next)
+		k++;
+	return k;
+}
+
+/* input_data as received: its bytes are what the limit counts and what the
+ * child decodes, nothing else of the body (not the token). */
+static int check_input(struct job *j, const char *body, size_t len,
+		       const cJSON *in, const struct settings *cfg,
+		       struct http_error *e)
+{
+	size_t off = 0;
 
 	j->input_empty = !in || (cJSON_IsObject(in) && !in->child);
 	if (j->input_empty)
 		return 0;
-	text = cJSON_PrintUnformatted(in);
-	if (!text)
-		return http_fail(e, 500, "out of memory");
-	j->input_len = strlen(text);
-	free(text);
+	if (json_member_span(body, len, member_index(j->root, in), &off,
+			     &j->input_len) != 0)
+		return http_fail(e, 400, "field 'input_data' could not be "
+				 "located in the request body");
+	j->input = body + off;
 	if ((long)j->input_len > cfg->input_bytes)
-		return http_fail(e, 400, "field 'input_data' is %zu bytes as "
-				 "JSON, over the limit of %ld", j->input_len,
+		return http_fail(e, 400, "field 'input_data' is %zu bytes, "
+				 "over the limit of %ld", j->input_len,
 				 cfg->input_bytes);
 	return 0;
 }
@@ -75,22 +88,14 @@ int job_parse(struct job *j, const char *body, size_t len,
 	      const struct settings *cfg, struct http_error *e)
 {
 	const cJSON *seen[NFIELDS] = { 0 };
-	const char *end = NULL;
+	const char *end = NULL, *problem;
 
 	memset(j, 0, sizeof(*j));
 	if (!utf8_valid(body, len))
 		return http_fail(e, 400, "request body is not valid UTF-8");
-	switch (json_scan(body, len, JSON_MAX_DEPTH)) {
-	case SCAN_TOO_DEEP:
-		return http_fail(e, 400, "JSON nested deeper than %d levels",
-				 JSON_MAX_DEPTH);
-	case SCAN_NUL:
-		return http_fail(e, 400, "JSON strings must not contain \\u0000");
-	case SCAN_SYNTAX:
-		return http_fail(e, 400, "request body is not valid JSON");
-	case SCAN_OK:
-		break;
-	}
+	if ((problem = json_scan_problem(json_scan(body, len,
+						     JSON_MAX_DEPTH))) != NULL)
+		return http_fail(e, 400, "%s", problem);
 	j->root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
 	if (!j->root)
 		return http_fail(e, 400, "request body is not valid JSON");
@@ -112,7 +117,7 @@ int job_parse(struct job *j, const char *body, size_t len,
 		return http_fail(e, 400, "field 'code' is %zu bytes, over the "
 				 "limit of %ld", j->code_len, cfg->code_bytes);
 	j->token = seen[2] ? seen[2]->valuestring : NULL;
-	return check_input(j, seen[1], cfg, e);
+	return check_input(j, body, len, seen[1], cfg, e);
 }
 
 void job_release(struct job *j)

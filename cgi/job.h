@@ -17,7 +17,8 @@ struct job {
 	size_t code_len;
 	const char *token;	/* NULL when absent */
 	int input_empty;	/* input_data absent or {} */
-	size_t input_len;	/* input_data as compact JSON, in bytes */
+	const char *input;	/* input_data's bytes in the body, as received */
+	size_t input_len;	/* their number (0 when input_empty) */
 };
 
 /* body must stay alive as long as the job. Returns 0, or -1 with e. */

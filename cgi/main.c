@@ -327,9 +327,8 @@ static void run(struct ctx *c)
 {
 	struct sb_job sj = {
 		.code = c->job.code, .code_len = c->job.code_len,
-		.input_json = c->mcp.args ? c->mcp.args : c->req.body,
-		.input_json_len = c->mcp.args ? c->mcp.args_len : c->req.len,
-		.input_key = "input_data", .input_empty = c->job.input_empty,
+		.input_json = c->job.input, .input_json_len = c->job.input_len,
+		.input_empty = c->job.input_empty,
 		.cancel_fd = c->cancel_fd, .modules = c->id.modules,
 	};
 	struct sb_limits lim = {

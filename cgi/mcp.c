@@ -120,20 +120,13 @@ static int rpc_fail(struct mcp *m, int code, struct http_error *e,
 static int parse_body(struct mcp *m, const char *body, size_t len,
 		      cJSON **root, struct http_error *e)
 {
-	const char *end = NULL;
+	const char *end = NULL, *problem;
 
 	if (!utf8_valid(body, len))
 		return rpc_fail(m, -32700, e, "request body is not valid UTF-8");
-	switch (json_scan(body, len, JSON_MAX_DEPTH)) {
-	case SCAN_TOO_DEEP:
-		return rpc_fail(m, -32700, e, "JSON nested too deep");
-	case SCAN_NUL:
-		return rpc_fail(m, -32700, e, "JSON strings must not contain \\u0000");
-	case SCAN_SYNTAX:
-		return rpc_fail(m, -32700, e, "request body is not valid JSON");
-	case SCAN_OK:
-		break;
-	}
+	if ((problem = json_scan_problem(json_scan(body, len,
+						     JSON_MAX_DEPTH))) != NULL)
+		return rpc_fail(m, -32700, e, problem);
 	*root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
 	if (!*root)
 		return rpc_fail(m, -32700, e, "request body is not valid JSON");

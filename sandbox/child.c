@@ -18,7 +18,9 @@
  * identity and namespaces first, then the job and its limits (the part
  * before runs while the broker does its database work), then the
  * interpreter (which still needs the filesystem to load modules), then
- * Landlock and seccomp, and only then the program. Steps that may be
+ * Landlock and seccomp, and only then the client's data: input_data (its
+ * bytes alone: the child never sees the rest of the request) is decoded
+ * and the program runs. Steps that may be
  * missing on a kernel are recorded, not fatal; seccomp and the rlimits are
  * never optional.
  */

@@ -4,7 +4,8 @@
  * for it. The child is forked before the broker opens the database (so it
  * never holds its descriptor or anything read from it) and gets the job
  * over a pipe once the request is admitted: a fixed header, then the code,
- * the input document and the input's key. The broker closes the pipe
+ * and input_data's JSON text (only those bytes of the request: never its
+ * token). The broker closes the pipe
  * without a word when the request is refused; the child then just exits.
  */
 #include <errno.h>
@@ -15,13 +16,12 @@
 #include "../cgi/limits.h"
 #include "../cgi/banned.h"
 
-#define HANDOFF_MAGIC 0x70796a31u	/* "pyj1" */
-#define KEY_MAX 64
+#define HANDOFF_MAGIC 0x70796a32u	/* "pyj2" */
 
 struct handoff_hdr {
 	uint32_t magic;
 	uint32_t input_empty;
-	uint64_t code_len, input_len, key_len;
+	uint64_t code_len, input_len;
 	int64_t timeout_ms, cpu_ms, memory_mb, output_bytes;
 	uint64_t modules;	/* the profile's mask */
 };
@@ -46,14 +46,12 @@ static int read_full(int fd, void *p, size_t len)
 int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim)
 {
 	struct handoff_hdr h;
-	size_t key_len = job->input_key ? strlen(job->input_key) : 0;
 
 	memset(&h, 0, sizeof(h));
 	h.magic = HANDOFF_MAGIC;
 	h.input_empty = job->input_empty != 0;
 	h.code_len = job->code_len;
 	h.input_len = job->input_json ? job->input_json_len : 0;
-	h.key_len = key_len;
 	h.timeout_ms = lim->timeout_ms;
 	h.cpu_ms = lim->cpu_ms;
 	h.memory_mb = lim->memory_mb;
@@ -61,8 +59,7 @@ int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim)
 	h.modules = job->modules;
 	if (write_full(fd, &h, sizeof(h)) != 0 ||
 	    write_full(fd, job->code, job->code_len) != 0 ||
-	    write_full(fd, job->input_json, h.input_len) != 0 ||
-	    write_full(fd, job->input_key, key_len) != 0)
+	    write_full(fd, job->input_json, h.input_len) != 0)
 		return -1;
 	return 0;
 }
@@ -92,16 +89,14 @@ int handoff_recv(int fd, struct sb_job *job, struct sb_limits *lim)
 	/* The broker is trusted, but the sizes still get the bounds its own
 	 * settings can never exceed. */
 	if (h.magic != HANDOFF_MAGIC || h.code_len > MAX_CODE_BYTES ||
-	    h.input_len > MAX_BODY_BYTES || h.key_len > KEY_MAX)
+	    h.input_len > MAX_INPUT_BYTES)
 		return -1;
 	memset(job, 0, sizeof(*job));
 	job->code = read_text(fd, (size_t)h.code_len);
 	job->input_json = h.input_len ? read_text(fd, (size_t)h.input_len) : NULL;
-	job->input_key = read_text(fd, (size_t)h.key_len);
-	if (!job->code || (h.input_len && !job->input_json) || !job->input_key) {
+	if (!job->code || (h.input_len && !job->input_json)) {
 		free((char *)job->code);
 		free((char *)job->input_json);
-		free((char *)job->input_key);
 		memset(job, 0, sizeof(*job));
 		return -1;
 	}

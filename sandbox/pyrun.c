@@ -4,9 +4,10 @@
  *
  * py_prepare() runs before lockdown: it starts an isolated interpreter
  * (no site, no environment, no bytecode writing, explicit paths), loads
- * the allowlisted modules the source names, decodes input_data and builds
- * the program's globals. py_run() runs after lockdown: it compiles and runs
- * the program as __main__ and writes the outcome on the result pipe. The
+ * the allowlisted modules the source names (and json when there is
+ * input_data) and builds the program's globals. py_run() runs after
+ * lockdown: it compiles the program, decodes input_data, runs the program
+ * as __main__ and writes the outcome on the result pipe. The
  * interpreter is never finalized: the child flushes and exits.
  */
 #define PY_SSIZE_T_CLEAN
@@ -243,33 +244,88 @@ static PyObject *restricted_builtins(void)
 	return b;
 }
 
-/* input_data: {} without the json module, anything else through json.loads
- * of the request itself, so numbers keep Python's exact semantics. */
-static PyObject *decode_input(void)
-{
-	PyObject *json, *doc, *val;
+/*
+ * input_data: {} without the json module; anything else is decoded by
+ * json.loads of the bytes the client sent, after lockdown (py_run), so a
+ * bug in the decoder meets every layer. The json module and its C
+ * accelerator are loaded here, before. Python's limit on the digits of an
+ * int parsed from text (4300) is lifted while decoding only: large integers
+ * stay exact, and the program then has Python's usual limit.
+ */
+static PyObject *json_loads;	/* json.loads, NULL when input_empty */
+static PyObject *set_int_digits;	/* sys.set_int_max_str_digits */
+static PyObject *int_digits;	/* the limit in force before decoding */
 
-	if (job->input_empty || !job->input_json)
-		return PyDict_New();
+static int prepare_input(void)
+{
+	PyObject *json, *sys, *get;
+
+	if (job->input_empty || !job->input_json) {
+		PyObject *empty = PyDict_New();
+		int rc = empty ? PyDict_SetItemString(globals, "input_data",
+						      empty) : -1;
+
+		Py_XDECREF(empty);
+		return rc;
+	}
 	json = PyImport_ImportModule("json");
-	if (!json)
-		return NULL;
-	doc = PyObject_CallMethod(json, "loads", "s#", job->input_json,
-				  (Py_ssize_t)job->input_json_len);
-	Py_DECREF(json);
-	if (!doc)
-		return NULL;
-	val = PyDict_GetItemString(doc, job->input_key);	/* borrowed */
-	Py_XINCREF(val);
-	Py_DECREF(doc);
-	if (!val)
-		PyErr_SetString(PyExc_KeyError, job->input_key);
-	return val;
+	sys = PyImport_ImportModule("sys");
+	json_loads = json ? PyObject_GetAttrString(json, "loads") : NULL;
+	set_int_digits = sys ? PyObject_GetAttrString(
+		sys, "set_int_max_str_digits") : NULL;
+	get = sys ? PyObject_GetAttrString(sys, "get_int_max_str_digits") : NULL;
+	int_digits = get ? PyObject_CallNoArgs(get) : NULL;
+	Py_XDECREF(get);
+	Py_XDECREF(json);
+	Py_XDECREF(sys);
+	return json_loads && set_int_digits && int_digits ? 0 : -1;
+}
+
+static int set_digits(PyObject *limit)
+{
+	PyObject *r = PyObject_CallOneArg(set_int_digits, limit);
+
+	Py_XDECREF(r);
+	return r ? 0 : -1;
+}
+
+/* After lockdown: input_data into the globals, or -1 with the exception. */
+static int decode_input(void)
+{
+	PyObject *zero, *val;
+	int rc;
+
+	if (!json_loads)
+		return 0;	/* input_empty: {} is there already */
+	zero = PyLong_FromLong(0);
+	if (!zero || set_digits(zero) != 0) {
+		Py_XDECREF(zero);
+		return -1;
+	}
+	Py_DECREF(zero);
+	val = PyObject_CallFunction(json_loads, "s#", job->input_json,
+				    (Py_ssize_t)job->input_json_len);
+	if (!val) {		/* keep the decoder's exception over the call */
+		PyObject *t, *v, *tb;
+
+		PyErr_Fetch(&t, &v, &tb);
+		if (set_digits(int_digits) != 0)
+			PyErr_Clear();
+		PyErr_Restore(t, v, tb);
+		return -1;
+	}
+	if (set_digits(int_digits) != 0) {
+		Py_DECREF(val);
+		return -1;
+	}
+	rc = PyDict_SetItemString(globals, "input_data", val);
+	Py_DECREF(val);
+	return rc;
 }
 
 static int build_globals(void)
 {
-	PyObject *b, *input;
+	PyObject *b, *name;
 
 	globals = PyDict_New();
 	if (!globals)
@@ -284,17 +340,16 @@ static int build_globals(void)
 		return -1;
 	if (!PYLAYER)
 		Py_INCREF(b);
-	input = decode_input();
-	if (!input || PyDict_SetItemString(globals, "__builtins__", b) != 0 ||
-	    PyDict_SetItemString(globals, "__name__",
-				 PyUnicode_FromString("__main__")) != 0 ||
-	    PyDict_SetItemString(globals, "input_data", input) != 0) {
+	name = PyUnicode_FromString("__main__");
+	if (!name || PyDict_SetItemString(globals, "__builtins__", b) != 0 ||
+	    PyDict_SetItemString(globals, "__name__", name) != 0 ||
+	    prepare_input() != 0) {
 		Py_DECREF(b);
-		Py_XDECREF(input);
+		Py_XDECREF(name);
 		return -1;
 	}
 	Py_DECREF(b);
-	Py_DECREF(input);
+	Py_DECREF(name);
 	return 0;
 }
 
@@ -388,10 +443,9 @@ void py_run(void)
 	code = Py_CompileStringFlags(job->code, "<code>", Py_file_input, &cf);
 	audit_set(PYLAYER ? AUDIT_ARMED : AUDIT_COMPILING);
 	TRACE(TR_C_COMPILED);
-	if (code) {
+	if (code && decode_input() == 0)
 		r = PyEval_EvalCode(code, globals, globals);
-		Py_DECREF(code);
-	}
+	Py_XDECREF(code);
 	TRACE(TR_C_RAN);
 	if (r)
 		finish_ok(t0);

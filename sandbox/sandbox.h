@@ -25,12 +25,12 @@ struct sb_limits {
 struct sb_job {
 	const char *code;	/* UTF-8, NUL-terminated, no NUL inside */
 	size_t code_len;
-	/* input_data: the member input_key of the JSON object input_json,
-	 * decoded in the child with Python's json (exact numbers). When
-	 * input_empty is set the program gets {} without that work. */
+	/* input_data: its JSON text as the client sent it (nothing else of
+	 * the request), decoded in the child with Python's json (exact
+	 * numbers) after lockdown. When input_empty is set the program gets
+	 * {} without that work. */
 	const char *input_json;
 	size_t input_json_len;
-	const char *input_key;
 	int input_empty;
 	/* The modules the program may import (sandbox/profile.h's mask): the
 	 * child imports and allows only these. */

@@ -4,7 +4,8 @@
  * (seccomp-gen, below) and loaded in the child just before the program runs, after the interpreter has
  * opened every file it needs. What the program may do from then on: compute,
  * allocate non-executable memory, read and write the descriptors it holds,
- * read clocks and randomness, and exit.
+ * read the standard clocks and randomness, and exit; it names no
+ * process but itself, so it cannot probe the host's pids or their clocks.
  *
  * Anything else traps: the kernel refuses the call and raises SIGSYS, whose
  * handler reports the call's number on the result pipe and exits, so the
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -41,9 +43,9 @@ static const char *const allow[] = {
 	"brk", "munmap", "mremap", "madvise",
 	/* the interpreter's locks (single-threaded, but glibc still uses them) */
 	"futex",
-	/* time.* and datetime.now(); usually answered by the vDSO */
-	"clock_gettime", "clock_getres", "gettimeofday", "time",
-	"clock_nanosleep", "nanosleep",
+	/* time.* and datetime.now(); usually answered by the vDSO (the
+	 * clock_* calls: see add_rules) */
+	"gettimeofday", "time", "nanosleep",
 	/* random and hash seeds */
 	"getrandom",
 	/* signal masks and returns (rt_sigaction: see add_rules) */
@@ -52,7 +54,7 @@ static const char *const allow[] = {
 	/* identity queries that reveal nothing outside the namespaces */
 	"getpid", "gettid", "getuid", "geteuid", "getgid", "getegid",
 	/* resource queries */
-	"getrusage", "times", "getrlimit", "sched_yield", "sched_getaffinity",
+	"getrusage", "times", "getrlimit", "sched_yield",
 	"exit", "exit_group",
 };
 
@@ -66,13 +68,41 @@ static int add_rule(uint32_t action, const char *name, unsigned n,
 	return seccomp_rule_add_array(filter, action, nr, n, cmp);
 }
 
+/*
+ * The calls that name a clock or a process: only the standard clocks and
+ * the process itself (pid 0). A negative clock id encodes another
+ * process's or thread's CPU clock, and any pid other than 0 probes the host
+ * (its pids are visible: there is no PID namespace without privileges),
+ * so both trap. The kernel reads a clock id as a 32-bit int; the rules
+ * compare all 64 bits, so only 0..CLOCK_TAI with the upper half clear pass.
+ */
+static int add_self_rules(void)
+{
+	static const char *const clocks[] = {
+		"clock_gettime", "clock_getres", "clock_nanosleep",
+	};
+	const struct scmp_arg_cmp std_clock = SCMP_A0(SCMP_CMP_LE, CLOCK_TAI);
+	const struct scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, 0);
+	/* prlimit64 only on itself and only to read (new_limit == NULL). */
+	const struct scmp_arg_cmp read_self[2] = {
+		SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A2(SCMP_CMP_EQ, 0),
+	};
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(clocks) / sizeof(clocks[0]) && rc == 0; i++)
+		rc = add_rule(SCMP_ACT_ALLOW, clocks[i], 1, &std_clock);
+	if (rc == 0)
+		rc = add_rule(SCMP_ACT_ALLOW, "sched_getaffinity", 1, &self);
+	if (rc == 0)
+		rc = add_rule(SCMP_ACT_ALLOW, "prlimit64", 2, read_self);
+	return rc;
+}
+
 static int add_rules(void)
 {
 	/* Never executable memory: no JIT, no loaded code after lockdown. */
 	const struct scmp_arg_cmp noexec = SCMP_A2(SCMP_CMP_MASKED_EQ,
 						   PROT_EXEC, 0);
-	/* prlimit64 only to read a limit (new_limit == NULL). */
-	const struct scmp_arg_cmp readonly = SCMP_A2(SCMP_CMP_EQ, 0);
 	/* Handlers for any signal but SIGSYS: the trap handler that reports
 	 * refused calls cannot be replaced or ignored. */
 	const struct scmp_arg_cmp not_sigsys = SCMP_A0(SCMP_CMP_NE, SIGSYS);
@@ -85,7 +115,7 @@ static int add_rules(void)
 	if (rc == 0)
 		rc = add_rule(SCMP_ACT_ALLOW, "mprotect", 1, &noexec);
 	if (rc == 0)
-		rc = add_rule(SCMP_ACT_ALLOW, "prlimit64", 1, &readonly);
+		rc = add_self_rules();
 	if (rc == 0)
 		rc = add_rule(SCMP_ACT_ALLOW, "rt_sigaction", 1, &not_sigsys);
 	/* isatty() on a pipe: answer as the kernel would, without a trap. */

@@ -26,7 +26,7 @@ static const struct setting_def table[] = {
 	{ "code_bytes", SET_INT, "65536", 1, MAX_CODE_BYTES,
 	  NULL, "largest accepted code" },
 	{ "input_bytes", SET_INT, "262144", 2, MAX_INPUT_BYTES,
-	  NULL, "largest input_data, as compact JSON" },
+	  NULL, "largest input_data, in bytes as sent" },
 	{ "body_bytes", SET_INT, "1048576", 16, MAX_BODY_BYTES,
 	  NULL, "largest request body" },
 	{ "body_timeout_ms", SET_INT, STR(BODY_READ_TIMEOUT_MS), 100, 600000,

@@ -132,8 +132,8 @@ def test_accepted_run_row_has_every_field(db):
     assert rec["code_sha256"] == hashlib.sha256(code.encode()).hexdigest()
     assert rec["code_size"] == len(code.encode())
     assert rec["code"] == code
-    compact = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    assert rec["input_size"] == len(compact.encode())
+    # input_data's bytes as sent (run_code sends json.dumps' default form).
+    assert rec["input_size"] == len(json.dumps(data).encode())
     assert rec["outcome"] == "ok" and rec["status"] == "ok"
     assert rec["error_type"] is None and rec["error"] is None
     assert rec["output_size"] == len(r["output"].encode())

@@ -1152,15 +1152,20 @@ def test_sandbox_memory_holds_no_environment(build, host):
     web server's environment without any file. The test does that scan from
     the outside, as root through /proc/<pid>/mem, while the program runs: the
     secret values are nowhere in the sandbox's address space (the child wipes
-    the environment strings), while a canary from the program's own source
-    is found, which proves the scan works. It also checks, from the host,
+    the environment strings), and neither is the token sent in the body
+    next to input_data (the child gets input_data's bytes, not the body),
+    while a canary from the program's own source and one from input_data
+    are found, which proves the scan works. It also checks, from the host,
     that the child runs as uid 65534 in its own user and network
     namespaces."""
     env = secret_env(build)
+    token = env["HTTP_AUTHORIZATION"].split()[-1]
     note_layer("exec with TZ alone")
     canary = "canary-" + secrets.token_hex(12)
+    in_canary = "incanary-" + secrets.token_hex(12)
     code = textwrap.dedent("""
         c = %r
+        assert input_data['k'].startswith('incanary-')
         import datetime
         end = datetime.datetime.now() + datetime.timedelta(seconds=1.5)
         while datetime.datetime.now() < end:
@@ -1170,7 +1175,8 @@ def test_sandbox_memory_holds_no_environment(build, host):
     result = {}
     def run():
         try:
-            result["r"] = build.run(code, env=env)
+            result["r"] = build.run(code, env=env, token=token,
+                                    input_data={"k": in_canary})
         except BaseException as e:   # re-raised below, in the test's thread
             result["e"] = e
     t = threading.Thread(target=run)
@@ -1192,7 +1198,7 @@ def test_sandbox_memory_holds_no_environment(build, host):
         for ns in ("net", "user"):
             assert os.readlink("/proc/%d/ns/%s" % (child, ns)) != \
                 os.readlink("/proc/self/ns/%s" % ns), ns
-        found = {v: [] for v in list(env.values()) + [canary]}
+        found = {v: [] for v in list(env.values()) + [canary, in_canary]}
         for v in env.values():
             found.setdefault(v.split()[-1], [])
         with open("/proc/%d/maps" % child) as f:
@@ -1223,8 +1229,9 @@ def test_sandbox_memory_holds_no_environment(build, host):
     assert r["success"] is True and r["output"] == "done\n", r
     assert scanned > 1 << 20, scanned
     assert found.pop(canary), "the scan did not even find the canary"
+    assert found.pop(in_canary), "the scan did not find input_data's canary"
     leaked = {k: v for k, v in found.items() if v}
-    assert not leaked, "environment values in the sandbox's memory: %r" % leaked
+    assert not leaked, "secrets in the sandbox's memory: %r" % leaked
 
 
 # ==========================================================================

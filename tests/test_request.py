@@ -303,11 +303,48 @@ def test_invalid_json_is_400(body):
     assert_refused(r, 400, "BadRequest", "not valid JSON")
 
 
-@pytest.mark.parametrize("tail", [b" xyz", b"{}", b'{"code": "print(2)"}', b"]", b"\x01"],
-                         ids=["word", "second-object", "second-request", "bracket", "control"])
-def test_trailing_garbage_after_the_object_is_400(tail):
+@pytest.mark.parametrize("tail,fragment", [
+    (b" xyz", "trailing"), (b"{}", "trailing"),
+    (b'{"code": "print(2)"}', "trailing"), (b"]", "trailing"),
+    (b"\x01", "a byte outside strings that JSON does not allow"),
+], ids=["word", "second-object", "second-request", "bracket", "control"])
+def test_trailing_garbage_after_the_object_is_400(tail, fragment):
     r = cgi_raw(VALID + tail)
-    assert_refused(r, 400, "BadRequest", "trailing")
+    assert_refused(r, 400, "BadRequest", fragment)
+
+
+# What the broker's cJSON would skip as whitespace but Python's json (which
+# decodes input_data in the child) refuses: the broker refuses it first, so
+# it never becomes a 500 after admission.
+@pytest.mark.parametrize("body", [
+    b'{"code": "print(1)",\x01"input_data": [1]}',
+    b'{"code": "print(1)", "input_data":\x0b[1]}',
+    b'{"code": "print(1)", "input_data": [1,\x0c2]}',
+    b'{"code": "print(1)", "input_data": {"a"\x1f: 1}}',
+    b'{"code": "print(1)", "input_data": [1\x7f]}',
+    b'\x00{"code": "print(1)", "input_data": [1]}',
+], ids=["between-members", "before-value", "form-feed-in-array",
+        "before-colon", "del", "nul-before-object"])
+def test_control_bytes_between_tokens_are_400(body):
+    r = cgi_raw(body)
+    assert_refused(r, 400, "BadRequest",
+                   "a byte outside strings that JSON does not allow")
+
+
+@pytest.mark.parametrize("body", [
+    b'\xef\xbb\xbf{"code": "print(1)", "input_data": [1]}',
+    b'\xef\xbb\xbf' + VALID,
+], ids=["with-input", "without-input"])
+def test_byte_order_mark_is_400(body):
+    r = cgi_raw(body)
+    assert_refused(r, 400, "BadRequest", "byte order mark")
+
+
+def test_control_bytes_inside_strings_escaped_reach_the_program():
+    r = cgi_raw(b'{"code": "print(repr(input_data))", '
+                b'"input_data": {"\\u0001k": "\\u007f\\t"}}')
+    assert r.status == 200 and r["success"] is True, r
+    assert r["output"] == "{'\\x01k': '\\x7f\\t'}\n"
 
 
 def test_trailing_whitespace_after_the_object_is_accepted():
@@ -461,6 +498,29 @@ def test_input_data_under_the_input_limit_is_accepted():
                 env={"PYEXEC_INPUT_BYTES": "100"})
     assert r.status == 200 and r["success"] is True, r
     assert r["output"] == MARKER + "\n50\n"
+
+
+def test_input_data_limit_counts_the_bytes_received():
+    """A 200,001-digit integer is 200,001 bytes, whatever it re-prints as."""
+    body = b'{"code": "print(1)", "input_data": ' + b"7" * 200001 + b"}"
+    r = cgi_raw(body, env={"PYEXEC_INPUT_BYTES": "1000"})
+    assert_refused(r, 400, "BadRequest",
+                   "field 'input_data' is 200001 bytes, over the limit of 1000")
+
+
+def test_input_data_limit_counts_whitespace_as_sent():
+    body = b'{"code": "print(1)", "input_data": [1,' + b" " * 1000 + b"2]}"
+    r = cgi_raw(body, env={"PYEXEC_INPUT_BYTES": "1000"})
+    assert_refused(r, 400, "BadRequest",
+                   "field 'input_data' is 1005 bytes, over the limit of 1000")
+
+
+def test_input_data_exactly_at_the_limit_as_sent_is_accepted():
+    body = (b'{"code": "' + CODE.encode() + b'; print(input_data)", '
+            b'"input_data": [1,' + b" " * 995 + b"2]}")
+    r = cgi_raw(body, env={"PYEXEC_INPUT_BYTES": "1000"})
+    assert r.status == 200 and r["success"] is True, r
+    assert r["output"] == MARKER + "\n[1, 2]\n"
 
 
 def test_input_data_over_the_default_limit_is_400():

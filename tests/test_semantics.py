@@ -2,7 +2,9 @@
 response shape, output, tracebacks, input_data, the allowlisted modules and
 the import and builtin restrictions."""
 import json
+import os
 import re
+import sys
 import traceback
 
 import pytest
@@ -336,6 +338,49 @@ def test_big_int_input_keeps_every_digit():
     n = 2 ** 200 + 1
     body = b'{"code": "print(input_data - 2**200)", "input_data": ' + str(n).encode() + b"}"
     assert ok(cgi_raw(body)) == "1\n"
+
+
+@pytest.mark.parametrize("digits", [4300, 4301, 50000])
+def test_int_past_pythons_digit_limit_is_decoded_exactly(digits):
+    """Python refuses to parse an int of more than 4300 digits from text; the
+    child lifts that limit while it decodes input_data (and only then: the
+    program has Python's usual limit), so every digit arrives. The program
+    proves it with arithmetic, since printing it would meet the limit."""
+    text = "9" * (digits - 1) + "7"
+    body = (b'{"code": ' + json.dumps(
+        "n = input_data[0]\n"
+        "print(type(n).__name__, n % 1000003, n.bit_length(), input_data[1])\n"
+        "try:\n    int('9' * 5000)\nexcept ValueError:\n    print('limit')\n"
+    ).encode() + b', "input_data": [' + text.encode() + b', -0.5]}')
+    host_limit = sys.get_int_max_str_digits()
+    sys.set_int_max_str_digits(0)
+    try:
+        n = int(text)
+    finally:
+        sys.set_int_max_str_digits(host_limit)
+    assert ok(cgi_raw(body)) == "int %d %d -0.5\nlimit\n" % (
+        n % 1000003, n.bit_length())
+
+
+def test_input_data_is_exactly_the_value_sent():
+    """The child gets input_data's bytes alone: the members around it,
+    escapes and whitespace change nothing in what it decodes."""
+    raw = b'{ "k" : [1 ,\t"a\\"b\\u00e9}]" ] ,"e":1E2 }'
+    body = (b'{"input_data" : ' + raw + b' ,"code": ' +
+            json.dumps(PROBE).encode() + b'}')
+    assert ok(cgi_raw(body)) == "dict {'k': [1, 'a\"b\u00e9}]'], 'e': 100.0}\n"
+
+
+def test_input_data_that_does_not_fit_in_memory_is_a_memory_error():
+    """input_data is decoded in the child under the run's limits: more than
+    the memory limit holds is the run's MemoryError (200), not a 500."""
+    body = (b'{"code": "print(len(input_data))", "input_data": [' +
+            b"[]," * 2000000 + b"[]]}")
+    r = cgi_raw(body, env={"PYEXEC_MEMORY_MB": "64",
+                           "PYEXEC_BODY_BYTES": "8000000",
+                           "PYEXEC_INPUT_BYTES": "7000000"})
+    failed(r, "MemoryError")
+    assert r["output"] == "", r
 
 
 def test_input_data_defaults_to_an_empty_dict():
@@ -830,3 +875,50 @@ def test_ordinary_builtins_remain():
             "divmod(7, 2), hex(255), ord('a'), chr(98), any([0, 1]), all([]))")
     assert ok(run_code(code)) == \
         "1 ['a', 'b', 'c'] 6 2 9 True None [('a', 'c'), ('b', 'd')] 2.67 (3, 1) 0xff 97 b True True\n"
+
+
+# ---------------------------------------------------------------- the host
+
+# The os and time modules are within a hostile program's reach (random._os,
+# and time through os.sys.modules once datetime has loaded it): what stops
+# it from looking at other processes is seccomp, which names the call.
+HOST_PROBE = """import random, datetime
+os = random._os
+time = os.sys.modules['time']
+print('reached')
+print('leaked', %s)
+"""
+
+
+@pytest.mark.parametrize("probe,call", [
+    ("time.clock_gettime((~PID << 3) | 2)", "clock_gettime"),
+    ("time.clock_getres((~PID << 3) | 2)", "clock_getres"),
+    ("time.clock_gettime((~PID << 3) | 6)", "clock_gettime"),
+    ("os.sched_getaffinity(PID)", "sched_getaffinity"),
+    ("os.sched_getparam(PID)", "sched_getparam"),
+    ("os.getpriority(os.PRIO_PROCESS, PID)", "getpriority"),
+    ("os.getpgid(PID)", "getpgid"),
+    ("os.getsid(PID)", "getsid"),
+    ("os.pidfd_open(PID)", "pidfd_open"),
+], ids=["cpu-clock", "cpu-clock-res", "thread-clock", "affinity", "sched-param",
+        "priority", "pgid", "sid", "pidfd"])
+def test_another_process_can_be_neither_probed_nor_timed(probe, call):
+    """PID is this test's own process, alive and outside the sandbox: its
+    CPU clock, affinity, scheduling and session are out of the program's
+    reach, and the refusal names the system call."""
+    r = run_code(HOST_PROBE % probe.replace("PID", str(os.getpid())))
+    error = failed(r, "SecurityViolation")
+    assert r["output"] == "reached\n", r
+    assert "'%s'" % call in error, error
+
+
+def test_the_standard_clocks_and_the_process_itself_still_answer():
+    code = HOST_PROBE % "0" + (
+        "t = [time.time(), time.monotonic(), time.perf_counter(),\n"
+        "     time.process_time(), time.thread_time(), time.time_ns()]\n"
+        "print(all(isinstance(x, (int, float)) and x >= 0 for x in t))\n"
+        "print(time.clock_gettime(time.CLOCK_BOOTTIME) > 0,\n"
+        "      time.clock_getres(time.CLOCK_MONOTONIC) > 0)\n"
+        "print(len(os.sched_getaffinity(0)) >= 1, os.getpid() > 0)\n"
+        "print(datetime.datetime.now().year >= 2024)\n")
+    assert ok(run_code(code)) == "reached\nleaked 0\nTrue\nTrue True\nTrue True\nTrue\n"

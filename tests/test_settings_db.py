@@ -86,9 +86,10 @@ def test_code_bytes_from_the_database():
 
 def test_body_and_input_bytes_from_the_database():
     db = fresh_db(settings={"body_bytes": "200", "input_bytes": "20"})
-    r = run_code("print(input_data)", db=db, input_data=[1] * 9)   # 19 bytes
-    assert r.status == 200 and r["output"] == str([1] * 9) + "\n", r
-    r = run_code("print(input_data)", db=db, input_data=[1] * 10)  # 21 bytes
+    # input_data's bytes as sent: "[1, 1, 1, 1, 1, 1]" is 18 bytes.
+    r = run_code("print(input_data)", db=db, input_data=[1] * 6)
+    assert r.status == 200 and r["output"] == str([1] * 6) + "\n", r
+    r = run_code("print(input_data)", db=db, input_data=[1] * 7)   # 21 bytes
     assert r.status == 400 and "input_data" in r["error"], r
     r = run_code("print(%r)" % ("z" * 300), db=db)
     assert r.status == 413, r

@@ -61,6 +61,26 @@ static void check_refusal(const struct http_error *e, const int *ok, size_t n)
 		fail("message is not UTF-8", e);
 }
 
+/* What the child gets: input_data's bytes within the body, which parse
+ * alone (JSON whitespace around them only) to the value cJSON found. */
+static void check_input(const struct job *j, const char *body, size_t len)
+{
+	const cJSON *in = cJSON_GetObjectItemCaseSensitive(j->root, "input_data");
+	const char *end = NULL;
+	cJSON *alone;
+
+	if (j->input_empty)
+		return;
+	if (!in || !j->input || j->input < body ||
+	    j->input_len > len - (size_t)(j->input - body))
+		fail("input_data's bytes are not in the body", NULL);
+	alone = cJSON_ParseWithLengthOpts(j->input, j->input_len, &end, 0);
+	if (!alone || end != j->input + j->input_len ||
+	    !cJSON_Compare(alone, in, 1))
+		fail("input_data's bytes do not parse to its value", NULL);
+	cJSON_Delete(alone);
+}
+
 static void check_job(const struct job *j, const struct settings *cfg)
 {
 	if (!j->root || !cJSON_IsObject(j->root) || !j->code)
@@ -166,8 +186,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&e, 0, sizeof(e));
 	rc = job_parse(&job, req.body, req.len, &cfg, &e);
-	if (rc == 0)
+	if (rc == 0) {
 		check_job(&job, &cfg);
+		check_input(&job, req.body, req.len);
+	}
 	else if (rc == -1)
 		check_refusal(&e, parse_ok, N(parse_ok));
 	else

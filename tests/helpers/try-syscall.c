@@ -31,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
@@ -134,6 +135,57 @@ static long try_setrlimit(void)
 static long try_prlimit_set(void)
 {
 	return syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, &nofile, NULL);
+}
+
+/* Another process's CPU clock, as glibc's clock_getcpuclockid encodes it:
+ * ~pid << 3 | CPUCLOCK_SCHED. */
+static clockid_t other_cpu_clock(void)
+{
+	return (clockid_t)((~(unsigned)parent_pid << 3) | 2);
+}
+
+static long try_clock_other(void)
+{
+	struct timespec ts;
+
+	return syscall(SYS_clock_gettime, other_cpu_clock(), &ts);
+}
+
+static long try_clock_getres_other(void)
+{
+	struct timespec ts;
+
+	return syscall(SYS_clock_getres, other_cpu_clock(), &ts);
+}
+
+static long try_clock_nanosleep_other(void)
+{
+	struct timespec ts = { 0, 1 };
+
+	return syscall(SYS_clock_nanosleep, other_cpu_clock(), 0, &ts, NULL);
+}
+
+/* A clock id whose low 32 bits are CLOCK_REALTIME: the kernel would read
+ * it as clock 0, the filter must not. */
+static long try_clock_high_bits(void)
+{
+	struct timespec ts;
+
+	return syscall(SYS_clock_gettime, 1L << 32, &ts);
+}
+
+static long try_affinity_other(void)
+{
+	cpu_set_t set;
+
+	return syscall(SYS_sched_getaffinity, parent_pid, sizeof(set), &set);
+}
+
+static long try_prlimit_other(void)
+{
+	struct rlimit old;
+
+	return syscall(SYS_prlimit64, parent_pid, RLIMIT_NOFILE, NULL, &old);
 }
 
 static long try_mount(void)
@@ -251,6 +303,36 @@ static long try_write(void)
 	return write(STDOUT_FILENO, "", 0);
 }
 
+/* time.time(), monotonic(), perf_counter(), process_time(), thread_time()
+ * and the other standard clocks, through the system call (not the vDSO). */
+static long try_clocks_std(void)
+{
+	static const clockid_t ids[] = {
+		CLOCK_REALTIME, CLOCK_MONOTONIC, CLOCK_PROCESS_CPUTIME_ID,
+		CLOCK_THREAD_CPUTIME_ID, CLOCK_MONOTONIC_RAW, CLOCK_BOOTTIME,
+	};
+	struct timespec ts = { 0, 1 };
+
+	for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+		if (syscall(SYS_clock_gettime, ids[i], &ts) != 0 ||
+		    syscall(SYS_clock_getres, ids[i], &ts) != 0)
+			return -1;
+	ts.tv_sec = 0;
+	ts.tv_nsec = 1;
+	return syscall(SYS_clock_nanosleep, CLOCK_MONOTONIC, 0, &ts, NULL);
+}
+
+/* os.cpu_count() and getrlimit() ask about the process itself: pid 0. */
+static long try_self_queries(void)
+{
+	cpu_set_t set;
+	struct rlimit old;
+
+	if (syscall(SYS_sched_getaffinity, 0, sizeof(set), &set) < 0)
+		return -1;
+	return syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, &old);
+}
+
 static const struct attempt {
 	const char *name;
 	long (*fn)(void);
@@ -265,6 +347,12 @@ static const struct attempt {
 	{ "kill", try_kill },
 	{ "setrlimit", try_setrlimit },
 	{ "prlimit_set", try_prlimit_set },
+	{ "clock_other", try_clock_other },
+	{ "clock_getres_other", try_clock_getres_other },
+	{ "clock_nanosleep_other", try_clock_nanosleep_other },
+	{ "clock_high_bits", try_clock_high_bits },
+	{ "affinity_other", try_affinity_other },
+	{ "prlimit_other", try_prlimit_other },
 	{ "mount", try_mount },
 	{ "unshare", try_unshare },
 	{ "setns", try_setns },
@@ -281,6 +369,8 @@ static const struct attempt {
 	{ "x32", try_x32 },
 	{ "getpid", try_getpid },
 	{ "write", try_write },
+	{ "clocks_std", try_clocks_std },
+	{ "self_queries", try_self_queries },
 };
 #define NATTEMPTS (sizeof(attempts) / sizeof(attempts[0]))
 

@@ -950,6 +950,48 @@ void test_jsonscan_depth(void)
 	CHECK_EQ(scan(S("[[["), 3), SCAN_OK);
 }
 
+void test_jsonscan_stray(void)
+{
+	/* What cJSON skips as whitespace but JSON does not allow. */
+	CHECK_EQ(scan(S("{\"a\":\x01" "1}"), 2), SCAN_CONTROL);
+	CHECK_EQ(scan(S("{\"a\":1\x0b}"), 2), SCAN_CONTROL);
+	CHECK_EQ(scan(S("{\"a\":1,\x1f\"b\":2}"), 2), SCAN_CONTROL);
+	CHECK_EQ(scan(S("{\"a\":1}\x7f"), 2), SCAN_CONTROL);
+	CHECK_EQ(scan(S("{\"a\":1}\xc2\xa0"), 2), SCAN_CONTROL);
+	CHECK_EQ(scan(S("\xef\xbb\xbf{\"a\":1}"), 2), SCAN_BOM);
+	CHECK_EQ(scan(S(" \xef\xbb\xbf{}"), 2), SCAN_CONTROL);
+	/* The four JSON whitespace bytes, and anything inside strings. */
+	CHECK_EQ(scan(S(" \t\r\n{\"a\" :\t1 }\n"), 2), SCAN_OK);
+	CHECK_EQ(scan(S("{\"\xef\xbb\xbf\x7f\":\"\xc2\xa0\"}"), 2), SCAN_OK);
+}
+
+static int span(const char *s, size_t n, size_t index, const char *want)
+{
+	char *p = exact(s, n);
+	size_t off = 0, len = 0;
+	int rc = json_member_span(p, n, index, &off, &len);
+
+	if (rc == 0 && want)
+		rc = len == strlen(want) && memcmp(p + off, want, len) == 0 ? 0 : 1;
+	free(p);
+	return rc;
+}
+
+void test_jsonscan_member_span(void)
+{
+	const char *body = " { \"a\" : 1 , \"b\":[ \"]}\\\"\" ,{\"c\":{}}] ,"
+			   "\"d\":\"x,}\",\"e\":-1.5e3\n}";
+
+	CHECK_EQ(span(body, strlen(body), 0, "1"), 0);
+	CHECK_EQ(span(body, strlen(body), 1, "[ \"]}\\\"\" ,{\"c\":{}}]"), 0);
+	CHECK_EQ(span(body, strlen(body), 2, "\"x,}\""), 0);
+	CHECK_EQ(span(body, strlen(body), 3, "-1.5e3"), 0);
+	CHECK_EQ(span(body, strlen(body), 4, NULL), -1);
+	CHECK_EQ(span(S("{\"a\\\"\":true}"), 0, "true"), 0);
+	CHECK_EQ(span(S("{}"), 0, NULL), -1);
+	CHECK_EQ(span(S("[1]"), 0, NULL), -1);
+}
+
 void test_jsonscan_strings(void)
 {
 	/* Brackets in strings are text. */
@@ -1895,8 +1937,12 @@ void test_job_trailing_data(void)
 	JOB_REFUSED(&cfg, "{\"code\":\"x\"}}", "trailing data after the JSON "
 		    "object (at byte 12)");
 	JOB_REFUSED(&cfg, "{\"code\":\"x\"}{\"code\":\"y\"}", "(at byte 12)");
-	JOB_REFUSED(&cfg, "{\"code\":\"x\"}\0", "(at byte 12)");
-	JOB_REFUSED(&cfg, "{\"code\":\"x\"}\n\f", "(at byte 13)");
+	/* Control bytes, which cJSON would skip as whitespace. */
+	JOB_REFUSED(&cfg, "{\"code\":\"x\"}\0", "a byte outside strings");
+	JOB_REFUSED(&cfg, "{\"code\":\"x\"}\n\f", "a byte outside strings");
+	JOB_REFUSED(&cfg, "{\"code\":\"x\",\x01\"input_data\":1}",
+		    "that JSON does not allow");
+	JOB_REFUSED(&cfg, "\xef\xbb\xbf{\"code\":\"x\"}", "byte order mark");
 	/* Whitespace around the object is not trailing data. */
 	if (JOB_OK(&p, &cfg, " \t\r\n{\"code\":\"x\"} \t\r\n"))
 		CHECK_STR(p.j.code, "x");
@@ -2069,23 +2115,33 @@ void test_job_input(void)
 	INPUT_IS("{\"code\":\"x\",\"input_data\":{ \n }}", 1, 0);
 	INPUT_IS("{\"code\":\"x\",\"input_data\":[]}", 0, 2);
 	INPUT_IS("{\"code\":\"x\",\"input_data\":{\"a\":1}}", 0, 7);
-	INPUT_IS("{\"code\":\"x\",\"input_data\":{ \"a\" : 1 }}", 0, 7);
+	INPUT_IS("{\"code\":\"x\",\"input_data\":{ \"a\" : 1 }}", 0, 11);
+	INPUT_IS("{\"input_data\" : [1, \"],\\\"\"] , \"code\":\"x\"}", 0, 11);
 	INPUT_IS("{\"code\":\"x\",\"input_data\":null}", 0, 4);
 	INPUT_IS("{\"code\":\"x\",\"input_data\":0}", 0, 1);
 	INPUT_IS("{\"code\":\"x\",\"input_data\":\"\"}", 0, 2);
 	INPUT_IS("{\"code\":\"x\",\"input_data\":false}", 0, 5);
 
-	/* The limit applies to the compact JSON text. */
+	/* The limit applies to the bytes received, not a re-serialisation. */
 	cfg.input_bytes = 10;
 	if (JOB_OK(&p, &cfg, "{\"code\":\"x\",\"input_data\":\"12345678\"}"))
 		CHECK_EQ(p.j.input_len, 10);
 	jp_done(&p);
-	if (JOB_OK(&p, &cfg, "{\"code\":\"x\",\"input_data\":[ 1, 2, 3, 4 ]}"))
-		CHECK_EQ(p.j.input_len, 9);
+	if (JOB_OK(&p, &cfg, "{\"code\":\"x\",\"input_data\":[ 1, 2, 3]}")) {
+		CHECK_EQ(p.j.input_len, 10);
+		CHECK(memcmp(p.j.input, "[ 1, 2, 3]", 10) == 0);
+	}
 	jp_done(&p);
+	JOB_REFUSED(&cfg, "{\"code\":\"x\",\"input_data\":[ 1, 2, 3, 4 ]}",
+		    "field 'input_data' is 14 bytes, over the limit of 10");
 	JOB_REFUSED(&cfg, "{\"code\":\"x\",\"input_data\":[1,2,3,4,5]}",
-		    "field 'input_data' is 11 bytes as JSON, over the limit "
-		    "of 10");
+		    "field 'input_data' is 11 bytes, over the limit of 10");
+	/* 1e1 and 10.0E+00 are short as text, 10 or longer re-printed. */
+	JOB_REFUSED(&cfg, "{\"code\":\"x\",\"input_data\":100000000000}",
+		    "field 'input_data' is 12 bytes");
+	if (JOB_OK(&p, &cfg, "{\"code\":\"x\",\"input_data\":1e300}"))
+		CHECK_EQ(p.j.input_len, 5);
+	jp_done(&p);
 	JOB_REFUSED(&cfg, "{\"code\":\"x\",\"input_data\":\"123456789\"}",
 		    "field 'input_data' is 11 bytes");
 	/* {} is empty whatever the limit. */

@@ -835,16 +835,15 @@ static void release_job(struct sb_job *job)
 {
 	free((char *)job->code);
 	free((char *)job->input_json);
-	free((char *)job->input_key);
 }
 
 void test_handoff_roundtrip(void)
 {
-	static const char body[] = "{\"code\": \"x\", \"input_data\": [1]}";
+	static const char body[] = "[1, {\"a\": 2}]";
 	struct sb_job in = {
 		.code = "print(1)\n", .code_len = 9, .input_json = body,
-		.input_json_len = sizeof(body) - 1, .input_key = "input_data",
-		.cancel_fd = 7, .modules = (uint64_t)1 << 63 | 5,
+		.input_json_len = sizeof(body) - 1, .cancel_fd = 7,
+		.modules = (uint64_t)1 << 63 | 5,
 	}, out;
 	struct sb_limits lim = { 30000, 2000, 512, 1 << 20 }, got;
 	size_t len;
@@ -855,7 +854,6 @@ void test_handoff_roundtrip(void)
 	CHECK(out.code && strcmp(out.code, "print(1)\n") == 0);
 	CHECK_EQ(out.input_json_len, sizeof(body) - 1);
 	CHECK(out.input_json && strcmp(out.input_json, body) == 0);
-	CHECK(out.input_key && strcmp(out.input_key, "input_data") == 0);
 	CHECK_EQ(out.input_empty, 0);
 	CHECK_EQ(out.cancel_fd, -1);	/* the broker's, not the child's */
 	CHECK(out.modules == ((uint64_t)1 << 63 | 5));	/* the profile */
@@ -889,30 +887,28 @@ void test_handoff_refused(void)
 void test_handoff_damaged(void)
 {
 	struct sb_job in = {
-		.code = "print(1)\n", .code_len = 9, .input_key = "input_data",
-		.input_empty = 1,
+		.code = "print(1)\n", .code_len = 9, .input_empty = 1,
 	}, out;
 	struct sb_limits lim = { 30000, 2000, 512, 1 << 20 }, got;
 	size_t len;
 	char *buf = sent(&in, &lim, &len);
 	uint64_t big;
 
-	/* Cut anywhere: in the header, in the code, in the key. */
+	/* Cut anywhere: in the header, in the code. */
 	for (size_t cut = 1; cut < len; cut++)
 		CHECKF(recv_from(buf, cut, 1, &out, &got) == -1, "cut %zu", cut);
 	/* Another magic. */
 	buf[0] ^= 1;
 	CHECK_EQ(recv_from(buf, len, 1, &out, &got), -1);
 	buf[0] ^= 1;
-	/* Sizes past what any setting allows (code, input, key: the three
-	 * 64-bit lengths after the two 32-bit words). */
-	for (int field = 0; field < 3; field++) {
+	/* Sizes past what any setting allows (code, input: the two 64-bit
+	 * lengths after the two 32-bit words). */
+	for (int field = 0; field < 2; field++) {
 		uint64_t keep;
 		size_t at = 8 + 8 * (size_t)field;
 
 		memcpy(&keep, buf + at, 8);
-		big = field == 0 ? MAX_CODE_BYTES + 1u :
-		      field == 1 ? MAX_BODY_BYTES + 1u : 65;
+		big = field == 0 ? MAX_CODE_BYTES + 1u : MAX_INPUT_BYTES + 1u;
 		memcpy(buf + at, &big, 8);
 		CHECKF(recv_from(buf, len, 1, &out, &got) == -1, "field %d",
 		       field);

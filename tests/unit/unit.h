@@ -83,6 +83,8 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(jsonscan_strings)						\
 	X(jsonscan_nul)							\
 	X(jsonscan_syntax)						\
+	X(jsonscan_stray)						\
+	X(jsonscan_member_span)						\
 	X(content_type)							\
 	X(request_method)						\
 	X(request_content_type)						\
