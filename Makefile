@@ -12,6 +12,8 @@
 #   make print-flags  show the flags that reach the compiler and linker
 #   make clean
 #
+# V=1 shows the full command lines of a build.
+#
 # DEV=1 (or CI=true) turns warnings into errors. SANITIZE=1 builds every
 # binary with ASan and UBSan into build-san/.
 
@@ -25,6 +27,15 @@ PYSTDLIB   := /usr/lib/python$(PYVER)
 PYTHON     := /usr/bin/python3
 
 CC ?= cc
+# Quiet builds: one line per file ("CC build/cgi/main.o"), as the kernel
+# and git print them; V=1 shows the full command lines. Each rule says
+# what it makes with $(call say,TAG) before its command, which that
+# line's @ then keeps quiet; warnings and errors always show in full.
+ifeq ($(V),1)
+say  =
+else
+say  = @printf '  %-4s %s\n' '$(1)' '$@';
+endif
 WARN    := -Wall -Wextra -Wformat=2 -Wformat-security -Wstrict-prototypes \
            -Wmissing-prototypes -Wvla -Wno-missing-field-initializers
 ifneq ($(filter 1,$(DEV))$(filter true,$(CI)),)
@@ -159,38 +170,38 @@ $(MCP): $(MCP_OBJ)
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ) $(BUILD)/sandbox/profile.o \
           $(BUILD)/cgi/cidr.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 # Whatever builds pyexec.cgi builds the pyexec-sandbox it runs.
 $(CGI): $(CGI_BIN_OBJ) | $(SANDBOX_BIN)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
 
 $(SANDBOX_BIN): $(CHILD_BIN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
 
 $(NOPY_CGI): $(CGI_BIN_OBJ) | $(NOPY_SANDBOX)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
 
 $(NOPY_SANDBOX): $(NOPY_BIN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
 
 $(UNIT): $(UNIT_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(TRY): $(CBUILD)/tests/helpers/try-syscall.o $(CBUILD)/sandbox/seccomp.o \
         $(CBUILD)/sandbox/seccomp_bpf.o $(CBUILD)/sandbox/result.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
 
 # The schema, compiled in: the one place it is written is sql/schema.sql.
 $(BUILD)/sql/schema.c: sql/schema.sql
 	@mkdir -p $(dir $@)
-	{ echo '/* generated from sql/schema.sql */'; \
+	$(call say,GEN){ echo '/* generated from sql/schema.sql */'; \
 	  echo 'extern const char pyexec_schema_sql[];'; \
 	  echo 'const char pyexec_schema_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
@@ -199,38 +210,38 @@ $(BUILD)/sql/schema.c: sql/schema.sql
 # The seccomp filter, compiled to BPF once at build time (sandbox/seccomp.c).
 $(BUILD)/tools/seccomp-gen: sandbox/seccomp.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DPYEXEC_SECCOMP_GEN $(LDFLAGS_ALL) -o $@ $< $(PKG_LIBS)
+	$(call say,LD)$(CC) $(CFLAGS_ALL) -DPYEXEC_SECCOMP_GEN $(LDFLAGS_ALL) -o $@ $< $(PKG_LIBS)
 
 $(BUILD)/sandbox/seccomp_bpf.c: $(BUILD)/tools/seccomp-gen
 	@mkdir -p $(dir $@)
-	$< > $@.tmp && mv $@.tmp $@
+	$(call say,GEN)$< > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/sandbox/seccomp_bpf.o: $(BUILD)/sandbox/seccomp_bpf.c
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(CBUILD)/nopy/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 ifneq ($(CBUILD),$(BUILD))
 $(CBUILD)/sql/schema.o: $(BUILD)/sql/schema.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -c -o $@ $<
 
 $(CBUILD)/sandbox/seccomp_bpf.o: $(BUILD)/sandbox/seccomp_bpf.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -c -o $@ $<
 
 $(CBUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -c -o $@ $<
 endif
 
 # Debian packages: to build; to serve (make serve); to test, which drives
@@ -415,7 +426,7 @@ FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(FUZZ_DEP_$$*) $$(wildcard cgi/*.h sql/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) -lcjson -lm
+	$(call say,CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) -lcjson -lm
 
 fuzz-build: $(FUZZ_BIN)
 
