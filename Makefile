@@ -1,8 +1,10 @@
 # pyexec: run untrusted Python behind a CGI, in a kernel sandbox.
 #
-#   make            build pyexec.cgi, pyexec-admin and pyexec-mcp
-#   make serve      serve it with lighttpd on 127.0.0.1:8080 (PORT= to change),
-#                   installing lighttpd first if it is missing (as root)
+#   make            build pyexec.cgi (and pyexec-sandbox), pyexec-admin and
+#                   pyexec-mcp
+#   make serve      build them, serve pyexec.cgi with lighttpd on
+#                   127.0.0.1:8080 (PORT= to change), installing lighttpd
+#                   first if it is missing (as root)
 #   make test       install missing packages (as root), build, run every test
 #   make install    PREFIX=/usr/local, DESTDIR= for staging
 #   make deps       apt-get the build, serve and test packages
@@ -307,8 +309,8 @@ MCP clients: http://127.0.0.1:$(PORT)/mcp (Streamable HTTP), or the command
 $(abspath $(MCP)) with PYEXEC_DB=$(SERVE_DIR)/pyexec.db (stdio).
 
 Anonymous requests get 10 runs an hour per address. For an admin and a token
-(printed once; send it as "Authorization: Bearer <token>"):
-  pyexec-admin --db $(SERVE_DIR)/pyexec.db user add alice --admin
+(printed once; send it as "Authorization: Bearer <token>"), from this directory:
+  ./$(ADMIN) --db $(VARDIR)/pyexec.db user add alice --admin
 
 endef
 export SERVE_BANNER
@@ -316,7 +318,8 @@ export SERVE_BANNER
 serve:
 	@$(HAVE_BUILD) && test -x $(LIGHTTPD) && command -v curl >/dev/null \
 	  || $(MAKE) --no-print-directory serve-deps
-	@$(MAKE) -q $(CGI) $(MCP) 2>/dev/null || $(MAKE) --no-print-directory $(CGI) $(MCP)
+	@$(MAKE) -q $(CGI) $(ADMIN) $(MCP) 2>/dev/null \
+	  || $(MAKE) --no-print-directory $(CGI) $(ADMIN) $(MCP)
 	@mkdir -p $(SERVE_DIR)/lighttpd
 	@sed -e 's|^server\.port = .*|server.port = $(PORT)|' \
 	     -e '/^server\.username = /d' -e '/^server\.groupname = /d' \
@@ -328,7 +331,7 @@ serve:
 	@grep -qxF 'var.pyexec_cgi = "$(abspath $(CGI))"' $(SERVE_DIR)/lighttpd.conf \
 	  && grep -qx 'server\.port = $(PORT)' $(SERVE_DIR)/lighttpd.conf \
 	  || { echo "make serve: cgi/conf/lighttpd.conf lacks the lines it edits"; exit 1; }
-	@if [ -x $(ADMIN) ]; then ./$(ADMIN) --db $(SERVE_DIR)/pyexec.db init; fi
+	@./$(ADMIN) --db $(SERVE_DIR)/pyexec.db init
 	@printf '%s\n' "$$SERVE_BANNER"
 	@exec $(LIGHTTPD) -D -f $(SERVE_DIR)/lighttpd.conf
 
