@@ -100,12 +100,12 @@ CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/identity.c cgi/slots.c cgi/cancel.c cgi/cidr.c \
                cgi/client.c cgi/mcp.c cgi/mcp_span.c cgi/mcp_tool.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
-               sql/manage.c sql/textclean.c
+               sql/manage.c sql/textclean.c sql/backup.c
 MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
                admin/cmd_stats.c admin/cmd_cost.c admin/cmd_prune.c \
-               admin/cmd_doctor.c
+               admin/cmd_doctor.c admin/cmd_backup.c
 # The broker's side of the sandbox (in pyexec.cgi), and the child's
 # (pyexec-sandbox, whose main() is in child.c); a few files are in both.
 SPAWN_SRC   := sandbox/spawn.c sandbox/fds.c sandbox/handoff.c \
