@@ -98,9 +98,11 @@ LDFLAGS_SANDBOX := $(CGI_OPT) -no-pie -Wl,-E -Wl,-z,relro -Wl,-z,now \
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
                cgi/identity.c cgi/slots.c cgi/cancel.c cgi/cidr.c \
-               cgi/client.c cgi/mcp.c cgi/mcp_span.c cgi/mcp_tool.c
+               cgi/client.c cgi/mcp.c cgi/mcp_span.c cgi/mcp_tool.c \
+               cgi/metrics.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
-               sql/manage.c sql/textclean.c sql/backup.c
+               sql/manage.c sql/textclean.c sql/backup.c \
+               sql/metrics.c
 MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
@@ -157,7 +159,7 @@ UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(CBUILD)/tests/try-syscall
 
 .SECONDEXPANSION:
-.PHONY: all test unit blackbox deps check-deps serve serve-deps install uninstall \
+.PHONY: FORCE all test unit blackbox deps check-deps serve serve-deps install uninstall \
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
 all: $(CGI) $(ADMIN) $(MCP)
 
@@ -199,6 +201,16 @@ $(TRY): $(CBUILD)/tests/helpers/try-syscall.o $(CBUILD)/sandbox/seccomp.o \
         $(CBUILD)/sandbox/seccomp_bpf.o $(CBUILD)/sandbox/result.o
 	@mkdir -p $(dir $@)
 	$(call say,LD)$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
+
+# The version /metrics reports (pyexec_build_info), from git; the stamp
+# changes only with it, so only cgi/metrics.o is rebuilt when it does.
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/version: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(BUILD)/cgi/metrics.o: $(BUILD)/version
+$(BUILD)/cgi/metrics.o: CFLAGS_ALL += -DPYEXEC_VERSION='"$(VERSION)"'
+FORCE:
 
 # The schema, compiled in: the one place it is written is sql/schema.sql.
 $(BUILD)/sql/schema.c: sql/schema.sql
@@ -318,8 +330,7 @@ export SERVE_BANNER
 serve:
 	@$(HAVE_BUILD) && test -x $(LIGHTTPD) && command -v curl >/dev/null \
 	  || $(MAKE) --no-print-directory serve-deps
-	@$(MAKE) -q $(CGI) $(ADMIN) $(MCP) 2>/dev/null \
-	  || $(MAKE) --no-print-directory $(CGI) $(ADMIN) $(MCP)
+	@$(MAKE) --no-print-directory all
 	@mkdir -p $(SERVE_DIR)/lighttpd
 	@sed -e 's|^server\.port = .*|server.port = $(PORT)|' \
 	     -e '/^server\.username = /d' -e '/^server\.groupname = /d' \
