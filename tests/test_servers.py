@@ -422,6 +422,24 @@ def test_bearer_token(server):
     assert row(server, r.json["run_id"])[:2] == ("user:alice", "ok")
 
 
+def test_metrics(server):
+    """GET /metrics reaches pyexec's endpoint through the server, as the
+    shipped configuration passes the path; an admin's token is needed."""
+    admin = add_user(server.db, "ops-" + secrets_hex(), admin=True)
+    before = rows(server.db, "SELECT count(*) FROM runs")[0][0]
+    for path in ("/metrics", "/pyexec/metrics?x=1"):
+        r = request(server.port, method="GET", path=path,
+                    headers={"Authorization": "Bearer " + admin})
+        assert r.status == 200, r
+        assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+        total = sum(float(l.rsplit(" ", 1)[1]) for l in r.body.decode().splitlines()
+                    if l.startswith("pyexec_requests_total{"))
+        assert total == before
+    r = request(server.port, method="GET", path="/metrics")
+    assert r.status == 401 and r.json["success"] is False, r
+    assert rows(server.db, "SELECT count(*) FROM runs")[0][0] == before
+
+
 def test_body_token(server):
     r = post(server.port, "print(6 * 7)", token=server.token)
     assert r.status == 200 and r.json["output"] == "42\n", r
@@ -865,6 +883,10 @@ def run_readme_token_curl(port, token):
     p = subprocess.run(shlex.split(line), capture_output=True, timeout=60)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
+
+
+def secrets_hex():
+    return hashlib.sha256(os.urandom(16)).hexdigest()[:12]
 
 
 def test_make_serve():
