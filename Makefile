@@ -166,7 +166,7 @@ all: $(CGI) $(ADMIN) $(MCP)
 # pyexec-mcp runs the pyexec.cgi beside it, else the installed one.
 $(MCP): $(MCP_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null)
 
 
 # The settings validate allowed_modules against the vetted modules and
