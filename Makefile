@@ -1,8 +1,10 @@
 # pyexec: run untrusted Python behind a CGI, in a kernel sandbox.
 #
-#   make            build pyexec.cgi, pyexec-admin and pyexec-mcp
-#   make serve      serve it with lighttpd on 127.0.0.1:8080 (PORT= to change),
-#                   installing lighttpd first if it is missing (as root)
+#   make            build pyexec.cgi (and pyexec-sandbox), pyexec-admin and
+#                   pyexec-mcp
+#   make serve      build them, serve pyexec.cgi with lighttpd on
+#                   127.0.0.1:8080 (PORT= to change), installing lighttpd
+#                   first if it is missing (as root)
 #   make test       install missing packages (as root), build, run every test
 #   make install    PREFIX=/usr/local, DESTDIR= for staging
 #   make deps       apt-get the build, serve and test packages
@@ -11,6 +13,8 @@
 #                   (BENCH_QUICK=1: a smoke run)
 #   make print-flags  show the flags that reach the compiler and linker
 #   make clean
+#
+# V=1 shows the full command lines of a build.
 #
 # DEV=1 (or CI=true) turns warnings into errors. SANITIZE=1 builds every
 # binary with ASan and UBSan into build-san/.
@@ -25,6 +29,15 @@ PYSTDLIB   := /usr/lib/python$(PYVER)
 PYTHON     := /usr/bin/python3
 
 CC ?= cc
+# Quiet builds: one line per file ("CC build/cgi/main.o"), as the kernel
+# and git print them; V=1 shows the full command lines. Each rule says
+# what it makes with $(call say,TAG) before its command, which that
+# line's @ then keeps quiet; warnings and errors always show in full.
+ifeq ($(V),1)
+say  =
+else
+say  = @printf '  %-4s %s\n' '$(1)' '$@';
+endif
 WARN    := -Wall -Wextra -Wformat=2 -Wformat-security -Wstrict-prototypes \
            -Wmissing-prototypes -Wvla -Wno-missing-field-initializers
 ifneq ($(filter 1,$(DEV))$(filter true,$(CI)),)
@@ -85,14 +98,16 @@ LDFLAGS_SANDBOX := $(CGI_OPT) -no-pie -Wl,-E -Wl,-z,relro -Wl,-z,now \
 CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/jsonscan.c cgi/jsonw.c cgi/utf8.c cgi/response.c \
                cgi/identity.c cgi/slots.c cgi/cancel.c cgi/cidr.c \
-               cgi/client.c cgi/mcp.c cgi/mcp_span.c cgi/mcp_tool.c
+               cgi/client.c cgi/mcp.c cgi/mcp_span.c cgi/mcp_tool.c \
+               cgi/metrics.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
-               sql/manage.c sql/textclean.c
+               sql/manage.c sql/textclean.c sql/backup.c \
+               sql/metrics.c
 MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
                admin/cmd_stats.c admin/cmd_cost.c admin/cmd_prune.c \
-               admin/cmd_doctor.c
+               admin/cmd_doctor.c admin/cmd_backup.c
 # The broker's side of the sandbox (in pyexec.cgi), and the child's
 # (pyexec-sandbox, whose main() is in child.c); a few files are in both.
 SPAWN_SRC   := sandbox/spawn.c sandbox/fds.c sandbox/handoff.c \
@@ -144,14 +159,14 @@ UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(CBUILD)/tests/try-syscall
 
 .SECONDEXPANSION:
-.PHONY: all test unit blackbox deps check-deps serve serve-deps install uninstall \
+.PHONY: FORCE all test unit blackbox deps check-deps serve serve-deps install uninstall \
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
 all: $(CGI) $(ADMIN) $(MCP)
 
 # pyexec-mcp runs the pyexec.cgi beside it, else the installed one.
 $(MCP): $(MCP_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(shell $(PKG_CONFIG) --libs libcjson 2>/dev/null)
 
 
 # The settings validate allowed_modules against the vetted modules and
@@ -159,38 +174,48 @@ $(MCP): $(MCP_OBJ)
 $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ) $(BUILD)/sandbox/profile.o \
           $(BUILD)/cgi/cidr.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 # Whatever builds pyexec.cgi builds the pyexec-sandbox it runs.
 $(CGI): $(CGI_BIN_OBJ) | $(SANDBOX_BIN)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
 
 $(SANDBOX_BIN): $(CHILD_BIN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
 
 $(NOPY_CGI): $(CGI_BIN_OBJ) | $(NOPY_SANDBOX)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
 
 $(NOPY_SANDBOX): $(NOPY_BIN_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
 
 $(UNIT): $(UNIT_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(PKG_LIBS)
 
 $(TRY): $(CBUILD)/tests/helpers/try-syscall.o $(CBUILD)/sandbox/seccomp.o \
         $(CBUILD)/sandbox/seccomp_bpf.o $(CBUILD)/sandbox/result.o
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
+	$(call say,LD)$(CC) $(LDFLAGS_CGI) -o $@ $^ $(PKG_LIBS)
+
+# The version /metrics reports (pyexec_build_info), from git; the stamp
+# changes only with it, so only cgi/metrics.o is rebuilt when it does.
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+$(BUILD)/version: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+$(BUILD)/cgi/metrics.o: $(BUILD)/version
+$(BUILD)/cgi/metrics.o: CFLAGS_ALL += -DPYEXEC_VERSION='"$(VERSION)"'
+FORCE:
 
 # The schema, compiled in: the one place it is written is sql/schema.sql.
 $(BUILD)/sql/schema.c: sql/schema.sql
 	@mkdir -p $(dir $@)
-	{ echo '/* generated from sql/schema.sql */'; \
+	$(call say,GEN){ echo '/* generated from sql/schema.sql */'; \
 	  echo 'extern const char pyexec_schema_sql[];'; \
 	  echo 'const char pyexec_schema_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
@@ -199,38 +224,38 @@ $(BUILD)/sql/schema.c: sql/schema.sql
 # The seccomp filter, compiled to BPF once at build time (sandbox/seccomp.c).
 $(BUILD)/tools/seccomp-gen: sandbox/seccomp.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -DPYEXEC_SECCOMP_GEN $(LDFLAGS_ALL) -o $@ $< $(PKG_LIBS)
+	$(call say,LD)$(CC) $(CFLAGS_ALL) -DPYEXEC_SECCOMP_GEN $(LDFLAGS_ALL) -o $@ $< $(PKG_LIBS)
 
 $(BUILD)/sandbox/seccomp_bpf.c: $(BUILD)/tools/seccomp-gen
 	@mkdir -p $(dir $@)
-	$< > $@.tmp && mv $@.tmp $@
+	$(call say,GEN)$< > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/sandbox/seccomp_bpf.o: $(BUILD)/sandbox/seccomp_bpf.c
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(CBUILD)/nopy/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 ifneq ($(CBUILD),$(BUILD))
 $(CBUILD)/sql/schema.o: $(BUILD)/sql/schema.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -c -o $@ $<
 
 $(CBUILD)/sandbox/seccomp_bpf.o: $(BUILD)/sandbox/seccomp_bpf.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -c -o $@ $<
 
 $(CBUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_CGI) -c -o $@ $<
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -c -o $@ $<
 endif
 
 # Debian packages: to build; to serve (make serve); to test, which drives
@@ -296,8 +321,8 @@ MCP clients: http://127.0.0.1:$(PORT)/mcp (Streamable HTTP), or the command
 $(abspath $(MCP)) with PYEXEC_DB=$(SERVE_DIR)/pyexec.db (stdio).
 
 Anonymous requests get 10 runs an hour per address. For an admin and a token
-(printed once; send it as "Authorization: Bearer <token>"):
-  pyexec-admin --db $(SERVE_DIR)/pyexec.db user add alice --admin
+(printed once; send it as "Authorization: Bearer <token>"), from this directory:
+  ./$(ADMIN) --db $(VARDIR)/pyexec.db user add alice --admin
 
 endef
 export SERVE_BANNER
@@ -305,7 +330,7 @@ export SERVE_BANNER
 serve:
 	@$(HAVE_BUILD) && test -x $(LIGHTTPD) && command -v curl >/dev/null \
 	  || $(MAKE) --no-print-directory serve-deps
-	@$(MAKE) -q $(CGI) $(MCP) 2>/dev/null || $(MAKE) --no-print-directory $(CGI) $(MCP)
+	@$(MAKE) --no-print-directory all
 	@mkdir -p $(SERVE_DIR)/lighttpd
 	@sed -e 's|^server\.port = .*|server.port = $(PORT)|' \
 	     -e '/^server\.username = /d' -e '/^server\.groupname = /d' \
@@ -317,7 +342,7 @@ serve:
 	@grep -qxF 'var.pyexec_cgi = "$(abspath $(CGI))"' $(SERVE_DIR)/lighttpd.conf \
 	  && grep -qx 'server\.port = $(PORT)' $(SERVE_DIR)/lighttpd.conf \
 	  || { echo "make serve: cgi/conf/lighttpd.conf lacks the lines it edits"; exit 1; }
-	@if [ -x $(ADMIN) ]; then ./$(ADMIN) --db $(SERVE_DIR)/pyexec.db init; fi
+	@./$(ADMIN) --db $(SERVE_DIR)/pyexec.db init
 	@printf '%s\n' "$$SERVE_BANNER"
 	@exec $(LIGHTTPD) -D -f $(SERVE_DIR)/lighttpd.conf
 
@@ -415,7 +440,7 @@ FUZZ_BIN     := $(FUZZ_NAMES:%=build-fuzz/fuzz_%)
 
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c $$(FUZZ_SRC_$$*) $$(FUZZ_DEP_$$*) $$(wildcard cgi/*.h sql/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) -lcjson -lm
+	$(call say,CC)$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(FUZZ_SRC_$*) -lcjson -lm
 
 fuzz-build: $(FUZZ_BIN)
 

@@ -99,6 +99,8 @@ static const struct command {
 	  "delete audit rows older than DURATION" },
 	{ "vacuum", cmd_vacuum, DB_RW, "vacuum",
 	  "reclaim the space of deleted rows" },
+	{ "backup", cmd_backup, DB_RO, "backup PATH [--force]",
+	  "a consistent copy of the live database, written while it runs" },
 	{ "doctor", cmd_doctor, DB_NONE, "doctor [--json] [--cgi PATH]",
 	  "check the kernel, the database and the sandbox, live" },
 };

@@ -101,6 +101,7 @@ COMMAND(cmd_cost_estimate);
 COMMAND(cmd_cost_report);
 COMMAND(cmd_prune);
 COMMAND(cmd_vacuum);
+COMMAND(cmd_backup);
 COMMAND(cmd_doctor);
 
 #endif

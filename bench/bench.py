@@ -236,6 +236,58 @@ def new_db(direct, cgi, tmp, modules="seed"):
     return db
 
 
+def metrics_db(direct, cgi, tmp, nrows):
+    """A database with nrows audit rows shaped like a service's (mostly ok
+    runs with their code, some errors, refusals and rows still running) and
+    an admin; returns (path, token)."""
+    import hashlib
+    import random
+    db = new_db(direct, cgi, tmp)
+    token = "pyx_" + os.urandom(32).hex()
+    shapes = [("ok", 200)] * 80 + [("error", 200)] * 10 + [("rejected", 429)] * 5 + \
+             [("rejected", 400)] * 2 + [("timeout", 200)] * 2 + [("running", None)]
+    rnd = random.Random(7)
+    now = int(time.time() * 1000)
+
+    def rows():
+        for i in range(nrows):
+            o, h = rnd.choice(shapes)
+            done = o not in ("rejected", "running")
+            yield ("b%031x" % i, now - nrows + i, "anon:10.0.%d.%d" % (i % 200, i % 250),
+                   WORKLOADS["hello"] if o != "rejected" else None, o, h,
+                   rnd.random() * 300 if done else None,
+                   rnd.randint(1, 300) if done else None,
+                   now - nrows + i + 10000 if o == "running" else None)
+    with sqlite3.connect(db) as c:
+        c.executemany("INSERT INTO runs (id, started_ms, identity, code, outcome, "
+                      "http_status, exec_ms, cpu_ms, deadline_ms) VALUES "
+                      "(?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+        c.execute("INSERT INTO users (name, token_hash, is_admin, created_ms) "
+                  "VALUES ('ops', ?, 1, ?)", (hashlib.sha256(token.encode()).hexdigest(), now))
+    return db, token
+
+
+def metrics_bench(direct, cgi, tmp, nrows, n, log):
+    """GET /metrics over nrows audit rows: wall per scrape, as a scraper
+    sees it (the whole CGI, the database's pages in the page cache)."""
+    db, token = metrics_db(direct, cgi, tmp, nrows)
+    env = dict(cgi_env(db), REQUEST_METHOD="GET", REQUEST_URI="/metrics",
+               HTTP_AUTHORIZATION="Bearer " + token)
+    out = []
+    for i in range(n + 1):
+        r = direct.once([cgi], b"", env)
+        if b"pyexec_requests_total" not in r["out"]:
+            raise RuntimeError("/metrics failed: %r" % r["out"][:300])
+        if i:		# the first one warms the page cache
+            out.append(r)
+    total = sum(float(l.rsplit(b" ", 1)[1]) for l in r["out"].splitlines()
+                if l.startswith(b"pyexec_requests_total{"))
+    if total != nrows + 1:	# new_db's own request
+        raise RuntimeError("/metrics counted %d requests of %d" % (total, nrows + 1))
+    log("/metrics over %d rows done" % nrows)
+    return out
+
+
 def direct_bench(direct, subjects, workloads, n, log):
     """Interleaved: each round runs every subject once, so that drift in the
     machine's state hits every subject alike; the order rotates by one each
@@ -339,6 +391,9 @@ def main():
         notrace = [{"name": "pyexec", "cmd": body_cmd([cgi], None, True), "check": check_pyexec}]
         nt = direct_bench(direct, notrace, {"hello": workloads["hello"]}, n_fast, log)
 
+        metrics_rows = 10000 if quick else 1000000
+        scrapes = metrics_bench(direct, cgi, tmp, metrics_rows, 3 if quick else 20, log)
+
         # Through lighttpd.
         rps = {}
         if not args.no_lighttpd:
@@ -367,7 +422,8 @@ def main():
                 finally:
                     srv.stop()
 
-        report = write_report(args, machine(), workloads, cpu_n, res, nt, rps, quick)
+        report = write_report(args, machine(), workloads, cpu_n, res, nt, rps, quick,
+                              (metrics_rows, scrapes))
         with open(args.out, "w") as f:
             f.write(report)
         if args.json:
@@ -409,7 +465,7 @@ def phase_part(k):
     return "other"
 
 
-def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick):
+def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick, metrics):
     L = []
     cmd = "/usr/bin/python3 bench/bench.py" + (" --quick" if quick else "")
     L.append("# pyexec benchmark results\n")
@@ -498,6 +554,18 @@ def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick):
             L.append("\nFailed or non-2xx responses: %s\n" % bad)
         L.append("")
 
+    mrows, scrapes = metrics
+    mwall = [r["wall"] for r in scrapes]
+    L.append("## GET /metrics\n")
+    L.append("A scrape with an admin's token of a database holding %d audit rows "
+             "(mostly ok runs with their code): the whole CGI, wall ms over %d scrapes "
+             "after a first that warms the page cache. The figures are computed from "
+             "the rows at each scrape.\n" % (mrows, len(scrapes)))
+    L.append("| rows | median ms | p99 ms | CPU ms |")
+    L.append("|---:|---:|---:|---:|")
+    L.append("| %d | %s | %s | %s |\n" % (mrows, fmt(med(mwall), 1), fmt(pct(mwall, 99), 1),
+                                        fmt(med([r["cpu"] for r in scrapes]), 1)))
+
     # Targets.
     def ratio(w, s, base):
         return med([r["wall"] for r in res[(w, s)]]) / med([r["wall"] for r in res[(w, base)]])
@@ -519,6 +587,9 @@ def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick):
                 L.append("| lighttpd c=8 %s: >= 80%% of py-cgi | %.0f%% | %s |" % (w, 100 * p / q, "yes" if p / q >= 0.8 else "**no**"))
             if p and b:
                 L.append("| lighttpd c=8 %s: >= 2x bwrap | %.2fx | %s |" % (w, p / b, "yes" if p / b >= 2 else "**no**"))
+    mm = med(mwall)
+    L.append("| /metrics over %d rows: < 100 ms | %.1f ms | %s |" % (
+        mrows, mm, "yes" if mm < 100 else "**no**"))
     L.append("")
     return "\n".join(L)
 

@@ -39,6 +39,7 @@
 #include "job.h"
 #include "limits.h"
 #include "mcp.h"
+#include "metrics.h"
 #include "request.h"
 #include "response.h"
 #include "slots.h"
@@ -425,6 +426,10 @@ int main(void)
 	if (c.mcp.via == VIA_STDIO)
 		mcp_local_key(c.anon, sizeof(c.anon));
 	c.rec.via = mcp_via_name(c.mcp.via);
+	if (metrics_requested()) {	/* not a run: no sandbox, no row */
+		metrics_serve(c.db_path, &c.reply);
+		return 0;
+	}
 	sandbox_start(&c.sb);	/* a failure is reported by the run */
 	handle(&c);
 	sandbox_release(&c.sb);

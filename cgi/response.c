@@ -140,3 +140,23 @@ void respond_result(const struct sb_result *r, const struct reply *rep)
 	result_object(r, rep, &w);
 	emit(result_status(r), rep, &w);
 }
+
+void respond_text(const char *content_type, const char *body, size_t len,
+		  int head_only, const struct reply *r)
+{
+	char head[1024];
+	int n = snprintf(head, sizeof(head),
+			 "Status: 200 OK\n"
+			 "Content-Type: %s\n"
+			 "Cache-Control: no-store\n"
+			 "X-Content-Type-Options: nosniff\n"
+			 "X-Request-Id: %s\n"
+			 "%s"
+			 "Content-Length: %zu\n\n",
+			 content_type, r->run_id, r->headers, len);
+
+	if (n > 0 && (size_t)n < sizeof(head))
+		write_all(head, (size_t)n);
+	if (!head_only)
+		write_all(body, len);
+}

@@ -29,6 +29,10 @@ void respond_refusal(const struct http_error *e, const struct reply *r);
 /* A run, whatever its outcome (200, or 500 for SB_INTERNAL). */
 void respond_result(const struct sb_result *res, const struct reply *r);
 
+/* A 200 that is not a run's answer (/metrics): body as content_type;
+ * only the headers for a HEAD. */
+void respond_text(const char *content_type, const char *body, size_t len,
+		  int head_only, const struct reply *r);
 /* The HTTP status respond_result uses for res. */
 int result_status(const struct sb_result *res);
 

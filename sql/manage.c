@@ -148,10 +148,6 @@ int store_settings_each(struct store *s, setting_cb cb, void *arg)
 	"v.profile, v.via"
 #define RUN_FROM " FROM runs AS r JOIN runs_view AS v ON v.id = r.id "
 
-/* Finished runs: neither refused nor still running (nor abandoned). */
-#define FINISHED_RUN "outcome NOT IN ('rejected', 'running') AND " \
-	"exec_ms IS NOT NULL"
-
 static const char *text(sqlite3_stmt *st, int i)
 {
 	return (const char *)sqlite3_column_text(st, i);

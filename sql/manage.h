@@ -157,6 +157,14 @@ int store_top_identities(struct store *s, int64_t since_ms, int64_t until_ms,
 int store_prune(struct store *s, int64_t before_ms, int dry_run, long *count);
 int store_vacuum(struct store *s);
 
+/* A consistent copy of the database into dest, an empty file the caller
+ * made (online: writers go on meanwhile); the copy's rows are counted. */
+struct store_backup_info {
+	int64_t runs, users, settings;
+};
+int store_backup(struct store *s, const char *dest,
+		 struct store_backup_info *info);
+
 struct store_health {
 	char integrity[128];	/* "ok" or the first problem */
 	char journal_mode[16];

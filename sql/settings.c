@@ -71,6 +71,9 @@ static const struct setting_def table[] = {
 	{ "mcp_allowed_origins", SET_TEXT, "", 0, 0, NULL,
 	  "browser origins allowed at /mcp, space separated (none: any "
 	  "request with an Origin header is refused)" },
+	{ "metrics_allow", SET_CIDR, "", 0, 1023, NULL,
+	  "client addresses (addresses, CIDR blocks, comma-separated) that "
+	  "may read /metrics without an admin's token; empty: none" },
 };
 #define NSETTINGS (sizeof(table) / sizeof(table[0]))
 
@@ -266,6 +269,8 @@ int settings_apply(struct settings *s, const char *key, const char *value)
 	} else if (strcmp(key, "mcp_allowed_origins") == 0) {
 		snprintf(s->mcp_allowed_origins, sizeof(s->mcp_allowed_origins),
 			 "%s", value);
+	} else if (strcmp(key, "metrics_allow") == 0) {
+		snprintf(s->metrics_allow, sizeof(s->metrics_allow), "%s", value);
 	}
 	return 0;
 }

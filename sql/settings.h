@@ -28,6 +28,7 @@ struct settings {
 	long anon_ipv6_prefix;			/* bits grouping IPv6 clients */
 	char trusted_proxies[1024];		/* a CIDR list, "" for none */
 	double price_gb_s, price_invocation;
+	char metrics_allow[1024];		/* a CIDR list, "": none */
 	uint64_t modules;	/* allowed_modules: sandbox/profile.h's mask */
 	char mcp_allowed_origins[SETTING_TEXT_MAX];	/* space separated */
 };

@@ -26,6 +26,11 @@ int store_exec(struct store *s, const char *sql, const char *what);
 		     "memory_mb, quota_reset_ms, created_ms, modules"
 void store_read_user(sqlite3_stmt *st, struct user *u);
 
+/* A finished run (neither refused nor running) with an execution time:
+ * the rows stats' percentiles and /metrics' histogram are made of. */
+#define FINISHED_RUN "outcome NOT IN ('rejected', 'running') AND " \
+	"exec_ms IS NOT NULL"
+
 /* Runs a prepared statement to its end; finalizes it. */
 int store_step_done(struct store *s, sqlite3_stmt *st, const char *what);
 

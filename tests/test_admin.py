@@ -450,7 +450,7 @@ KEYS = ["timeout_ms", "cpu_ms", "memory_mb", "output_bytes", "code_bytes",
         "max_concurrent", "concurrency_wait_ms",
         "max_concurrent_per_identity", "anon_ipv6_prefix", "trusted_proxies",
         "price_gb_s", "price_invocation", "allowed_modules",
-        "mcp_allowed_origins"]
+        "mcp_allowed_origins", "metrics_allow"]
 
 
 def test_config_list(db):

@@ -18,7 +18,7 @@ def test_bench_quick_writes_results(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     text = out.read_text()
     for section in ("## Invoked directly", "## Where a pyexec request goes",
-                    "## Through lighttpd", "## Targets"):
+                    "## Through lighttpd", "## GET /metrics", "## Targets"):
         assert section in text, text
     for subject in ("python -c", "floor", "py-cgi", "bwrap", "pyexec"):
         assert "| %s |" % subject in text

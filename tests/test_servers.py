@@ -422,6 +422,24 @@ def test_bearer_token(server):
     assert row(server, r.json["run_id"])[:2] == ("user:alice", "ok")
 
 
+def test_metrics(server):
+    """GET /metrics reaches pyexec's endpoint through the server, as the
+    shipped configuration passes the path; an admin's token is needed."""
+    admin = add_user(server.db, "ops-" + secrets_hex(), admin=True)
+    before = rows(server.db, "SELECT count(*) FROM runs")[0][0]
+    for path in ("/metrics", "/pyexec/metrics?x=1"):
+        r = request(server.port, method="GET", path=path,
+                    headers={"Authorization": "Bearer " + admin})
+        assert r.status == 200, r
+        assert r.headers["content-type"].startswith("text/plain; version=0.0.4")
+        total = sum(float(l.rsplit(" ", 1)[1]) for l in r.body.decode().splitlines()
+                    if l.startswith("pyexec_requests_total{"))
+        assert total == before
+    r = request(server.port, method="GET", path="/metrics")
+    assert r.status == 401 and r.json["success"] is False, r
+    assert rows(server.db, "SELECT count(*) FROM runs")[0][0] == before
+
+
 def test_body_token(server):
     r = post(server.port, "print(6 * 7)", token=server.token)
     assert r.status == 200 and r.json["output"] == "42\n", r
@@ -831,6 +849,46 @@ def make_env():
     return env
 
 
+def banner_admin_line(banner):
+    lines = [l.strip() for l in banner.splitlines() if "user add alice" in l]
+    assert len(lines) == 1, banner
+    return lines[0]
+
+
+def readme_admin_line():
+    with open(os.path.join(REPO, "README.md")) as f:
+        lines = [l.split("#")[0].strip() for l in f
+                 if l.startswith("./pyexec-admin --db var/pyexec.db user add alice")]
+    assert len(lines) == 1, "README.md lacks the admin line"
+    return lines[0]
+
+
+def run_admin_line(line):
+    """A printed command, pasted into a shell in the checkout (a clean PATH:
+    pyexec-admin is found where the line says, not installed)."""
+    p = subprocess.run(["/bin/sh", "-c", line], cwd=REPO, capture_output=True,
+                       text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert p.returncode == 0, p.stderr
+    tokens = re.findall(r"pyx_[A-Za-z0-9_-]+", p.stdout)
+    assert len(tokens) == 1, p.stdout
+    return tokens[0]
+
+
+def run_readme_token_curl(port, token):
+    with open(os.path.join(REPO, "README.md")) as f:
+        lines = [l.strip() for l in f if l.startswith("curl -X POST http://localhost:8080 ")
+                 and "Bearer pyx_..." in l]
+    assert len(lines) == 1, "README.md lacks the token curl line"
+    line = lines[0].replace("localhost:8080", "localhost:%d" % port).replace("pyx_...", token)
+    p = subprocess.run(shlex.split(line), capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def secrets_hex():
+    return hashlib.sha256(os.urandom(16)).hexdigest()[:12]
+
+
 def test_make_serve():
     need("/usr/sbin/lighttpd")
     port, var = free_port(), tempfile.mkdtemp(prefix="pyexec-serve-")
@@ -855,8 +913,19 @@ def test_make_serve():
         banner = open(out.name).read()
         assert "http://127.0.0.1:%d/" % port in banner
         assert readme_curl().replace("8080", str(port)) in banner
-        assert "pyexec-admin --db %s/pyexec.db user add" % var in banner
+        # A build says one short line per file; never a compiler's command.
+        assert not [l for l in banner.splitlines() if "-Wall" in l or " -o " in l], banner
         assert len(rows(os.path.join(var, "pyexec.db"), "SELECT id FROM runs")) == 2
+        # The banner's admin line, pasted verbatim in the checkout, makes a
+        # token; the README's is the same line for the default VARDIR.
+        admin_line = banner_admin_line(banner)
+        assert admin_line == readme_admin_line().replace("var/pyexec.db",
+                                                         var + "/pyexec.db")
+        token = run_admin_line(admin_line)
+        r = run_readme_token_curl(port, token)
+        assert r["success"] is True and r["output"] == "42\n", r
+        assert rows(os.path.join(var, "pyexec.db"),
+                    "SELECT identity FROM runs WHERE id = ?", r["run_id"]) == [("user:alice",)]
     finally:
         os.killpg(p.pid, signal.SIGINT)		# Ctrl-C
         try:

@@ -489,6 +489,7 @@ static const struct key_field {
 	{ "price_invocation", (size_t)-1 },
 	{ "allowed_modules", (size_t)-1 },
 	{ "mcp_allowed_origins", (size_t)-1 },
+	{ "metrics_allow", (size_t)-1 },
 };
 
 /* Applies key=value to the defaults; checks that the result is want. */
@@ -570,6 +571,14 @@ void test_settings_apply(void)
 	APPLY_IS("mcp_allowed_origins", "https://a.example http://localhost:3000",
 		 &want);
 	CHECK(settings_apply(&want, "mcp_allowed_origins", "a\tb") != 0);
+	memcpy(&want, &def, sizeof(want));
+	snprintf(want.metrics_allow, sizeof(want.metrics_allow), "%s",
+		 "10.0.0.0/8, ::1");
+	APPLY_IS("metrics_allow", "10.0.0.0/8, ::1", &want);
+	CHECK(settings_apply(&want, "metrics_allow", "10.0.0.0/33") != 0);
+	CHECK(strcmp(want.metrics_allow, "10.0.0.0/8, ::1") == 0);
+	memcpy(&want, &def, sizeof(want));
+	APPLY_IS("metrics_allow", "", &want);
 	/* 0 concurrent sandboxes means twice the cores. */
 	memcpy(&want, &def, sizeof(want));
 	want.max_concurrent = 7;
