@@ -4,6 +4,11 @@
  * and prints what the kernel did.
  *
  * Usage: try-syscall NAME    (try-syscall --list prints the names)
+ *        try-syscall --unfiltered NAME
+ *
+ * --unfiltered makes the call without loading the filter: what the kernel
+ * itself does with it (an i386 call on a kernel without IA32 emulation
+ * never reaches a system call table: the child dies of SIGSEGV).
  *
  * The filter is the one pyexec.cgi loads (seccomp_prepare, then
  * seccomp_apply in a forked child, with the result pipe on fd 3 as the
@@ -51,6 +56,8 @@ static struct rlimit nofile;
 static void *rw_page;
 static long page_size;
 static char peek_src[8] = "pyexec!";
+/* 0 with --unfiltered: the child makes its call without the filter. */
+static int filtered = 1;
 
 /* struct clone_args of <linux/sched.h>, version 0 (64 bytes). */
 struct clone_args_v0 {
@@ -312,7 +319,7 @@ child(const struct attempt *a, int res_fd, int status_fd)
 		perror("try-syscall: child descriptors");
 		_exit(101);
 	}
-	if (seccomp_apply(err, sizeof(err)) != 0) {
+	if (filtered && seccomp_apply(err, sizeof(err)) != 0) {
 		fprintf(stderr, "try-syscall: %s\n", err);
 		_exit(102);
 	}
@@ -345,7 +352,8 @@ static size_t drain(int fd, char *buf, size_t cap)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: try-syscall NAME | --list\nNAME:");
+	fprintf(stderr, "usage: try-syscall [--unfiltered] NAME | --list\n"
+		"NAME:");
 	for (size_t i = 0; i < NATTEMPTS; i++)
 		fprintf(stderr, " %s", attempts[i].name);
 	fputc('\n', stderr);
@@ -362,6 +370,11 @@ int main(int argc, char **argv)
 	int res[2], st[2], ws = 0;
 	pid_t pid;
 
+	if (argc == 3 && strcmp(argv[1], "--unfiltered") == 0) {
+		filtered = 0;
+		argc--;
+		argv++;
+	}
 	if (argc != 2)
 		return usage();
 	if (strcmp(argv[1], "--list") == 0) {
