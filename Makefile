@@ -335,12 +335,22 @@ ifneq ($(SANITIZE),1)
 	elif [ "$(CI)" = true ]; then echo "make test: clang or libclang-rt-14-dev missing"; exit 1; \
 	else echo "make test: no clang with libFuzzer: fuzz smoke not run"; fi
 endif
+ifneq ($(SANITIZE),1)
+	@# A failure of this pass still runs the sanitizer pass, so that its
+	@# results are reported too; the target then fails.
+	@rc=0; PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
+	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
+	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests || rc=1; \
+	$(MAKE) --no-print-directory SANITIZE=1 test || rc=1; \
+	if [ "$$rc" != 0 ]; then \
+	  echo "make test: failed (plain pass or sanitizer pass: see above)"; \
+	  exit 1; fi
+else
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
-ifneq ($(SANITIZE),1)
-	@$(MAKE) --no-print-directory SANITIZE=1 test
 endif
 
 # libFuzzer harnesses (tests/fuzz/), with ASan and UBSan, in build-fuzz/.
