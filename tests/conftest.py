@@ -18,6 +18,56 @@ CGI = os.environ.get("PYEXEC_CGI", os.path.join(os.path.dirname(__file__), "..",
 NOPY_CGI = os.environ.get("PYEXEC_NOPY_CGI", "")
 TRY_SYSCALL = os.environ.get("PYEXEC_TRY_SYSCALL", "")
 
+# Under CI a missing host feature is a failure with its reason, never a
+# silent skip: CI runs as root on a machine the README supports.
+ON_CI = os.environ.get("CI") == "true"
+ROOT = os.geteuid() == 0
+
+
+def require(ok, reason):
+    """Go on if ok; otherwise skip with reason, or fail with it under
+    CI=true (where every test must run)."""
+    if ok:
+        return
+    if ON_CI:
+        pytest.fail("cannot run on this host: %s" % reason)
+    pytest.skip(reason)
+
+
+def can_mount_tmpfs():
+    """Whether a tmpfs can be mounted here (root with CAP_SYS_ADMIN in the
+    initial mount namespace, or one of its own)."""
+    if not ROOT:
+        return False
+    d = tempfile.mkdtemp(prefix="pyexec-probe-")
+    try:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m",
+                             "tmpfs", d], capture_output=True).returncode == 0
+        if ok:
+            subprocess.run(["umount", d], capture_output=True)
+        return ok
+    finally:
+        os.rmdir(d)
+
+
+def proc_mem(pid):
+    """/proc/<pid>/mem opened for reading, for a test that scans a process
+    from the outside. That needs root (CAP_SYS_PTRACE, the processes being
+    undumpable) and a Yama ptrace_scope below 3; a host that forbids it
+    fails (CI) or skips the test with the reason."""
+    try:
+        return open("/proc/%d/mem" % pid, "rb", buffering=0)
+    except PermissionError as e:
+        try:
+            with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+                scope = f.read().strip()
+        except OSError:
+            scope = "absent"
+        require(False, "/proc/%d/mem: %s (uid %d, Yama ptrace_scope %s; "
+                "the scan needs root and a scope below 3)"
+                % (pid, e.strerror, os.geteuid(), scope))
+
+
 # Limits lowered so the suite runs in minutes; one test proves the defaults.
 FAST_LIMITS = {
     "PYEXEC_TIMEOUT_MS": "3000",
