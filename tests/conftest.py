@@ -363,7 +363,8 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     callspec = getattr(item, "callspec", None)
     build = callspec.params.get("build") if callspec else None
-    if build is None or "test_escapes.py" not in item.nodeid:
+    if build is None or not ("test_escapes.py" in item.nodeid or
+                             "test_www_data.py" in item.nodeid):
         return
     report.user_properties.append(("escape_build", build))
     report.user_properties.append(("escape_layer", ESCAPE_LAYERS.get(item.nodeid, "")))
