@@ -115,6 +115,15 @@ CGI_BIN_OBJ := $(CGI_SRC:%.c=$(BUILD)/%.o) $(SPAWN_SRC:%.c=$(BUILD)/%.o) \
 CHILD_BIN_OBJ := $(CHILD_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sandbox/seccomp_bpf.o
 NOPY_BIN_OBJ := $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o),$(CHILD_BIN_OBJ)) \
                $(PYLAYER_SRC:%.c=$(CBUILD)/nopy/%.o)
+# Test-only kernel-only sandboxes with one optional kernel layer switched
+# off at build time (never a runtime switch): as on a kernel without it.
+LAYER_VARIANTS := no-userns no-landlock
+VARIANT_SRC_no-userns   := sandbox/ns.c
+VARIANT_SRC_no-landlock := sandbox/landlock.c
+variant_obj = $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o) \
+                $(VARIANT_SRC_$(1):%.c=$(CBUILD)/%.o),$(CHILD_BIN_OBJ)) \
+              $(PYLAYER_SRC:%.c=$(CBUILD)/$(1)/%.o) \
+              $(VARIANT_SRC_$(1):%.c=$(CBUILD)/$(1)/%.o)
 UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c tests/unit/test_sql.c
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) \
@@ -133,6 +142,7 @@ endif
 SANDBOX_BIN := $(dir $(CGI))pyexec-sandbox
 NOPY_CGI := $(CBUILD)/tests/pyexec-nopy.cgi
 NOPY_SANDBOX := $(CBUILD)/tests/pyexec-sandbox
+VARIANT_CGI := $(LAYER_VARIANTS:%=$(CBUILD)/tests/%/pyexec.cgi)
 UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(CBUILD)/tests/try-syscall
 
@@ -159,6 +169,14 @@ $(NOPY_CGI): $(CGI_BIN_OBJ) | $(NOPY_SANDBOX)
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
 
 $(NOPY_SANDBOX): $(NOPY_BIN_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
+
+$(VARIANT_CGI): $(CBUILD)/tests/%/pyexec.cgi: $(CGI_BIN_OBJ) | $(CBUILD)/tests/%/pyexec-sandbox
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
+
+$(LAYER_VARIANTS:%=$(CBUILD)/tests/%/pyexec-sandbox): $(CBUILD)/tests/%/pyexec-sandbox: $$(call variant_obj,$$*)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
 
@@ -198,6 +216,14 @@ $(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
 $(CBUILD)/nopy/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
+
+$(CBUILD)/no-userns/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -DPYEXEC_TEST_NO_USERNS -c -o $@ $<
+
+$(CBUILD)/no-landlock/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -DPYEXEC_TEST_NO_LANDLOCK -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -328,7 +354,7 @@ unit: $(UNIT)
 	$(UNIT)
 
 test: check-deps
-	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(NOPY_CGI) $(UNIT) $(TRY)
+	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(NOPY_CGI) $(VARIANT_CGI) $(UNIT) $(TRY)
 	$(UNIT)
 ifneq ($(SANITIZE),1)
 	@if $(HAVE_FUZZ); then $(MAKE) --no-print-directory fuzz-smoke; \
@@ -339,6 +365,7 @@ ifneq ($(SANITIZE),1)
 	@# A failure of this pass still runs the sanitizer pass, so that its
 	@# results are reported too; the target then fails.
 	@rc=0; PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
+	  PYEXEC_VARIANT_DIR=$(abspath $(CBUILD)/tests) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests || rc=1; \
@@ -348,6 +375,7 @@ ifneq ($(SANITIZE),1)
 	  exit 1; fi
 else
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
+	  PYEXEC_VARIANT_DIR=$(abspath $(CBUILD)/tests) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
