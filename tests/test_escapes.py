@@ -78,18 +78,31 @@ SPAWN_CALLS = ("clone3", "clone", "vfork", "fork")
 # The two builds
 
 
+# Kernel-only builds with one optional kernel layer compiled out (make's
+# LAYER_VARIANTS, in PYEXEC_VARIANT_DIR): as on a kernel without it. They
+# meet the kernel-only build's expectations with that layer missing.
+VARIANT_DIR = os.environ.get("PYEXEC_VARIANT_DIR", "")
+VARIANTS = {
+    "kernel-only, no user namespace": ("no-userns", {"userns", "netns"}),
+    "kernel-only, no Landlock": ("no-landlock", {"landlock"}),
+}
+
+
 class Build:
-    def __init__(self, name, cgi):
+    def __init__(self, name, cgi, missing=frozenset()):
         self.name = name
         self.cgi = cgi
+        self.missing = set(missing)
 
     def run(self, code, **kw):
         r = run_code(code, cgi=self.cgi, **kw)
         assert r.returncode == 0, "the CGI itself failed: %r" % (r,)
         assert isinstance(r.json, dict) and "success" in r.json, r
         layers = set((r.json.get("sandbox") or "").split(","))
-        missing = KERNEL_LAYERS - layers
+        missing = (KERNEL_LAYERS - self.missing) - layers
         assert not missing, "kernel layers not active: %s (%r)" % (missing, r)
+        assert not (self.missing & layers), \
+            "%s build has %s: %r" % (self.name, self.missing & layers, r)
         if self.name == FULL:
             assert PYTHON_LAYERS <= layers, r
         else:
@@ -101,8 +114,20 @@ class Build:
         return "<Build %s %s>" % (self.name, self.cgi)
 
 
-@pytest.fixture(params=[FULL, KERNEL])
+@pytest.fixture(params=[FULL, KERNEL] + list(VARIANTS))
 def build(request):
+    if request.param in VARIANTS:
+        sub, missing = VARIANTS[request.param]
+        if not VARIANT_DIR:
+            pytest.fail("PYEXEC_VARIANT_DIR is unset: build them with `make "
+                        "build/tests/no-userns/pyexec.cgi build/tests/no-landlock/"
+                        "pyexec.cgi` and run with PYEXEC_VARIANT_DIR=$PWD/build/tests",
+                        pytrace=False)
+        path = os.path.join(VARIANT_DIR, sub, "pyexec.cgi")
+        if not os.access(path, os.X_OK):
+            pytest.fail("%s: %s is not an executable (run make)"
+                        % (request.param, path), pytrace=False)
+        return Build(request.param, path, missing)
     if request.param == KERNEL:
         if not NOPY_CGI:
             pytest.fail("PYEXEC_NOPY_CGI is unset: build the kernel-only CGI "
@@ -1167,8 +1192,10 @@ def test_sandbox_memory_holds_no_environment(build, host):
         assert re.search(r"^Uid:\s+%d\s+%d\s+%d\s+%d$" % ((SANDBOX_UID,) * 4),
                          status, re.M), status
         for ns in ("net", "user"):
-            assert os.readlink("/proc/%d/ns/%s" % (child, ns)) != \
-                os.readlink("/proc/self/ns/%s" % ns), ns
+            # a build without user namespaces shares the host's (and says so)
+            own = ns + "ns" not in build.missing
+            assert (os.readlink("/proc/%d/ns/%s" % (child, ns)) !=
+                    os.readlink("/proc/self/ns/%s" % ns)) == own, ns
         found = {v: [] for v in list(env.values()) + [canary]}
         for v in env.values():
             found.setdefault(v.split()[-1], [])

@@ -92,10 +92,29 @@ def database_bytes(db):
 FULL_WWW, KERNEL_WWW = "full, CGI as www-data", "kernel-only, CGI as www-data"
 
 
-@pytest.mark.parametrize("build", [FULL_WWW, KERNEL_WWW])
+# The kernel-only builds with one optional layer compiled out (make's
+# LAYER_VARIANTS): the database must stay out of reach without it too.
+VARIANTS = {
+    "kernel-only, no user namespace, CGI as www-data": ("no-userns", {"userns"}),
+    "kernel-only, no Landlock, CGI as www-data": ("no-landlock", {"landlock"}),
+}
+
+
+def build_cgi(build):
+    if build == FULL_WWW:
+        return CGI, set()
+    if build == KERNEL_WWW:
+        return NOPY_CGI, set()
+    d = os.environ.get("PYEXEC_VARIANT_DIR", "")
+    assert d, ("PYEXEC_VARIANT_DIR is unset: make build/tests/no-userns/pyexec.cgi "
+               "build/tests/no-landlock/pyexec.cgi, PYEXEC_VARIANT_DIR=$PWD/build/tests")
+    return os.path.join(d, VARIANTS[build][0], "pyexec.cgi"), VARIANTS[build][1]
+
+
+@pytest.mark.parametrize("build", [FULL_WWW, KERNEL_WWW] + list(VARIANTS))
 @pytest.mark.parametrize("attempt", list(ATTEMPTS))
 def test_database_out_of_reach_without_uid_drop(www, dbdir, build, attempt):
-    cgi = CGI if build == FULL_WWW else NOPY_CGI
+    cgi, missing = build_cgi(build)
     assert cgi and os.access(cgi, os.X_OK), "%s build missing: %r" % (build, cgi)
     db = os.path.join(dbdir, "pyexec.db")
     first = run_as(www, cgi, "print('ready')", db)
@@ -113,10 +132,11 @@ def test_database_out_of_reach_without_uid_drop(www, dbdir, build, attempt):
     # The child kept www-data's uid: the answer says so, and the kernel
     # layers that keep it out are on.
     assert "uid_drop" not in layers, r
-    assert {"seccomp", "no_new_privs", "landlock"} <= set(layers), r
+    assert {"seccomp", "no_new_privs", "landlock", "userns"} - missing <= set(layers), r
+    assert not (missing & set(layers)), r
     assert r["success"] is False, r
     assert r["error_type"] == "SecurityViolation", r
-    if build == KERNEL_WWW:
+    if build != FULL_WWW:
         assert "refused by seccomp" in r["error"], r
     note_layer("seccomp" if "refused by seccomp" in r["error"] else
                "audit hook" if "audit event" in r["error"] else "other")
