@@ -50,6 +50,48 @@ def can_mount_tmpfs():
         os.rmdir(d)
 
 
+def _landlock_abi():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    return libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+
+
+def _unprivileged_userns():
+    """Whether the sandbox's uid (65534 under root, else ours) may create
+    a user and a network namespace, as the child does."""
+    cmd = ["unshare", "--user", "--net", "true"]
+    if ROOT:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534",
+               "--clear-groups"] + cmd
+    try:
+        return subprocess.run(cmd, capture_output=True,
+                              timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+_HOST_MISSING = None
+
+
+def host_missing_layers():
+    """The kernel layers this host cannot give the sandbox: uid_drop
+    without root, userns/netns where unprivileged user namespaces are off,
+    landlock on a kernel without it. The answers must then leave them out
+    (and the red team still blocks everything)."""
+    global _HOST_MISSING
+    if _HOST_MISSING is None:
+        missing = set()
+        if not ROOT:
+            missing.add("uid_drop")
+        if not _unprivileged_userns():
+            missing |= {"userns", "netns"}
+        if _landlock_abi() < 1:
+            missing.add("landlock")
+        _HOST_MISSING = missing
+    return set(_HOST_MISSING)
+
+
 def proc_mem(pid):
     """/proc/<pid>/mem opened for reading, for a test that scans a process
     from the outside. That needs root (CAP_SYS_PTRACE, the processes being
