@@ -135,6 +135,15 @@ CGI_BIN_OBJ := $(CGI_SRC:%.c=$(BUILD)/%.o) $(SPAWN_SRC:%.c=$(BUILD)/%.o) \
 CHILD_BIN_OBJ := $(CHILD_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sandbox/seccomp_bpf.o
 NOPY_BIN_OBJ := $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o),$(CHILD_BIN_OBJ)) \
                $(PYLAYER_SRC:%.c=$(CBUILD)/nopy/%.o)
+# Test-only kernel-only sandboxes with one optional kernel layer switched
+# off at build time (never a runtime switch): as on a kernel without it.
+LAYER_VARIANTS := no-userns no-landlock
+VARIANT_SRC_no-userns   := sandbox/ns.c
+VARIANT_SRC_no-landlock := sandbox/landlock.c
+variant_obj = $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o) \
+                $(VARIANT_SRC_$(1):%.c=$(CBUILD)/%.o),$(CHILD_BIN_OBJ)) \
+              $(PYLAYER_SRC:%.c=$(CBUILD)/$(1)/%.o) \
+              $(VARIANT_SRC_$(1):%.c=$(CBUILD)/$(1)/%.o)
 UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c tests/unit/test_sql.c
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) \
@@ -155,6 +164,7 @@ endif
 SANDBOX_BIN := $(dir $(CGI))pyexec-sandbox
 NOPY_CGI := $(CBUILD)/tests/pyexec-nopy.cgi
 NOPY_SANDBOX := $(CBUILD)/tests/pyexec-sandbox
+VARIANT_CGI := $(LAYER_VARIANTS:%=$(CBUILD)/tests/%/pyexec.cgi)
 UNIT     := $(BUILD)/tests/unit-tests
 TRY      := $(CBUILD)/tests/try-syscall
 
@@ -190,6 +200,14 @@ $(NOPY_CGI): $(CGI_BIN_OBJ) | $(NOPY_SANDBOX)
 	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
 
 $(NOPY_SANDBOX): $(NOPY_BIN_OBJ)
+	@mkdir -p $(dir $@)
+	$(call say,LD)$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
+
+$(VARIANT_CGI): $(CBUILD)/tests/%/pyexec.cgi: $(CGI_BIN_OBJ) | $(CBUILD)/tests/%/pyexec-sandbox
+	@mkdir -p $(dir $@)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
+
+$(LAYER_VARIANTS:%=$(CBUILD)/tests/%/pyexec-sandbox): $(CBUILD)/tests/%/pyexec-sandbox: $$(call variant_obj,$$*)
 	@mkdir -p $(dir $@)
 	$(call say,LD)$(CC) $(LDFLAGS_SANDBOX) -o $@ $^ $(SANDBOX_LIBS)
 
@@ -239,6 +257,14 @@ $(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
 $(CBUILD)/nopy/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(call say,CC)$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -c -o $@ $<
+
+$(CBUILD)/no-userns/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -DPYEXEC_TEST_NO_USERNS -c -o $@ $<
+
+$(CBUILD)/no-landlock/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(CFLAGS_CGI) -DPYEXEC_TEST_NO_PYLAYER -DPYEXEC_TEST_NO_LANDLOCK -c -o $@ $<
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -400,19 +426,31 @@ unit: $(UNIT)
 	$(UNIT)
 
 test: check-deps
-	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(MCP) $(NOPY_CGI) $(UNIT) $(TRY)
+	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(MCP) $(NOPY_CGI) $(VARIANT_CGI) $(UNIT) $(TRY)
 	$(UNIT)
 ifneq ($(SANITIZE),1)
 	@if $(HAVE_FUZZ); then $(MAKE) --no-print-directory fuzz-smoke; \
 	elif [ "$(CI)" = true ]; then echo "make test: clang or libclang-rt-14-dev missing"; exit 1; \
 	else echo "make test: no clang with libFuzzer: fuzz smoke not run"; fi
 endif
+ifneq ($(SANITIZE),1)
+	@# A failure of this pass still runs the sanitizer pass, so that its
+	@# results are reported too; the target then fails.
+	@rc=0; PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
+	  PYEXEC_VARIANT_DIR=$(abspath $(CBUILD)/tests) \
+	  PYEXEC_ADMIN=$(abspath $(ADMIN)) PYEXEC_MCP=$(abspath $(MCP)) \
+	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests || rc=1; \
+	$(MAKE) --no-print-directory SANITIZE=1 test || rc=1; \
+	if [ "$$rc" != 0 ]; then \
+	  echo "make test: failed (plain pass or sanitizer pass: see above)"; \
+	  exit 1; fi
+else
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
+	  PYEXEC_VARIANT_DIR=$(abspath $(CBUILD)/tests) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) PYEXEC_MCP=$(abspath $(MCP)) \
 	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
-ifneq ($(SANITIZE),1)
-	@$(MAKE) --no-print-directory SANITIZE=1 test
 endif
 
 # libFuzzer harnesses (tests/fuzz/), with ASan and UBSan, in build-fuzz/.

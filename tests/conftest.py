@@ -18,6 +18,98 @@ CGI = os.environ.get("PYEXEC_CGI", os.path.join(os.path.dirname(__file__), "..",
 NOPY_CGI = os.environ.get("PYEXEC_NOPY_CGI", "")
 TRY_SYSCALL = os.environ.get("PYEXEC_TRY_SYSCALL", "")
 
+# Under CI a missing host feature is a failure with its reason, never a
+# silent skip: CI runs as root on a machine the README supports.
+ON_CI = os.environ.get("CI") == "true"
+ROOT = os.geteuid() == 0
+
+
+def require(ok, reason):
+    """Go on if ok; otherwise skip with reason, or fail with it under
+    CI=true (where every test must run)."""
+    if ok:
+        return
+    if ON_CI:
+        pytest.fail("cannot run on this host: %s" % reason)
+    pytest.skip(reason)
+
+
+def can_mount_tmpfs():
+    """Whether a tmpfs can be mounted here (root with CAP_SYS_ADMIN in the
+    initial mount namespace, or one of its own)."""
+    if not ROOT:
+        return False
+    d = tempfile.mkdtemp(prefix="pyexec-probe-")
+    try:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m",
+                             "tmpfs", d], capture_output=True).returncode == 0
+        if ok:
+            subprocess.run(["umount", d], capture_output=True)
+        return ok
+    finally:
+        os.rmdir(d)
+
+
+def _landlock_abi():
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    # landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)
+    return libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+
+
+def _unprivileged_userns():
+    """Whether the sandbox's uid (65534 under root, else ours) may create
+    a user and a network namespace, as the child does."""
+    cmd = ["unshare", "--user", "--net", "true"]
+    if ROOT:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534",
+               "--clear-groups"] + cmd
+    try:
+        return subprocess.run(cmd, capture_output=True,
+                              timeout=30).returncode == 0
+    except OSError:
+        return False
+
+
+_HOST_MISSING = None
+
+
+def host_missing_layers():
+    """The kernel layers this host cannot give the sandbox: uid_drop
+    without root, userns/netns where unprivileged user namespaces are off,
+    landlock on a kernel without it. The answers must then leave them out
+    (and the red team still blocks everything)."""
+    global _HOST_MISSING
+    if _HOST_MISSING is None:
+        missing = set()
+        if not ROOT:
+            missing.add("uid_drop")
+        if not _unprivileged_userns():
+            missing |= {"userns", "netns"}
+        if _landlock_abi() < 1:
+            missing.add("landlock")
+        _HOST_MISSING = missing
+    return set(_HOST_MISSING)
+
+
+def proc_mem(pid):
+    """/proc/<pid>/mem opened for reading, for a test that scans a process
+    from the outside. That needs root (CAP_SYS_PTRACE, the processes being
+    undumpable) and a Yama ptrace_scope below 3; a host that forbids it
+    fails (CI) or skips the test with the reason."""
+    try:
+        return open("/proc/%d/mem" % pid, "rb", buffering=0)
+    except PermissionError as e:
+        try:
+            with open("/proc/sys/kernel/yama/ptrace_scope") as f:
+                scope = f.read().strip()
+        except OSError:
+            scope = "absent"
+        require(False, "/proc/%d/mem: %s (uid %d, Yama ptrace_scope %s; "
+                "the scan needs root and a scope below 3)"
+                % (pid, e.strerror, os.geteuid(), scope))
+
+
 # Limits lowered so the suite runs in minutes; one test proves the defaults.
 FAST_LIMITS = {
     "PYEXEC_TIMEOUT_MS": "3000",
@@ -313,7 +405,8 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     callspec = getattr(item, "callspec", None)
     build = callspec.params.get("build") if callspec else None
-    if build is None or "test_escapes.py" not in item.nodeid:
+    if build is None or not ("test_escapes.py" in item.nodeid or
+                             "test_www_data.py" in item.nodeid):
         return
     report.user_properties.append(("escape_build", build))
     report.user_properties.append(("escape_layer", ESCAPE_LAYERS.get(item.nodeid, "")))

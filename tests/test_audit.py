@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from conftest import (CGI, IDLE, add_user, base_env, cgi_raw, finish_cgi as finish, fresh_db,
-                      now_ms, query, row, run_code, running_sandboxes,
-                      sandbox_processes,
+from conftest import (CGI, IDLE, add_user, base_env, cgi_raw,
+                      finish_cgi as finish, fresh_db, now_ms, proc_mem, query,
+                      row, run_code, running_sandboxes, sandbox_processes,
                       start_cgi, wait_for)
 
 
@@ -340,7 +340,7 @@ def memory_holds(pid, needle, chunk=1 << 20):
     are skipped: reserved address space, such as ASan's shadow memory in
     the sanitizer build's broker, not data."""
     with open("/proc/%d/maps" % pid) as maps, \
-            open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+            proc_mem(pid) as mem:
         for line in maps:
             fields = line.split()
             lo, hi = (int(x, 16) for x in fields[0].split("-"))

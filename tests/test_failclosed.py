@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from conftest import (CGI, add_user, cgi_raw, fresh_db, query, run_code)
+from conftest import (CGI, add_user, cgi_raw, fresh_db, query, run_code,
+                      can_mount_tmpfs, require)
 from test_admin import schema_version
 
 
@@ -36,6 +37,8 @@ CODE = "print('%s')\n" % MARKER
 
 @contextlib.contextmanager
 def tmpfs(size="4m", options=""):
+    require(can_mount_tmpfs(), "mounting a tmpfs needs root with "
+            "CAP_SYS_ADMIN")
     d = tempfile.mkdtemp(prefix="pyexec-mnt-")
     opts = "size=%s,mode=0755" % size + ("," + options if options else "")
     subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", d],
@@ -119,7 +122,9 @@ def test_database_on_a_read_only_mount():
 
 def test_immutable_database_file():
     db = fresh_db()
-    subprocess.run(["chattr", "+i", db], check=True, capture_output=True)
+    p = subprocess.run(["chattr", "+i", db], capture_output=True)
+    require(p.returncode == 0, "chattr +i (CAP_LINUX_IMMUTABLE and a file "
+            "system with the flag): %s" % p.stderr.decode().strip())
     try:
         try:
             open(db, "r+b").close()
@@ -236,7 +241,9 @@ def test_database_locked_past_the_busy_timeout(exclusive_mode):
         con.close()
     for r in results:
         assert_fail_closed(r)
-    assert elapsed < 3.0, elapsed     # 200 ms each, not the 5 s default
+    # 200 ms each, not the 5 s default: the only bound from above is the
+    # default itself, so that a slow shared machine does not fail it.
+    assert elapsed < 5.0, elapsed
     ids = [r["run_id"] for r in results]
     assert query(db, "SELECT id FROM runs WHERE id IN (?, ?)", ids) == []
     # with the lock gone, the same database serves again
@@ -257,7 +264,8 @@ def test_busy_timeout_is_waited_for():
         con.execute("ROLLBACK")
         con.close()
     assert_fail_closed(r)
-    assert 1.4 <= elapsed < 4.0, elapsed
+    # at least the 1.5 s asked for, and not the 5 s default
+    assert 1.4 <= elapsed < 5.0, elapsed
 
 
 def test_default_busy_timeout_is_five_seconds():
@@ -271,7 +279,8 @@ def test_default_busy_timeout_is_five_seconds():
         con.execute("ROLLBACK")
         con.close()
     assert_fail_closed(r)
-    assert 4.9 <= elapsed < 8.0, elapsed
+    # waited the default out (an endless wait is cgi_raw's timeout)
+    assert elapsed >= 4.9, elapsed
 
 
 def test_lock_released_within_the_busy_timeout_is_waited_out():

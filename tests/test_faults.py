@@ -29,14 +29,12 @@ import time
 
 import pytest
 
-from conftest import (CGI, IDLE, Response, add_user, base_env, cgi_raw,
-                      fresh_db, new_db, now_ms, query, row, run_code,
+from conftest import (CGI, IDLE, ROOT, Response, add_user, base_env, cgi_raw,
+                      fresh_db, new_db, now_ms, query, require, row, run_code,
                       running_sandboxes, sandbox_processes, start_cgi)
-from conftest import wait_for as cwait_for
 from test_failclosed import assert_fail_closed, fill, tmpfs
 from test_servers import Lighttpd, post, pyexec_procs, rows, wait_for
 
-ROOT = os.geteuid() == 0
 MARKER = "fault-marker-5e1f"
 
 
@@ -50,11 +48,11 @@ def integrity(db):
 
 # ------------------------------------------------------- disk full for the WAL
 
-@pytest.mark.skipif(not ROOT, reason="mounts a tmpfs (root)")
 def test_disk_full_for_the_wal():
     """The file system holding the database has no free block: the audit
     row cannot go into the WAL, so nothing runs (503, Retry-After); the
     database is intact afterwards, and runs again once there is room."""
+    require(ROOT, "mounting a tmpfs needs root")
     with tmpfs(size="2m") as d:
         db = os.path.join(d, "pyexec.db")
         assert cgi_raw(b"", method="GET", db=db).status == 405
@@ -122,17 +120,19 @@ def remove_cgroup(path):
             time.sleep(0.1)
 
 
-@pytest.mark.skipif(not ROOT, reason="creates a memory cgroup (root)")
 def test_child_killed_by_the_oom_killer():
     """The CGI runs in a 64 MiB memory cgroup while the sandbox's RLIMIT_AS
     is 512 MiB: the program touches memory until the kernel's OOM killer
     SIGKILLs it. The broker survives, answers 200 with MemoryError, the row
     is completed as 'memory', and no process is left."""
+    require(ROOT, "a memory cgroup of its own needs root")
     path = own_cgroup("memory", {"memory.max": 64 << 20, "memory.swap.max": 0},
                       {"memory.limit_in_bytes": 64 << 20,
                        "memory.memsw.limit_in_bytes": 64 << 20},
                       optional=("memory.memsw.limit_in_bytes",))
-    assert path is not None, "no writable memory cgroup (cgroup v1 or v2)"
+    assert path is not None, ("no writable memory cgroup (v1, or v2 with memory in the parent's "
+                              "cgroup.subtree_control: the controller is not "
+                              "delegated here)")
     db = new_db(quota=-1)
     try:
         code = ("x = []\nwhile True:\n    x.append(bytearray(4 * 1024 * 1024))\n# %s" % MARKER)
@@ -170,13 +170,15 @@ def run_in_cgroup(procs_file, code, db, env=None):
     return Response(p.stdout, p.returncode, p.stderr)
 
 
-@pytest.mark.skipif(not ROOT, reason="creates a pids cgroup (root)")
 def test_fork_failure_is_an_audited_internal_error():
     """The CGI in a cgroup that allows it no second process: the request is
     admitted, the sandbox child cannot be forked, and the answer is a 500
     that says so, with its audit row completed. Nothing ran."""
+    require(ROOT, "a pids cgroup of its own needs root")
     path = own_cgroup("pids", {"pids.max": 1}, {"pids.max": 1})
-    assert path is not None, "no writable pids cgroup (cgroup v1 or v2)"
+    assert path is not None, ("no writable pids cgroup (v1, or v2 with pids in the parent's "
+                              "cgroup.subtree_control: the controller is not "
+                              "delegated here)")
     db = new_db(quota=-1)
     try:
         r = run_in_cgroup(os.path.join(path, "cgroup.procs"),

@@ -74,7 +74,7 @@ def start_idle(db, timeout_ms, env=None):
     e = {"PYEXEC_TIMEOUT_MS": str(timeout_ms)}
     e.update(env or {})
     p = start(json.dumps({"code": IDLE}).encode(), db, env=e)
-    if not wait_for(lambda: running_sandboxes(p.pid), 2.0):
+    if not wait_for(lambda: running_sandboxes(p.pid), 20.0):
         finish(p, 1)
         raise AssertionError("the blocking program never started")
     return p
@@ -385,23 +385,29 @@ def test_busy_503_after_identification_carries_rate_headers():
 
 
 def test_over_quota_is_429_even_when_the_host_is_busy():
+    # A wait for the slot would take the whole concurrency_wait_ms (the
+    # holder keeps it longer): the bound is that, not a fixed figure that a
+    # slow machine could pass.
     db = fresh_db(quota=1, settings={"max_concurrent": "1",
-                                     "concurrency_wait_ms": "1000"})
+                                     "concurrency_wait_ms": "20000"})
     admin = add_user(db, "holder", admin=True)
     assert run_code("print(1)", db=db).status == 200      # quota used up
-    a = start_idle(db, 3000, env=bearer(admin))
+    a = start_idle(db, 30000, env=bearer(admin))
     try:
         t = time.monotonic()
         r = run_code("print(2)", db=db)
         elapsed = time.monotonic() - t
         assert_429(r, 1, 3600)
-        assert elapsed < 0.6, "an over-quota request waited for a sandbox"
+        assert elapsed < 20, "an over-quota request waited for a sandbox"
     finally:
         kill(a)
 
 
 def test_default_cap_is_twice_the_cores():
-    cap = 2 * os.cpu_count()
+    # The CGI counts the online CPUs as this does (os.cpu_count() may not);
+    # the loop below holds that many sandboxes at once.
+    cap = 2 * max(os.sysconf("SC_NPROCESSORS_ONLN"), 1)
+    assert cap <= 512, "%d sandboxes at once is past what this test holds" % cap
     db = fresh_db(settings={"concurrency_wait_ms": "300"})
     admin = add_user(db, "ops", admin=True)
     holders = []

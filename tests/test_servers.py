@@ -43,12 +43,33 @@ START_S = 20			# a server has this long to accept connections
 # The shipped configurations run the CGI as www-data; so do the tests when
 # they run as root (as in CI), with the database directory owned by it.
 ROOT = os.geteuid() == 0
-WWW = pwd.getpwnam("www-data") if ROOT else None
+
+
+def www_user():
+    """www-data's passwd entry when the tests run as root, else None. Looked
+    up when a server starts, not at import: a host without the user fails
+    those tests with the reason, not the whole module."""
+    if not ROOT:
+        return None
+    try:
+        return pwd.getpwnam("www-data")
+    except KeyError:
+        pytest.fail("no www-data user: the shipped configurations run the "
+                    "CGI as www-data (Debian's base-passwd has it)")
 
 
 def need(path):
     assert os.access(path, os.X_OK), "%s is not installed: run make deps" % path
     return path
+
+
+def can_bind(addr):
+    try:
+        with socket.socket() as s:
+            s.bind((addr, 0))
+        return True
+    except OSError:
+        return False
 
 
 def free_port():
@@ -72,10 +93,11 @@ def render(name, subs):
 
 def give_to_www(path):
     """The CGI's user owns the database's directory and what is in it."""
-    if not WWW:
+    www = www_user()
+    if not www:
         return
     for p in [path] + [os.path.join(path, f) for f in os.listdir(path)]:
-        os.chown(p, WWW.pw_uid, WWW.pw_gid)
+        os.chown(p, www.pw_uid, www.pw_gid)
 
 
 def rows(db, sql, *args):
@@ -204,11 +226,13 @@ class Server:
         return self.path(name)
 
     def spawn(self, argv, as_www=False):
+        www = www_user() if as_www else None
+
         def drop():
-            if as_www and WWW:
+            if www:
                 os.setgroups([])
-                os.setgid(WWW.pw_gid)
-                os.setuid(WWW.pw_uid)
+                os.setgid(www.pw_gid)
+                os.setuid(www.pw_uid)
         log = open(self.path("%s.out" % os.path.basename(argv[0])), "ab")
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
                              stderr=subprocess.STDOUT, cwd=self.dir,
@@ -457,6 +481,9 @@ def test_unknown_token(server):
 def test_eleventh_anonymous_run_in_an_hour(server):
     # A client address of its own, so that the other tests' runs do not count.
     src = "127.0.0.2"
+    assert can_bind(src), ("%s cannot be bound: Linux routes 127.0.0.0/8 to lo, "
+                           "this host only 127.0.0.1 (ip addr add "
+                           "127.0.0.2/8 dev lo)" % src)
     for i in range(10):
         r = post(server.port, "print(%d)" % i, source=src)
         assert r.status == 200, r
@@ -668,8 +695,8 @@ def test_client_disconnects_mid_run(server):
     # The broker and its sandbox child, running.
     child, (broker, uid) = next(iter(wait_for("the sandbox child", sandbox_children, 10).items()))
     assert uid != 0, "the program runs as root"
-    if WWW:
-        assert uid == WWW.pw_uid
+    if ROOT:
+        assert uid == www_user().pw_uid
     time.sleep(0.3)
     s.close()
     t0 = time.monotonic()

@@ -4,10 +4,11 @@
  * and prints what the kernel did.
  *
  * Usage: try-syscall NAME    (try-syscall --list prints the names)
- *        try-syscall --no-filter NAME
+ *        try-syscall --unfiltered NAME
  *
- * --no-filter makes the same call without the filter, to learn what the
- * kernel itself does with it (an i386 call where IA32 emulation is off).
+ * --unfiltered makes the call without loading the filter: what the kernel
+ * itself does with it (an i386 call on a kernel without IA32 emulation
+ * never reaches a system call table: the child dies of SIGSEGV).
  *
  * The filter is the one pyexec.cgi loads (seccomp_prepare, then
  * seccomp_apply in a forked child, with the result pipe on fd 3 as the
@@ -56,6 +57,8 @@ static struct rlimit nofile;
 static void *rw_page;
 static long page_size;
 static char peek_src[8] = "pyexec!";
+/* 0 with --unfiltered: the child makes its call without the filter. */
+static int filtered = 1;
 
 /* struct clone_args of <linux/sched.h>, version 0 (64 bytes). */
 struct clone_args_v0 {
@@ -389,9 +392,6 @@ static void write_str(int fd, const char *s)
 	}
 }
 
-/* --no-filter: the call as the kernel alone answers it. */
-static int unfiltered;
-
 /* The child: confine, call, say how the call returned on status_fd. */
 static void __attribute__((noreturn))
 child(const struct attempt *a, int res_fd, int status_fd)
@@ -409,7 +409,7 @@ child(const struct attempt *a, int res_fd, int status_fd)
 		perror("try-syscall: child descriptors");
 		_exit(101);
 	}
-	if (!unfiltered && seccomp_apply(err, sizeof(err)) != 0) {
+	if (filtered && seccomp_apply(err, sizeof(err)) != 0) {
 		fprintf(stderr, "try-syscall: %s\n", err);
 		_exit(102);
 	}
@@ -442,7 +442,8 @@ static size_t drain(int fd, char *buf, size_t cap)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: try-syscall [--no-filter] NAME | --list\nNAME:");
+	fprintf(stderr, "usage: try-syscall [--unfiltered] NAME | --list\n"
+		"NAME:");
 	for (size_t i = 0; i < NATTEMPTS; i++)
 		fprintf(stderr, " %s", attempts[i].name);
 	fputc('\n', stderr);
@@ -459,10 +460,10 @@ int main(int argc, char **argv)
 	int res[2], st[2], ws = 0;
 	pid_t pid;
 
-	if (argc == 3 && strcmp(argv[1], "--no-filter") == 0) {
-		unfiltered = 1;
-		argv++;
+	if (argc == 3 && strcmp(argv[1], "--unfiltered") == 0) {
+		filtered = 0;
 		argc--;
+		argv++;
 	}
 	if (argc != 2)
 		return usage();
