@@ -253,36 +253,10 @@ def test_stdio_sigterm_cancels_the_run_and_exits():
 
 def test_sdk_over_make_serve():
     """The SDK at /mcp of `make serve`, as the README tells a client."""
-    from test_servers import free_port, make_env, need, wait_for
-    import shutil
-    import socket
-    need("/usr/sbin/lighttpd")
-    port, var = free_port(), tempfile.mkdtemp(prefix="pyexec-serve-")
-    out = open(os.path.join(var, "out"), "w+b")
-    p = subprocess.Popen(["make", "--no-print-directory", "-C", REPO, "serve",
-                          "PORT=%d" % port, "VARDIR=" + var],
-                         stdout=out, stderr=subprocess.STDOUT, env=make_env(),
-                         start_new_session=True)
-    try:
-        def up():
-            assert p.poll() is None, open(out.name).read()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                return True
-            except OSError:
-                return False
-        wait_for("make serve", up, 120)
+    from test_servers import make_serve
+    with make_serve() as (port, var, printed):
         res = sdk("http", "http://localhost:%d/mcp" % port, calls=CALLS[:1])
         assert res["results"][0]["structuredContent"]["output"] == SEED_OUTPUT
         db = os.path.join(var, "pyexec.db")
         assert [r["via"] for r in query(db, "SELECT via FROM runs WHERE outcome = 'ok'")] == ["mcp"]
-        assert "/mcp" in open(out.name).read()
-    finally:
-        os.killpg(p.pid, signal.SIGINT)
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(10)
-        out.close()
-        shutil.rmtree(var, ignore_errors=True)
+        assert "/mcp" in printed()

@@ -7,6 +7,7 @@ wrapper, and what happens when a web server gives up on a run.
 
 A missing server binary is a failure, not a skip: `make deps` installs them.
 """
+import contextlib
 import hashlib
 import http.client
 import json
@@ -916,7 +917,11 @@ def secrets_hex():
     return hashlib.sha256(os.urandom(16)).hexdigest()[:12]
 
 
-def test_make_serve():
+@contextlib.contextmanager
+def make_serve():
+    """`make serve` on a free port with its own VARDIR, up and answering;
+    yields (port, VARDIR, a function that reads what it printed). Ctrl-C
+    stops it afterwards, and it must stop."""
     need("/usr/sbin/lighttpd")
     port, var = free_port(), tempfile.mkdtemp(prefix="pyexec-serve-")
     out = open(os.path.join(var, "out"), "w+b")
@@ -924,20 +929,38 @@ def test_make_serve():
                           "PORT=%d" % port, "VARDIR=" + var],
                          stdout=out, stderr=subprocess.STDOUT, env=make_env(),
                          start_new_session=True)
+    printed = lambda: open(out.name).read()
     try:
         def up():
-            assert p.poll() is None, open(out.name).read()
+            assert p.poll() is None, printed()
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return True
             except OSError:
                 return False
         wait_for("make serve", up, 120)
+        yield port, var, printed
+    finally:
+        os.killpg(p.pid, signal.SIGINT)		# Ctrl-C
+        try:
+            p.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+            pytest.fail("make serve did not stop on Ctrl-C")
+        out.close()
+        shutil.rmtree(var, ignore_errors=True)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def test_make_serve():
+    with make_serve() as (port, var, printed):
         r = run_readme_curl(port)
         assert r["success"] is True and r["output"] == SEED_OUTPUT, r
         r = post(port, SEED_CODE, path="/execute")
         assert r.status == 200 and r.json["output"] == SEED_OUTPUT, r
-        banner = open(out.name).read()
+        banner = printed()
         assert "http://127.0.0.1:%d/" % port in banner
         assert readme_curl().replace("8080", str(port)) in banner
         # A build says one short line per file; never a compiler's command.
@@ -953,18 +976,6 @@ def test_make_serve():
         assert r["success"] is True and r["output"] == "42\n", r
         assert rows(os.path.join(var, "pyexec.db"),
                     "SELECT identity FROM runs WHERE id = ?", r["run_id"]) == [("user:alice",)]
-    finally:
-        os.killpg(p.pid, signal.SIGINT)		# Ctrl-C
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait(10)
-            pytest.fail("make serve did not stop on Ctrl-C")
-        out.close()
-        shutil.rmtree(var, ignore_errors=True)
-    with pytest.raises(OSError):
-        socket.create_connection(("127.0.0.1", port), timeout=1)
 
 
 def test_make_install():
