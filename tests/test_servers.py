@@ -510,20 +510,27 @@ def test_sandbox_timeout_fires_before_the_servers(server):
     assert row(server, r.json["run_id"])[1] == "timeout"
 
 
+def post_chunked(port, chunks, content_type):
+    """POSTs chunks with Transfer-Encoding: chunked; the status and the
+    whole reply (http.client raises IncompleteRead on a cut-off one)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        c.request("POST", "/", body=iter(chunks),
+                  headers={"Content-Type": content_type,
+                           "Transfer-Encoding": "chunked"},
+                  encode_chunked=True)
+        r = c.getresponse()
+        return r, r.read()
+    finally:
+        c.close()
+
+
 def test_chunked_upload_runs(server):
     """A chunked upload (no Content-Length) runs, and its answer arrives
     whole (http.client raises IncompleteRead on a cut-off reply)."""
     body = json.dumps({"code": "print(6 * 7)"}).encode()
-    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    try:
-        c.request("POST", "/", body=iter([body[:5], body[5:]]),
-                  headers={"Content-Type": "application/json",
-                           "Transfer-Encoding": "chunked"},
-                  encode_chunked=True)
-        r = c.getresponse()
-        data = r.read()
-    finally:
-        c.close()
+    r, data = post_chunked(server.port, [body[:5], body[5:]],
+                           "application/json")
     assert r.status == 200, (r.status, data)
     assert r.getheader("Content-Type") == "application/json"
     reply = json.loads(data)
@@ -535,17 +542,9 @@ def test_chunked_upload_refused_whole(server):
     """Refused from its headers (415), a chunked upload still gets the
     complete JSON answer: the CGI drains the body it did not read."""
     body = json.dumps({"code": "print(1)" + " " * 200000}).encode()
-    c = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    try:
-        c.request("POST", "/", body=iter([body[i:i + 4096] for i in
-                                          range(0, len(body), 4096)]),
-                  headers={"Content-Type": "text/plain",
-                           "Transfer-Encoding": "chunked"},
-                  encode_chunked=True)
-        r = c.getresponse()
-        data = r.read()
-    finally:
-        c.close()
+    r, data = post_chunked(server.port, [body[i:i + 4096] for i in
+                                         range(0, len(body), 4096)],
+                           "text/plain")
     assert r.status == 415, (r.status, data)
     reply = json.loads(data)
     assert reply["error_type"] == "UnsupportedMediaType"
