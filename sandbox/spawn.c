@@ -90,8 +90,16 @@ static void take_result(struct run *r, int eof)
  * it: a pipe left full would block the sandbox's own last record. */
 static int read_result(struct run *r)
 {
-	ssize_t n = read(r->res_fd, r->res + r->res_len,
-			 sizeof(r->res) - r->res_len);
+	char chunk[16384];
+	size_t room;
+	ssize_t n;
+
+	/* take_result always leaves room; were it ever full, what it holds
+	 * is noise that no record can start in. */
+	if (r->res_len >= sizeof(r->res))
+		r->res_len = 0;
+	room = sizeof(r->res) - r->res_len;
+	n = read(r->res_fd, chunk, room < sizeof(chunk) ? room : sizeof(chunk));
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 1;
@@ -99,6 +107,7 @@ static int read_result(struct run *r)
 		take_result(r, 1);
 		return 0;
 	}
+	memcpy(r->res + r->res_len, chunk, (size_t)n);
 	r->res_len += (size_t)n;
 	take_result(r, 0);
 	return 1;

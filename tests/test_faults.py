@@ -32,6 +32,7 @@ import pytest
 from conftest import (CGI, IDLE, ROOT, Response, add_user, base_env, cgi_raw,
                       fresh_db, new_db, now_ms, query, require, row, run_code,
                       running_sandboxes, sandbox_processes, start_cgi)
+from conftest import wait_for as cwait_for
 from test_failclosed import assert_fail_closed, fill, tmpfs
 from test_servers import Lighttpd, post, pyexec_procs, rows, wait_for
 
