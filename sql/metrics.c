@@ -89,7 +89,7 @@ static int read_users(struct store *s, struct store_metrics *m)
 	       store_sqlite_fail(s, rc, "count the users");
 }
 
-int store_metrics(struct store *s, struct store_metrics *m)
+int sq_metrics(struct store *s, struct store_metrics *m)
 {
 	sqlite3_stmt *st;
 	int rc;

@@ -135,7 +135,7 @@ static int insert(struct store *s, const struct run_rec *r,
 	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, "write audit row");
 }
 
-int store_run_reject(struct store *s, const struct run_rec *r,
+int sq_run_reject(struct store *s, const struct run_rec *r,
 		     const struct settings *cfg)
 {
 	return insert(s, r, cfg, 1, 0);
@@ -143,7 +143,7 @@ int store_run_reject(struct store *s, const struct run_rec *r,
 
 /* Runs of the identity counted in the window, and the oldest of them
  * (the quota check, and pyexec-admin's usage figures). */
-int store_window_usage(struct store *s, const char *identity, int64_t since,
+int sq_window_usage(struct store *s, const char *identity, int64_t since,
 		       long *count, int64_t *oldest)
 {
 	sqlite3_stmt *st;
@@ -205,7 +205,7 @@ static int decide(struct store *s, const struct run_rec *r, long limit,
 	since = r->started_ms - window;
 	if (since < reset_ms)
 		since = reset_ms;
-	if ((rc = store_window_usage(s, r->identity, since, &count, &oldest)))
+	if ((rc = sq_window_usage(s, r->identity, since, &count, &oldest)))
 		return rc;
 	q->refused = count >= limit;
 	q->remaining = q->refused ? 0 : limit - count - 1;
@@ -223,7 +223,7 @@ static int decide(struct store *s, const struct run_rec *r, long limit,
 	return STORE_OK;
 }
 
-int store_run_begin(struct store *s, const struct run_rec *r, long limit,
+int sq_run_begin(struct store *s, const struct run_rec *r, long limit,
 		    long window_s, int64_t reset_ms, const struct settings *cfg,
 		    struct quota_state *q)
 {
@@ -250,7 +250,7 @@ int store_run_begin(struct store *s, const struct run_rec *r, long limit,
 	return rc;
 }
 
-int store_run_finish(struct store *s, const struct run_rec *r,
+int sq_run_finish(struct store *s, const struct run_rec *r,
 		     const struct settings *cfg)
 {
 	sqlite3_stmt *st;
@@ -282,7 +282,7 @@ int store_run_finish(struct store *s, const struct run_rec *r,
 	       store_fail(s, STORE_NOTFOUND, "audit row '%s' is gone", r->id);
 }
 
-int store_run_unrun(struct store *s, const struct run_rec *r,
+int sq_run_unrun(struct store *s, const struct run_rec *r,
 		    const struct settings *cfg)
 {
 	sqlite3_stmt *st;

@@ -187,12 +187,30 @@ class Response:
         return "<Response %d %r>" % (self.status, self.json)
 
 
+def run_dir(db):
+    """The host-local directory (PYEXEC_RUN_DIR: the sandbox slots) of a
+    test database: the SQLite file's own directory, or for a PostgreSQL
+    URI the one its fixture made (tests/pg.py)."""
+    if db.startswith("postgres"):
+        return PG_RUN_DIRS.get(db) or tempfile.gettempdir()
+    return os.path.dirname(db) or "."
+
+
+def slots_file(db):
+    return os.path.join(run_dir(db), "slots")
+
+
+# Host-local directories of PostgreSQL databases, by URI (tests/pg.py).
+PG_RUN_DIRS = {}
+
+
 def base_env(db=None):
     """The CGI/1.1 environment a web server gives pyexec.cgi, with the
     suite's lowered limits and database."""
     e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
          "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
          "PYEXEC_DB": db or SESSION_DB or ""}
+    e["PYEXEC_RUN_DIR"] = run_dir(e["PYEXEC_DB"])
     e.update(FAST_LIMITS)
     return e
 

@@ -886,7 +886,7 @@ def test_tokens_are_printed_only_by_add_and_rotate(db):
     token = new_user(db, "leaky", "--admin")
     rotated = admin("user", "rotate", "leaky", db=db).stdout.strip()
     assert run_as(db, rotated).status == 200
-    deployed(db)	# the CGI, run here as root, made pyexec.db.slots
+    deployed(db)	# the CGI, run here as root, made the slots file
     outputs = []
     for args in (["user", "list"], ["user", "list", "--json"],
                  ["user", "list", "--csv"], ["user", "show", "leaky"],

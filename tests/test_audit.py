@@ -4,7 +4,7 @@ A request that may run is written as 'running' before the code runs and
 completed after; a refused one is written once, as 'rejected', with its HTTP
 status. A broker killed mid-run leaves its row behind, shown as 'abandoned'
 by runs_view once its deadline has passed; the sandbox dies with it. The
-sandbox child never holds the database (nor its -wal/-shm or .slots files).
+sandbox child never holds the database (nor its -wal/-shm files, nor the slots file in PYEXEC_RUN_DIR).
 """
 import hashlib
 import json
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import (CGI, IDLE, add_user, base_env, cgi_raw,
+from conftest import (CGI, IDLE, add_user, base_env, cgi_raw, slots_file,
                       finish_cgi as finish, fresh_db, now_ms, proc_mem, query,
                       row, run_code, running_sandboxes, sandbox_processes,
                       start_cgi, wait_for)
@@ -384,12 +384,12 @@ def test_sandbox_child_holds_nothing_from_the_database(db):
     assert row(db, r["run_id"])["user_name"] == name
     # The scan can see such files: the broker holds its slot and the
     # database (it completes the row on the same connection).
-    assert any(l.endswith(base + ".slots") for l in broker), broker
+    assert any(l.endswith(slots_file(db)) for l in broker), broker
     assert any(l.endswith(base) for l in broker), broker
     for pid, links in child_links.items():
         assert links, "no descriptors listed for %d" % pid
         bad = [l for l in links if base in l or "-wal" in l or "-shm" in l
-               or ".slots" in l]
+               or l.endswith("/slots")]
         assert not bad, "child %d holds %r" % (pid, bad)
         assert child_memory[pid] == (False, False), \
             "child %d holds the user's name or token" % pid

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import (add_user, cgi_raw, finish_cgi, fresh_db, query, row,
+from conftest import (add_user, slots_file, cgi_raw, finish_cgi, fresh_db, query, row,
                       run_code, start_cgi)
 
 
@@ -91,8 +91,7 @@ def test_token_is_stored_only_as_its_sha256(db):
     assert stored[0]["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
     secret = token.encode()
     hex_part = token[4:].encode()
-    for suffix in ("", "-wal", "-shm", ".slots"):
-        path = db + suffix
+    for path in [db + s for s in ("", "-wal", "-shm")] + [slots_file(db)]:
         if os.path.exists(path):
             with open(path, "rb") as f:
                 data = f.read()
