@@ -37,6 +37,11 @@ int store_is_pg(const char *name)
 	       strncmp(name, "postgresql://", 13) == 0;
 }
 
+int store_is_file(const char *name)
+{
+	return !store_is_pg(name);
+}
+
 int store_open(struct store **sp, const char *name, int mode)
 {
 	struct store *s = calloc(1, sizeof(*s));

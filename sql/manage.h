@@ -174,4 +174,12 @@ struct store_health {
 };
 int store_health(struct store *s, struct store_health *h);
 
+/* --- PostgreSQL's roles -------------------------------------------------- */
+
+/* The SQL that makes the operator's and the CGI's roles and grants the
+ * CGI's what it needs (README "Several hosts"); STORE_INVALID for a name
+ * that is not a plain identifier, or the same name twice. */
+int store_roles_sql(const char *operator_role, const char *cgi_role,
+		    char *buf, size_t len);
+
 #endif

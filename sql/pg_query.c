@@ -203,8 +203,8 @@ static int pipeline(struct store *s, struct pg_q **q, int n, PGresult **res,
 	return rc;
 }
 
-int pg_run(struct store *s, struct pg_q *q, int n, PGresult **res, int tx,
-	   const char *what)
+static int run_once(struct store *s, struct pg_q *q, int n, PGresult **res,
+		    int tx, const char *what)
 {
 	struct pg_q begin, limits, commit, *all[PG_MAXP + 3];
 	PGresult *r[PG_MAXP + 3] = { 0 };
@@ -238,6 +238,30 @@ int pg_run(struct store *s, struct pg_q *q, int n, PGresult **res, int tx,
 	if (rc != STORE_OK)
 		pg_rollback(s);
 	return rc;
+}
+
+/*
+ * A connection lost since the last statement (the server restarted while
+ * the sandbox ran: the broker keeps its connection) is made again once,
+ * and a whole transaction of ours sent again: each is one statement that
+ * may be repeated (a read, or a write of one row by its id). A
+ * transaction the caller opened itself is not: it fails.
+ */
+int pg_run(struct store *s, struct pg_q *q, int n, PGresult **res, int tx,
+	   const char *what)
+{
+	int rc = run_once(s, q, n, res, tx, what);
+
+	if (rc == STORE_OK || !tx || PQstatus(PG(s)) != CONNECTION_BAD)
+		return rc;
+	for (int i = 0; res && i < n; i++) {
+		PQclear(res[i]);
+		res[i] = NULL;
+	}
+	PQreset(PG(s));
+	if (PQstatus(PG(s)) != CONNECTION_OK)
+		return pg_fail(s, NULL, "cannot connect to PostgreSQL");
+	return run_once(s, q, n, res, tx, what);
 }
 
 int pg_one(struct store *s, struct pg_q *q, PGresult **res, const char *what)

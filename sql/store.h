@@ -29,6 +29,10 @@ enum { STORE_RW = 0, STORE_RO = 1 };
 
 struct store;
 
+/* Whether the database name is a local file (SQLite's), rather than a
+ * server's URI (postgres:// or postgresql://: PostgreSQL's). */
+int store_is_file(const char *name);
+
 /* The path in force: PYEXEC_DB, else the compiled-in default. */
 const char *store_default_path(void);
 

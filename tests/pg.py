@@ -112,14 +112,17 @@ class Server:
 
     def kill(self):
         """SIGKILL to the postmaster and every backend (a crash)."""
+        pid = self.proc.pid if self.proc else 0
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(pid, signal.SIGKILL)
             self.proc.wait(timeout=60)
         self.proc = None
-        # Backends outlive a killed postmaster for a moment.
-        for _ in range(200):
-            if not os.path.exists(os.path.join(self.sock,
-                                               ".s.PGSQL.%d" % self.port)):
+        # The backends (same process group) die with it, a moment later;
+        # their socket and lock files stay, which the next start clears.
+        for _ in range(200 if pid else 0):
+            try:
+                os.killpg(pid, 0)
+            except ProcessLookupError:
                 break
             time.sleep(0.05)
 
