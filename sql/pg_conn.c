@@ -255,6 +255,7 @@ const struct store_ops store_pg_ops = {
 	.top_identities = pg_top_identities,
 	.prune = pg_prune,
 	.vacuum = pg_vacuum,
+	.backup = pg_backup,
 	.health = pg_health,
 	.metrics = pg_metrics,
 };

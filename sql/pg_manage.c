@@ -324,6 +324,16 @@ int pg_prune(struct store *s, int64_t before_ms, int dry_run, long *count)
 	return rc;
 }
 
+/* A copy is the server's business: pg_dump (README "Several hosts"). */
+int pg_backup(struct store *s, const char *dest, struct store_backup_info *info)
+{
+	(void)dest;
+	memset(info, 0, sizeof(*info));
+	return store_fail(s, STORE_INVALID, "on PostgreSQL, back up with "
+			  "pg_dump (a consistent copy while the CGI writes): "
+			  "pg_dump -Fc -f FILE DBNAME");
+}
+
 /* VACUUM cannot run in a transaction block: a statement of its own,
  * without the request's timeouts. */
 int pg_vacuum(struct store *s)
