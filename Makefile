@@ -102,7 +102,7 @@ CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/metrics.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c sql/textclean.c sql/backup.c \
-               sql/metrics.c sql/backend.c sql/sqlite_ops.c \
+               sql/metrics.c sql/totals.c sql/backend.c sql/sqlite_ops.c \
                sql/pg_conn.c sql/pg_query.c sql/pg_users.c sql/pg_runs.c \
                sql/pg_manage.c sql/pg_metrics.c sql/pg_roles.c
 MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c

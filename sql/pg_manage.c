@@ -385,6 +385,7 @@ int pg_health(struct store *s, struct store_health *h)
 	h->pages = pg_int(res[2], 0, 0) / h->page_size;
 	h->runs = pg_int(res[3], 0, 0);
 	h->users = pg_int(res[4], 0, 0);
+	h->totals_off = 0;	/* /metrics counts the log itself */
 	for (int i = 0; i < 5; i++)
 		PQclear(res[i]);
 	return rc;
