@@ -355,11 +355,24 @@ def pg_sql(db, sql, args=()):
     text = parts[0] + "".join(pg_literal(a) + p for a, p in zip(args, parts[1:]))
     dbname = db.split("?")[0].rsplit("/", 1)[1]
     if text.lstrip().upper().startswith(("SELECT", "WITH")):
-        out = pg_cluster().psql(dbname, "SELECT coalesce(json_agg(t), '[]') "
-                                "FROM (%s) AS t" % text).stdout
+        out = pg_cluster().psql(dbname, "SELECT coalesce(json_agg(q_), '[]') "
+                                "FROM (%s) AS q_" % text).stdout
         return json.loads(out)
     pg_cluster().psql(dbname, text)
     return []
+
+
+def execute(db, sql, args=()):
+    """A write (SQLite's ? placeholders) on either backend, committed."""
+    if is_pg(db):
+        pg_sql(db, sql, args)
+        return
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.execute(sql, args)
+    finally:
+        con.close()
 
 
 def query(db, sql, args=()):

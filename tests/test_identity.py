@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import (add_user, slots_file, cgi_raw, finish_cgi, fresh_db, query, row,
+from conftest import (add_user, execute, slots_file, cgi_raw, finish_cgi, fresh_db, query, row,
                       run_code, start_cgi)
 
 
@@ -28,9 +28,10 @@ def assert_401(r):
     assert r["output"] == ""
 
 
-@pytest.fixture(scope="module")
-def db():
-    return fresh_db()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db(request):
+    """The tokens' and refusals' database, on each backend in turn."""
+    return fresh_db(backend=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -139,9 +140,7 @@ def test_disabled_user_is_a_401_and_audited(db):
         rec = row(db, r["run_id"])
         assert rec["http_status"] == 401 and rec["outcome"] == "rejected"
     # enabling the user lets the same token in
-    with sqlite3.connect(db) as con:
-        con.execute("UPDATE users SET disabled = 0 WHERE name = 'dora'")
-    con.close()
+    execute(db, "UPDATE users SET disabled = 0 WHERE name = 'dora'")
     r = run_code("print('MARKER')", db=db, env=bearer(token))
     assert r.status == 200 and r["output"] == "MARKER\n", r
 
