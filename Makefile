@@ -366,6 +366,7 @@ serve:
 	     -e '/^server\.username = /d' -e '/^server\.groupname = /d' \
 	     -e 's|^var\.pyexec_cgi = .*|var.pyexec_cgi = "$(abspath $(CGI))"|' \
 	     -e 's|^var\.pyexec_db = .*|var.pyexec_db = "$(SERVE_DIR)/pyexec.db"|' \
+	     -e 's|^var\.pyexec_run_dir = .*|var.pyexec_run_dir = "$(SERVE_DIR)/run"|' \
 	     -e 's|^var\.state_dir = .*|var.state_dir = "$(SERVE_DIR)/lighttpd"|' \
 	     -e '/^server\.pid-file = /d' -e '/^server\.errorlog = /d' \
 	     cgi/conf/lighttpd.conf > $(SERVE_DIR)/lighttpd.conf
