@@ -22,12 +22,14 @@ static int plain_name(const char *s)
 	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
-static const char roles_fmt[] =
+static const char create_fmt[] =
 	"-- pyexec's PostgreSQL roles. 1. As a superuser, in the database:\n"
 	"CREATE ROLE %1$s LOGIN;\n"
 	"CREATE ROLE %2$s LOGIN;\n"
 	"GRANT USAGE, CREATE ON SCHEMA public TO %1$s;\n"
-	"GRANT USAGE ON SCHEMA public TO %2$s;\n"
+	"GRANT USAGE ON SCHEMA public TO %2$s;\n";
+
+static const char grants_fmt[] =
 	"-- 2. pyexec-admin --db postgresql://%1$s@HOST/DB init (it makes\n"
 	"-- and owns the tables), then as %1$s, again after every upgrade:\n"
 	"GRANT SELECT ON schema_version, users, settings TO %2$s;\n"
@@ -39,11 +41,19 @@ static const char roles_fmt[] =
 	"-- passwords go in a password file, never in the URI.\n";
 
 int store_roles_sql(const char *operator_role, const char *cgi_role,
-		    char *buf, size_t len)
+		    int parts, char *buf, size_t len)
 {
+	int n = 0, m = 0;
+
 	if (!plain_name(operator_role) || !plain_name(cgi_role) ||
-	    strcmp(operator_role, cgi_role) == 0)
+	    strcmp(operator_role, cgi_role) == 0 || len == 0)
 		return STORE_INVALID;
-	return snprintf(buf, len, roles_fmt, operator_role, cgi_role) <
-	       (int)len ? STORE_OK : STORE_INVALID;
+	buf[0] = 0;
+	if (parts & ROLES_CREATE)
+		n = snprintf(buf, len, create_fmt, operator_role, cgi_role);
+	if (n >= 0 && (size_t)n < len && (parts & ROLES_GRANTS))
+		m = snprintf(buf + n, len - (size_t)n, grants_fmt,
+			     operator_role, cgi_role);
+	return n >= 0 && m >= 0 && (size_t)n + (size_t)m < len ? STORE_OK :
+	       STORE_INVALID;
 }

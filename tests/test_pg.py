@@ -184,18 +184,16 @@ def test_the_cgi_role_cannot_change_a_user():
     that role can neither make a user an admin nor rewrite the audit log."""
     server = pg_cluster()
     dbname = server.new_database()
-    sql = admin("-", "roles").stdout
-    first, _, second = sql.partition("init")
-    roles = [l for l in first.splitlines() if l and not l.startswith("--")]
+    assert admin("-", "roles").stdout == \
+        admin("-", "roles", "--create").stdout + \
+        admin("-", "roles", "--grants").stdout
     server.psql("postgres", "DROP ROLE IF EXISTS pyexec_cgi; "
                 "DROP ROLE IF EXISTS pyexec_admin", check=False)
-    server.psql(dbname, "\n".join(l for l in roles if l.startswith("CREATE")))
-    server.psql(dbname, "\n".join(l for l in roles if l.startswith("GRANT")))
+    server.psql(dbname, admin("-", "roles", "--create").stdout)
     operator = server.uri(dbname, user="pyexec_admin")
     admin(operator, "init")
-    grants = "\n".join(l for l in second.splitlines()[1:]
-                       if not l.startswith("--"))
-    server.psql(dbname, grants, user="pyexec_admin")
+    server.psql(dbname, admin("-", "roles", "--grants").stdout,
+                user="pyexec_admin")
     token = admin(operator, "user", "add", "alice").stdout.strip().split()[-1]
     cgi = server.uri(dbname, user="pyexec_cgi")
     env = host_env("roles")
