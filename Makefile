@@ -320,6 +320,7 @@ check-deps:
 	@$(HAVE_BUILD) && $(PYTHON) -c 'import pytest' 2>/dev/null \
 	  && command -v curl >/dev/null $(foreach s,$(SERVERS),&& test -x $(s)) \
 	  && $(HAVE_FUZZ) && test -x /usr/bin/node && command -v npm >/dev/null \
+	  && test -n "$(wildcard /usr/lib/postgresql/*/bin/initdb)" && command -v psql >/dev/null \
 	  || $(MAKE) --no-print-directory deps
 	@test -f $(MCP_SDK) || { $(NPM_CI); }
 
