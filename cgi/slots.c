@@ -66,11 +66,22 @@ static int try_all(int fd, long max)
 #define PYEXEC_RUN_DIR_DEFAULT "/run/pyexec"
 #endif
 
+/* PYEXEC_RUN_DIR; else, for a user's own process with a runtime directory
+ * (pyexec-mcp over stdio, say), $XDG_RUNTIME_DIR/pyexec; else /run/pyexec,
+ * which a web server's user cannot make: the operator makes it. */
 const char *slots_run_dir(void)
 {
+	static char user_dir[4096];
 	const char *d = getenv("PYEXEC_RUN_DIR");
+	const char *x = getenv("XDG_RUNTIME_DIR");
 
-	return d && *d ? d : PYEXEC_RUN_DIR_DEFAULT;
+	if (d && *d)
+		return d;
+	if (x && x[0] == '/' && geteuid() != 0 &&
+	    snprintf(user_dir, sizeof(user_dir), "%s/pyexec", x) <
+	    (int)sizeof(user_dir))
+		return user_dir;
+	return PYEXEC_RUN_DIR_DEFAULT;
 }
 
 int slots_acquire(const char *run_dir, long max, long wait_ms)

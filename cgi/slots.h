@@ -11,7 +11,8 @@
 #ifndef PYEXEC_SLOTS_H
 #define PYEXEC_SLOTS_H
 
-/* The directory of host-local state: PYEXEC_RUN_DIR, else /run/pyexec. */
+/* The directory of host-local state: PYEXEC_RUN_DIR; else, not as root,
+ * $XDG_RUNTIME_DIR/pyexec when XDG_RUNTIME_DIR is set; else /run/pyexec. */
 const char *slots_run_dir(void);
 
 /*

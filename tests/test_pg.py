@@ -212,3 +212,17 @@ def test_the_cgi_role_cannot_change_a_user():
     assert p.returncode != 0 and "permission denied" in p.stderr, p
     d = admin(operator, "doctor", check=False).stdout
     assert "postgresql" in d.lower()
+
+
+def test_authentication_refused_is_503_with_retry_after(pgdb):
+    """A role the server refuses: 503 and Retry-After (the server may yet
+    be fixed), no code run, and the log untouched."""
+    server = pg_cluster()
+    name = pgdb.split("?")[0].rsplit("/", 1)[1]
+    uri = server.uri(name, user="nosuchrole")
+    before = rows(pgdb)
+    r = run_code("print('MARKER')", db=uri, env=host_env("auth"))
+    assert r.status == 503 and r.headers.get("retry-after", "").isdigit(), r
+    assert "MARKER" not in r.body.decode()
+    assert b"nosuchrole" in r.stderr    # the operator's log says why
+    assert rows(pgdb) == before
