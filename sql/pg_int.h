@@ -43,6 +43,16 @@ int pg_run(struct store *s, struct pg_q *q, int n, PGresult **res, int tx,
 /* pg_run of one statement in its own transaction; *res is kept when res
  * is not NULL. */
 int pg_one(struct store *s, struct pg_q *q, PGresult **res, const char *what);
+/*
+ * Runs q in a read-only transaction of its own and hands its rows to fn
+ * one at a time as they arrive (libpq's single-row mode): an export of
+ * any size takes the memory of one row. fn returns non-zero to stop. No
+ * statement timeout (an export takes as long as it takes), the lock
+ * timeout as usual.
+ */
+typedef int (*pg_row_fn)(const PGresult *r, void *arg);
+int pg_each_row(struct store *s, struct pg_q *q, pg_row_fn fn, void *arg,
+		const char *what);
 /* The timeouts, first statement of a transaction the caller opened. */
 void pg_q_timeouts(struct store *s, struct pg_q *q);
 /* Ends a transaction that failed midway. */

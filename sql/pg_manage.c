@@ -84,23 +84,30 @@ static void read_run(const PGresult *res, int i, struct run_row *r)
 	r->via = pg_text(res, i, RUN_VIA);
 }
 
-/* Runs q and hands each row to cb; *seen counts them. The rows come in
- * pages of PAGE (keyset on seq is the caller's; here a result at once):
- * the filter's limit bounds what logs asks for. */
+struct run_walk {
+	run_cb cb;
+	void *arg;
+	int seen;
+};
+
+static int one_run(const PGresult *res, void *arg)
+{
+	struct run_walk *w = arg;
+	struct run_row r;
+
+	read_run(res, 0, &r);
+	w->seen++;
+	return w->cb(&r, w->arg);
+}
+
+/* Runs q and hands each row to cb as it arrives; *seen counts them. */
 static int each_run(struct store *s, struct pg_q *q, run_cb cb, void *arg,
 		    int *seen)
 {
-	PGresult *res = NULL;
-	struct run_row r;
-	int rc = pg_one(s, q, &res, "read the audit log");
+	struct run_walk w = { cb, arg, 0 };
+	int rc = pg_each_row(s, q, one_run, &w, "read the audit log");
 
-	for (int i = 0; rc == STORE_OK && i < PQntuples(res); i++) {
-		read_run(res, i, &r);
-		(*seen)++;
-		if (cb(&r, arg))
-			break;
-	}
-	PQclear(res);
+	*seen = w.seen;
 	return rc;
 }
 
@@ -207,6 +214,26 @@ int pg_runs_last_rowid(struct store *s, int64_t *rowid)
 	return one_int(s, &q, rowid, "read the audit log");
 }
 
+struct brief_walk {
+	brief_cb cb;
+	void *arg;
+};
+
+static int one_brief(const PGresult *res, void *arg)
+{
+	struct brief_walk *w = arg;
+	struct run_brief b;
+
+	b.started_ms = pg_int(res, 0, 0);
+	b.identity = pg_text(res, 0, 1);
+	b.status = pg_text(res, 0, 2);
+	b.http_status = (int)pg_int(res, 0, 3);
+	b.exec_ms = pg_double(res, 0, 4);
+	b.has_exec = (int)pg_int(res, 0, 5);
+	b.via = pg_text(res, 0, 6);
+	return w->cb(&b, w->arg);
+}
+
 int pg_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
 		 enum scan_order order, brief_cb cb, void *arg)
 {
@@ -216,11 +243,9 @@ int pg_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
 		[SCAN_BY_STATUS] = "status, started_ms",
 		[SCAN_BY_VIA] = "via, started_ms",
 	};
-	struct run_brief b;
+	struct brief_walk w = { cb, arg };
 	char sql[512];
 	struct pg_q q;
-	PGresult *res = NULL;
-	int rc;
 
 	if ((unsigned)order >= sizeof(order_by) / sizeof(order_by[0]))
 		return store_fail(s, STORE_INVALID, "unknown order");
@@ -232,20 +257,7 @@ int pg_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
 	pg_q_init(&q, sql);
 	pg_q_int(&q, since_ms);
 	pg_q_int(&q, until_ms);
-	rc = pg_one(s, &q, &res, "read the audit log");
-	for (int i = 0; rc == STORE_OK && i < PQntuples(res); i++) {
-		b.started_ms = pg_int(res, i, 0);
-		b.identity = pg_text(res, i, 1);
-		b.status = pg_text(res, i, 2);
-		b.http_status = (int)pg_int(res, i, 3);
-		b.exec_ms = pg_double(res, i, 4);
-		b.has_exec = (int)pg_int(res, i, 5);
-		b.via = pg_text(res, i, 6);
-		if (cb(&b, arg))
-			break;
-	}
-	PQclear(res);
-	return rc;
+	return pg_each_row(s, &q, one_brief, &w, "read the audit log");
 }
 
 int pg_exec_percentile(struct store *s, int pct, double *value, long *n)

@@ -131,6 +131,16 @@ int pg_fail(struct store *s, const PGresult *r, const char *what)
 	return store_fail(s, code, "%s: %.*s", what, first_line(m), m);
 }
 
+static int exec_commit(struct store *s, const char *what)
+{
+	PGresult *r = PQexec(PG(s), "COMMIT");
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? STORE_OK :
+		 pg_fail(s, r, what);
+
+	PQclear(r);
+	return rc;
+}
+
 void pg_rollback(struct store *s)
 {
 	PGresult *r;
@@ -262,6 +272,63 @@ int pg_run(struct store *s, struct pg_q *q, int n, PGresult **res, int tx,
 	if (PQstatus(PG(s)) != CONNECTION_OK)
 		return pg_fail(s, NULL, "cannot connect to PostgreSQL");
 	return run_once(s, q, n, res, tx, what);
+}
+
+static int begin_stream(struct store *s, const char *what)
+{
+	char sql[160];
+	PGresult *r;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "BEGIN READ ONLY; SET LOCAL "
+		 "statement_timeout = 0; SET LOCAL lock_timeout = %ld",
+		 s->stmt_ms);
+	r = PQexec(PG(s), sql);
+	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? STORE_OK :
+	     pg_fail(s, r, what);
+	PQclear(r);
+	return rc;
+}
+
+/* Reads the query's results to their end, each row to fn until it says
+ * stop; the first error wins. */
+static int stream_rows(struct store *s, pg_row_fn fn, void *arg,
+		       const char *what)
+{
+	PGresult *r;
+	int rc = STORE_OK, stop = 0;
+
+	while ((r = PQgetResult(PG(s))) != NULL) {
+		ExecStatusType t = PQresultStatus(r);
+		if (t == PGRES_SINGLE_TUPLE && rc == STORE_OK && !stop)
+			stop = fn(r, arg);
+		else if (t != PGRES_SINGLE_TUPLE && t != PGRES_TUPLES_OK &&
+			 rc == STORE_OK)
+			rc = pg_fail(s, r, what);
+		PQclear(r);
+	}
+	return rc;
+}
+
+int pg_each_row(struct store *s, struct pg_q *q, pg_row_fn fn, void *arg,
+		const char *what)
+{
+	int rc;
+
+	if ((rc = begin_stream(s, what)))
+		return rc;
+	if (!send_one(PG(s), q) || !PQsetSingleRowMode(PG(s))) {
+		rc = pg_fail(s, NULL, what);
+		while (PQgetResult(PG(s)) != NULL)
+			;
+	} else {
+		rc = stream_rows(s, fn, arg, what);
+	}
+	if (rc == STORE_OK)
+		rc = exec_commit(s, what);
+	else
+		pg_rollback(s);
+	return rc;
 }
 
 int pg_one(struct store *s, struct pg_q *q, PGresult **res, const char *what)
