@@ -204,7 +204,10 @@ def run_dir(db):
     test database: the SQLite file's own directory, or for a PostgreSQL
     URI the one its fixture made (tests/pg.py)."""
     if db.startswith("postgres"):
-        return PG_RUN_DIRS.get(db) or tempfile.gettempdir()
+        if db not in PG_RUN_DIRS:
+            PG_RUN_DIRS[db] = tempfile.mkdtemp(prefix="pyexec-run-")
+            _made_dbs.append(PG_RUN_DIRS[db])
+        return PG_RUN_DIRS[db]
     return os.path.dirname(db) or "."
 
 

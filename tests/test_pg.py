@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from conftest import (ADMIN_BIN, IDLE, base_env, cgi_raw, finish_cgi, fresh_db,
+from conftest import (ADMIN_BIN, IDLE, _made_dbs, base_env, cgi_raw, finish_cgi, fresh_db,
                       pg_cluster, query, run_code, start_cgi, wait_for)
 
 
@@ -31,6 +31,7 @@ def admin(db, *args, check=True):
 def host_env(name):
     """A second host: a run directory (slots) of its own."""
     d = tempfile.mkdtemp(prefix="pyexec-host-%s-" % name)
+    _made_dbs.append(d)     # removed at the end of the session
     return {"PYEXEC_RUN_DIR": d}
 
 
