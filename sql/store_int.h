@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* store_int.h: what the files of the data layer share; nothing else
- * includes it. */
+/* store_int.h: what the files of the data layer share (both backends);
+ * nothing else includes it. */
 #ifndef PYEXEC_STORE_INT_H
 #define PYEXEC_STORE_INT_H
 

@@ -228,3 +228,26 @@ def test_authentication_refused_is_503_with_retry_after(pgdb):
     assert "MARKER" not in r.body.decode()
     assert b"nosuchrole" in r.stderr    # the operator's log says why
     assert rows(pgdb) == before
+
+
+def test_migrations_run_once_under_the_lock_whoever_comes_first():
+    """An empty database met by four programs at once (three pyexec-admin
+    init, one CGI request): one migrates, the others wait for its lock and
+    find the work done; every one succeeds."""
+    server = pg_cluster()
+    dbname = server.new_database()
+    uri = server.uri(dbname)
+    procs = [subprocess.Popen([ADMIN_BIN, "--db", uri, "init"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={"PATH": "/usr/bin:/bin"})
+             for _ in range(3)]
+    r = run_code("print('first')", db=uri, env=host_env("migrate"))
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert r.status == 200 and r["output"] == "first\n", r
+    with open(os.path.join(os.path.dirname(__file__), "..", "sql",
+                           "pg_schema.sql")) as f:
+        target = max(int(l.split()[2]) for l in f if l.startswith("-- migrate "))
+    assert query(uri, "SELECT version FROM schema_version") == \
+        [{"version": target}]
+    assert "schema %d" % target in outs[0][0].decode()
