@@ -104,22 +104,33 @@ static int connect_pg(struct store *s, const char *uri)
 }
 
 /* The schema's version: 0 when it has no schema_version table yet. */
+/*
+ * The schema's version (0 when it has no schema_version table yet) and,
+ * in the same round trip, the settings, which every program reads next
+ * (pg_settings_load takes them from s->pg_settings): one trip fewer per
+ * request.
+ */
 static int read_version(struct store *s, int *v)
 {
-	struct pg_q q;
-	PGresult *r = NULL;
+	struct pg_q q[2];
+	PGresult *r[2] = { 0 };
 	const char *state;
 	int rc;
 
-	pg_q_init(&q, "SELECT max(version) FROM schema_version");
-	rc = pg_one(s, &q, &r, "read the schema version");
-	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-	*v = (int)pg_int(r, 0, 0);
+	pg_q_init(&q[0], "SELECT max(version) FROM schema_version");
+	pg_q_init(&q[1], "SELECT key, value FROM settings");
+	rc = pg_run(s, q, 2, r, 1, "read the schema version");
+	state = r[0] ? PQresultErrorField(r[0], PG_DIAG_SQLSTATE) : NULL;
+	*v = (int)pg_int(r[0], 0, 0);
 	if (rc && state && strcmp(state, "42P01") == 0) {
 		*v = 0;
 		rc = STORE_OK;
 	}
-	PQclear(r);
+	PQclear(r[0]);
+	if (rc == STORE_OK && *v == pg_schema_version())
+		s->pg_settings = r[1];
+	else
+		PQclear(r[1]);
 	return rc;
 }
 
@@ -218,6 +229,8 @@ static int pg_open(struct store *s, const char *uri, int mode)
 
 static void pg_close(struct store *s)
 {
+	PQclear(s->pg_settings);
+	s->pg_settings = NULL;
 	if (s->pg)
 		PQfinish(PG(s));
 	s->pg = NULL;

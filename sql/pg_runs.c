@@ -15,7 +15,8 @@
  * only by a hash collision, which costs a wait, never a wrong count.
  *
  * Round trips: admission 2 (BEGIN, timeouts, lock, count; then insert,
- * COMMIT), every other write 1 (pipeline mode).
+ * COMMIT), every other write 1 (pipeline mode); with the open's 1 (the
+ * schema version and the settings, pg_conn.c), 4 for an anonymous run.
  */
 #include <stdlib.h>
 #include <string.h>

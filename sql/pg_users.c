@@ -200,6 +200,13 @@ int pg_user_rotate(struct store *s, const char *name,
 
 /* --- settings ------------------------------------------------------------- */
 
+/* A write makes the settings read at open stale. */
+static void forget_settings(struct store *s)
+{
+	PQclear(s->pg_settings);
+	s->pg_settings = NULL;
+}
+
 int pg_settings_load(struct store *s, struct settings *out)
 {
 	struct pg_q q;
@@ -208,7 +215,14 @@ int pg_settings_load(struct store *s, struct settings *out)
 
 	settings_defaults(out);
 	pg_q_init(&q, "SELECT key, value FROM settings");
-	if ((rc = pg_one(s, &q, &r, "read settings")) == STORE_OK)
+	/* Read at open, in the schema version's round trip: once. */
+	if ((r = s->pg_settings) != NULL) {
+		s->pg_settings = NULL;
+		rc = STORE_OK;
+	} else {
+		rc = pg_one(s, &q, &r, "read settings");
+	}
+	if (rc == STORE_OK)
 		for (int i = 0; i < PQntuples(r); i++)
 			/* A value that no longer validates keeps the default. */
 			settings_apply(out, pg_text(r, i, 0), pg_text(r, i, 1));
@@ -240,6 +254,7 @@ int pg_setting_set(struct store *s, const char *key, const char *value)
 		return store_fail(s, STORE_INVALID, "unknown setting '%s'", key);
 	if (setting_validate(d, value, s->err, sizeof(s->err)) != 0)
 		return STORE_INVALID;
+	forget_settings(s);
 	pg_q_init(&q, "INSERT INTO settings (key, value) VALUES ($1, $2) "
 		  "ON CONFLICT (key) DO UPDATE SET value = excluded.value");
 	pg_q_text(&q, key);
@@ -253,6 +268,7 @@ int pg_setting_unset(struct store *s, const char *key)
 
 	if (!setting_find(key))
 		return store_fail(s, STORE_INVALID, "unknown setting '%s'", key);
+	forget_settings(s);
 	pg_q_init(&q, "DELETE FROM settings WHERE key = $1");
 	pg_q_text(&q, key);
 	return pg_one(s, &q, NULL, "unset setting");

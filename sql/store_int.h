@@ -14,6 +14,7 @@ struct store {
 	const struct store_ops *ops;
 	sqlite3 *db;		/* SQLite */
 	struct pg_conn *pg;	/* PostgreSQL (libpq's PGconn) */
+	struct pg_result *pg_settings;	/* the settings read at open */
 	long stmt_ms;		/* PostgreSQL: statement and lock timeouts */
 	int readonly;
 	long busy_ms;		/* the busy timeout in force */
