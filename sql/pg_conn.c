@@ -166,6 +166,18 @@ static int apply_sections(struct store *s, int from)
 	return rc;
 }
 
+/* The version, read under the migration's lock. */
+static int locked_version(struct store *s, int *v)
+{
+	PGresult *r = PQexec(PG(s), "SELECT max(version) FROM schema_version");
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? STORE_OK :
+		 pg_fail(s, r, "read the schema version");
+
+	*v = (int)pg_int(r, 0, 0);
+	PQclear(r);
+	return rc;
+}
+
 /*
  * Brings the schema to this build's version in one transaction, under a
  * transaction-level advisory lock (a session-level one would outlive the
@@ -183,23 +195,17 @@ static int migrate(struct store *s, int target)
 		 MIGRATE_LOCK ")", MIGRATE_STMT_MS, MIGRATE_STMT_MS);
 	if ((rc = exec_simple(s, sql, "lock for migration")) ||
 	    (rc = exec_simple(s, "CREATE TABLE IF NOT EXISTS schema_version "
-			      "(version integer NOT NULL)", "migrate")))
-		goto out;
-	{
-		PGresult *r = PQexec(PG(s), "SELECT max(version) FROM "
-				     "schema_version");
-		if (PQresultStatus(r) != PGRES_TUPLES_OK)
-			rc = pg_fail(s, r, "read the schema version");
-		v = (int)pg_int(r, 0, 0);
-		PQclear(r);
-	}
-	if (rc || v >= target)
+			      "(version integer NOT NULL)", "migrate")) ||
+	    (rc = locked_version(s, &v)) || v >= target)
 		goto out;
 	snprintf(sql, sizeof(sql), "DELETE FROM schema_version; INSERT INTO "
 		 "schema_version VALUES (%d)", target);
 	if ((rc = apply_sections(s, v)) == STORE_OK)
 		rc = exec_simple(s, sql, "set the schema version");
 out:
+	if (rc == STORE_OK && v > target)	/* a newer program came first */
+		rc = store_fail(s, STORE_UNAVAILABLE, "database schema %d is "
+				"newer than this program's (%d)", v, target);
 	if (rc == STORE_OK)
 		return exec_simple(s, "COMMIT", "commit the migration");
 	pg_rollback(s);
