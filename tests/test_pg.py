@@ -15,7 +15,7 @@ import threading
 
 import pytest
 
-from conftest import (ADMIN_BIN, IDLE, _made_dbs, execute, base_env, cgi_raw, finish_cgi, fresh_db,
+from conftest import (ADMIN_BIN, IDLE, _made_dbs, base_env, cgi_raw, finish_cgi, fresh_db,
                       pg_cluster, query, run_code, start_cgi, wait_for)
 
 
@@ -254,13 +254,3 @@ def test_migrations_run_once_under_the_lock_whoever_comes_first():
         [{"version": target}]
     assert "schema %d" % target in outs[0][0].decode()
 
-
-def test_schema_newer_than_the_program_is_503_and_untouched(pgdb):
-    execute(pgdb, "UPDATE schema_version SET version = 99")
-    r = run_code("print('MARKER')", db=pgdb, env=host_env("newer"))
-    assert r.status == 503 and r.headers.get("retry-after"), r
-    assert b"newer than this program" in r.stderr
-    p = admin(pgdb, "init", check=False)
-    assert p.returncode != 0 and "newer than this program" in p.stderr, p
-    assert query(pgdb, "SELECT version FROM schema_version") == [{"version": 99}]
-    assert rows(pgdb) == []
