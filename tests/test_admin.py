@@ -1109,7 +1109,7 @@ def test_cost_and_stats_use_the_brokers_time_not_a_forged_one():
     nanosecond of execution. The cost report bills, and stats ranks, the
     time the broker measured (READY to exit), the time the answer gave."""
     db = new_db()
-    rec = struct.pack("<IIQIIII", 0x70797831, 2, 1, 0, 0, 0, 0)
+    rec = struct.pack("<IIQIIII16s", 0x70797831, 2, 1, 0, 0, 0, 0, bytes(16))
     code = ("n = 0\nfor i in range(10_000_000):\n    n += i\n"
             "import random\np = random._os.sys.modules['posix']\n"
             "for _ in range(512):\n    p.write(3, %r * 64)\n" % rec)
