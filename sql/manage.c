@@ -452,12 +452,15 @@ int store_prune(struct store *s, int64_t before_ms, int dry_run, long *count)
 	sqlite3_stmt *st;
 	int rc;
 
-	/* Rows still running are never pruned: they may yet be completed. */
+	/* Rows still running are never pruned: they may yet be completed. A
+	 * row past its deadline lost its broker and never will: runs_view
+	 * calls it 'abandoned', and it goes by age like any other. */
 	if ((rc = store_prepare(s, dry_run ?
-				"SELECT count(*) FROM runs WHERE started_ms < ?1 "
-				"AND outcome <> 'running'" :
-				"DELETE FROM runs WHERE started_ms < ?1 "
-				"AND outcome <> 'running'", &st)))
+				"SELECT count(*) FROM runs_view WHERE "
+				"started_ms < ?1 AND status <> 'running'" :
+				"DELETE FROM runs WHERE id IN (SELECT id FROM "
+				"runs_view WHERE started_ms < ?1 AND "
+				"status <> 'running')", &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, before_ms);
 	rc = sqlite3_step(st);
