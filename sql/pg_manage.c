@@ -319,11 +319,14 @@ int pg_prune(struct store *s, int64_t before_ms, int dry_run, long *count)
 	int64_t n = 0;
 	int rc;
 
-	/* Rows still running are never pruned: they may yet be completed. */
-	pg_q_init(&q, dry_run ? "SELECT count(*) FROM runs WHERE "
-		  "started_ms < $1 AND outcome <> 'running'" :
-		  "DELETE FROM runs WHERE started_ms < $1 AND "
-		  "outcome <> 'running'");
+	/* Rows still running are never pruned: they may yet be completed. A
+	 * row past its deadline lost its broker and never will: runs_view
+	 * calls it 'abandoned', and it goes by age like any other (as
+	 * manage.c). */
+	pg_q_init(&q, dry_run ? "SELECT count(*) FROM runs_view WHERE "
+		  "started_ms < $1 AND status <> 'running'" :
+		  "DELETE FROM runs WHERE id IN (SELECT id FROM runs_view "
+		  "WHERE started_ms < $1 AND status <> 'running')");
 	pg_q_int(&q, before_ms);
 	if (dry_run) {
 		rc = one_int(s, &q, &n, "prune");
