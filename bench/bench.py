@@ -319,7 +319,10 @@ def pg_stores(tmp):
     import pg  # noqa: E402
     server = pg.Server()
     server.start()
-    unix = pg.new_store(server, quota=-1, settings={"timeout_ms": "30000"})
+    run = os.path.join(tmp, "pg-run")
+    os.mkdir(run)
+    unix = pg.new_store(server, quota=-1, settings={"timeout_ms": "30000"},
+                        run=run)
     name = unix.split("?")[0].rsplit("/", 1)[1]
     tcp = server.uri(name, tcp=True)
     pg.conftest.PG_RUN_DIRS[tcp] = pg.conftest.PG_RUN_DIRS[unix]

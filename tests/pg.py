@@ -158,12 +158,12 @@ class Server:
         shutil.rmtree(self.top, ignore_errors=True)
 
 
-def new_store(server, quota=None, settings=None, admin=None):
+def new_store(server, quota=None, settings=None, admin=None, run=None):
     """A fresh database on server made the way production does: pyexec-admin
     init migrates it, settings through pyexec-admin; returns its URI, with a
-    run directory of its own for the CGI's slots."""
+    run directory of its own for the CGI's slots (run, or a new one)."""
     uri = server.uri(server.new_database())
-    run = tempfile.mkdtemp(prefix="pyexec-run-")
+    run = run or tempfile.mkdtemp(prefix="pyexec-run-")
     conftest.PG_RUN_DIRS[uri] = run
     env = dict(os.environ, PYEXEC_DB=uri)
     subprocess.run([admin or ADMIN, "init"], env=env, check=True,
