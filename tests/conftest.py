@@ -240,7 +240,9 @@ def run():
 # Helpers the black-box suites share: databases made per module, rows of the
 # audit log, the sandbox's processes, and a CGI started in the background.
 
-SANDBOX_UID = 65534
+# The sandbox's uid: 65534 when the CGI runs as root; else the child keeps
+# the CGI's uid (ours), as under a web server (no uid_drop).
+SANDBOX_UID = 65534 if ROOT else os.geteuid()
 
 # Blocks in the kernel (a futex) without using CPU: a program that waits.
 IDLE = """\
@@ -319,9 +321,10 @@ def sandbox_process_info(session):
     """Processes of the sandbox uid in the given session: (pid, state, name).
 
     Scoped to the session of a CGI started as a session leader, so that runs
-    elsewhere on the machine cannot interfere (the sandbox cannot setsid)."""
+    elsewhere on the machine cannot interfere (the sandbox cannot setsid).
+    The leader, the broker, is left out: not root, it has the sandbox's uid."""
     return [(pid, p.state, p.comm) for pid, p in proc_table().items()
-            if p.uid == SANDBOX_UID and p.session == session]
+            if p.uid == SANDBOX_UID and p.session == session and pid != session]
 
 
 def sandbox_processes(session):
