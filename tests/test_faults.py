@@ -53,7 +53,8 @@ def test_disk_full_for_the_wal():
     """The file system holding the database has no free block: the audit
     row cannot go into the WAL, so nothing runs (503, Retry-After); the
     database is intact afterwards, and runs again once there is room."""
-    require(ROOT, "mounting a tmpfs needs root", root=True)
+    require(ROOT, "mounting a tmpfs needs root with CAP_SYS_ADMIN",
+            root=True)
     with tmpfs(size="2m") as d:
         db = os.path.join(d, "pyexec.db")
         assert cgi_raw(b"", method="GET", db=db).status == 405
