@@ -23,13 +23,20 @@ TRY_SYSCALL = os.environ.get("PYEXEC_TRY_SYSCALL", "")
 ON_CI = os.environ.get("CI") == "true"
 ROOT = os.geteuid() == 0
 ADMIN_BIN = os.environ.get("PYEXEC_ADMIN", os.path.join(os.path.dirname(__file__), "..", "pyexec-admin"))
+NEEDS_ROOT = "needs root: "
 
 
-def require(ok, reason):
+def require(ok, reason, root=False):
     """Go on if ok; otherwise skip with reason, or fail with it under
-    CI=true (where every test must run)."""
+    CI=true (where every test must run). root: what is missing comes with
+    root (CAP_SYS_ADMIN, CAP_SETUID...); not root, the test is skipped even
+    under CI=true and listed at the end of the run (root_summary), since no
+    unprivileged run can make that check; as root, a host that lacks it
+    fails under CI=true like any other."""
     if ok:
         return
+    if root and not ROOT:
+        pytest.skip(NEEDS_ROOT + reason)
     if ON_CI:
         pytest.fail("cannot run on this host: %s" % reason)
     pytest.skip(reason)
@@ -106,9 +113,9 @@ def proc_mem(pid):
                 scope = f.read().strip()
         except OSError:
             scope = "absent"
-        require(False, "/proc/%d/mem: %s (uid %d, Yama ptrace_scope %s; "
+        require(False, "/proc/<pid>/mem: %s (uid %d, Yama ptrace_scope %s; "
                 "the scan needs root and a scope below 3)"
-                % (pid, e.strerror, os.geteuid(), scope))
+                % (e.strerror, os.geteuid(), scope), root=True)
 
 
 # Limits lowered so the suite runs in minutes; one test proves the defaults.
@@ -273,7 +280,9 @@ def run():
 # Helpers the black-box suites share: databases made per module, rows of the
 # audit log, the sandbox's processes, and a CGI started in the background.
 
-SANDBOX_UID = 65534
+# The sandbox's uid: 65534 when the CGI runs as root; else the child keeps
+# the CGI's uid (ours), as under a web server (no uid_drop).
+SANDBOX_UID = 65534 if ROOT else os.geteuid()
 
 # Blocks in the kernel (a futex) without using CPU: a program that waits.
 IDLE = """\
@@ -426,9 +435,10 @@ def sandbox_process_info(session):
     """Processes of the sandbox uid in the given session: (pid, state, name).
 
     Scoped to the session of a CGI started as a session leader, so that runs
-    elsewhere on the machine cannot interfere (the sandbox cannot setsid)."""
+    elsewhere on the machine cannot interfere (the sandbox cannot setsid).
+    The leader, the broker, is left out: not root, it has the sandbox's uid."""
     return [(pid, p.state, p.comm) for pid, p in proc_table().items()
-            if p.uid == SANDBOX_UID and p.session == session]
+            if p.uid == SANDBOX_UID and p.session == session and pid != session]
 
 
 def sandbox_processes(session):
@@ -519,7 +529,25 @@ def pytest_runtest_makereport(item, call):
     report.user_properties.append(("escape_layer", ESCAPE_LAYERS.get(item.nodeid, "")))
 
 
+def root_summary(terminalreporter):
+    """The tests not run for want of root (require(..., root=True)), by
+    reason: reported, not silently skipped."""
+    missed = {}
+    for rep in terminalreporter.stats.get("skipped", []):
+        if isinstance(rep.longrepr, tuple) and NEEDS_ROOT in rep.longrepr[2]:
+            reason = rep.longrepr[2].partition(NEEDS_ROOT)[2]
+            missed.setdefault(reason, []).append(rep.nodeid.partition("[")[0])
+    if not missed:
+        return
+    terminalreporter.section("not run: needs root (uid %d)" % os.geteuid())
+    for reason, ids in sorted(missed.items()):
+        names = sorted(set(ids))
+        terminalreporter.write_line("%d x %s: %s" % (len(ids), reason,
+                                                     ", ".join(names)))
+
+
 def pytest_terminal_summary(terminalreporter):
+    root_summary(terminalreporter)
     tally = {}
     for key in ("passed", "failed", "error"):
         for rep in terminalreporter.stats.get(key, []):

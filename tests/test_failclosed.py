@@ -40,7 +40,7 @@ CODE = "print('%s')\n" % MARKER
 @contextlib.contextmanager
 def tmpfs(size="4m", options=""):
     require(can_mount_tmpfs(), "mounting a tmpfs needs root with "
-            "CAP_SYS_ADMIN")
+            "CAP_SYS_ADMIN", root=True)
     d = tempfile.mkdtemp(prefix="pyexec-mnt-")
     opts = "size=%s,mode=0755" % size + ("," + options if options else "")
     subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", d],
@@ -126,7 +126,8 @@ def test_immutable_database_file():
     db = fresh_db()
     p = subprocess.run(["chattr", "+i", db], capture_output=True)
     require(p.returncode == 0, "chattr +i (CAP_LINUX_IMMUTABLE and a file "
-            "system with the flag): %s" % p.stderr.decode().strip())
+            "system with the flag): %s" % p.stderr.decode().strip()
+            .replace(db, "<db>"), root=True)
     try:
         try:
             open(db, "r+b").close()

@@ -53,7 +53,8 @@ def test_disk_full_for_the_wal():
     """The file system holding the database has no free block: the audit
     row cannot go into the WAL, so nothing runs (503, Retry-After); the
     database is intact afterwards, and runs again once there is room."""
-    require(ROOT, "mounting a tmpfs needs root")
+    require(ROOT, "mounting a tmpfs needs root with CAP_SYS_ADMIN",
+            root=True)
     with tmpfs(size="2m") as d:
         db = os.path.join(d, "pyexec.db")
         assert cgi_raw(b"", method="GET", db=db).status == 405
@@ -126,7 +127,7 @@ def test_child_killed_by_the_oom_killer():
     is 512 MiB: the program touches memory until the kernel's OOM killer
     SIGKILLs it. The broker survives, answers 200 with MemoryError, the row
     is completed as 'memory', and no process is left."""
-    require(ROOT, "a memory cgroup of its own needs root")
+    require(ROOT, "a memory cgroup of its own needs root", root=True)
     path = own_cgroup("memory", {"memory.max": 64 << 20, "memory.swap.max": 0},
                       {"memory.limit_in_bytes": 64 << 20,
                        "memory.memsw.limit_in_bytes": 64 << 20},
@@ -175,7 +176,7 @@ def test_fork_failure_is_an_audited_internal_error():
     """The CGI in a cgroup that allows it no second process: the request is
     admitted, the sandbox child cannot be forked, and the answer is a 500
     that says so, with its audit row completed. Nothing ran."""
-    require(ROOT, "a pids cgroup of its own needs root")
+    require(ROOT, "a pids cgroup of its own needs root", root=True)
     path = own_cgroup("pids", {"pids.max": 1}, {"pids.max": 1})
     assert path is not None, ("no writable pids cgroup (v1, or v2 with pids in the parent's "
                               "cgroup.subtree_control: the controller is not "
