@@ -100,6 +100,9 @@ CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/identity.c cgi/slots.c cgi/cancel.c cgi/cidr.c \
                cgi/client.c cgi/mcp.c cgi/mcp_span.c cgi/mcp_tool.c \
                cgi/metrics.c
+# pyexec-fcgi: the CGI's request flow (main.c without its main()), the
+# FastCGI supervisor and workers, and the broker's side of the zygote.
+FCGI_SRC    := cgi/fcgi_main.c cgi/fcgi_worker.c sandbox/zygote_ctl.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c sql/textclean.c sql/backup.c \
                sql/metrics.c
@@ -117,7 +120,8 @@ CHILD_SRC   := sandbox/child.c sandbox/rlimit.c sandbox/ns.c \
                sandbox/landlock.c sandbox/seccomp.c sandbox/audit.c \
                sandbox/pyrun.c sandbox/pyerr.c sandbox/allowlist.c \
                sandbox/result.c sandbox/handoff.c sandbox/trace.c \
-               sandbox/profile.c sandbox/standin.c
+               sandbox/profile.c sandbox/standin.c sandbox/zygote.c \
+               sandbox/fds.c
 SANDBOX_SRC := $(sort $(SPAWN_SRC) $(CHILD_SRC))
 # Objects whose behaviour the test-only switch changes.
 PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
@@ -132,6 +136,8 @@ SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sandbox/seccomp_bpf.o
 CGI_BIN_OBJ := $(CGI_SRC:%.c=$(BUILD)/%.o) $(SPAWN_SRC:%.c=$(BUILD)/%.o) \
                $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o \
                $(BUILD)/sandbox/seccomp_bpf.o
+FCGI_BIN_OBJ := $(FCGI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/cgi/flow.o \
+               $(filter-out $(BUILD)/cgi/main.o,$(CGI_BIN_OBJ))
 CHILD_BIN_OBJ := $(CHILD_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sandbox/seccomp_bpf.o
 NOPY_BIN_OBJ := $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o),$(CHILD_BIN_OBJ)) \
                $(PYLAYER_SRC:%.c=$(CBUILD)/nopy/%.o)
@@ -152,10 +158,12 @@ LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) \
 ifeq ($(SANITIZE),1)
 # side by side, as pyexec-admin doctor looks for pyexec.cgi next to itself
 CGI      := $(BUILD)/bin/pyexec.cgi
+FCGI     := $(BUILD)/bin/pyexec-fcgi
 ADMIN    := $(BUILD)/bin/pyexec-admin
 MCP      := $(BUILD)/bin/pyexec-mcp
 else
 CGI      := pyexec.cgi
+FCGI     := pyexec-fcgi
 ADMIN    := pyexec-admin
 MCP      := pyexec-mcp
 endif
@@ -171,7 +179,7 @@ TRY      := $(CBUILD)/tests/try-syscall
 .SECONDEXPANSION:
 .PHONY: FORCE all test unit blackbox deps check-deps serve serve-deps install uninstall \
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
-all: $(CGI) $(ADMIN) $(MCP)
+all: $(CGI) $(FCGI) $(ADMIN) $(MCP)
 
 # pyexec-mcp runs the pyexec.cgi beside it, else the installed one.
 $(MCP): $(MCP_OBJ)
@@ -190,6 +198,16 @@ $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ) $(BUILD)/sandbox/profile.o \
 $(CGI): $(CGI_BIN_OBJ) | $(SANDBOX_BIN)
 	@mkdir -p $(dir $@)
 	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
+
+# pyexec-fcgi forks its children from a pyexec-sandbox zygote beside it.
+$(FCGI): $(FCGI_BIN_OBJ) | $(SANDBOX_BIN)
+	@mkdir -p $(dir $@)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS) -lfcgi
+
+# The request flow without pyexec.cgi's main(), for pyexec-fcgi.
+$(BUILD)/cgi/flow.o: cgi/main.c
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(CFLAGS_ALL) -DPYEXEC_NO_MAIN -c -o $@ $<
 
 $(SANDBOX_BIN): $(CHILD_BIN_OBJ)
 	@mkdir -p $(dir $@)
@@ -288,7 +306,8 @@ endif
 # pyexec.cgi through every server in cgi/conf/ (apache2-bin is Apache's
 # binary and modules without the service, which would take port 80).
 BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
-              libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev
+              libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev \
+              libfcgi-dev
 SERVE_DEBS := lighttpd curl
 TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev \
               bubblewrap apache2-utils systemd nodejs
@@ -300,7 +319,8 @@ NPM_CI     := cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
 LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap \
               /usr/bin/bwrap /usr/bin/ab /usr/bin/systemd-analyze
-HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
+HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h \
+              && test -f /usr/include/fcgiapp.h
 # clang with libFuzzer's runtime (libclang-rt-14-dev), for make fuzz.
 HAVE_FUZZ   = command -v $(FUZZ_CC) >/dev/null \
               && test -n "$(wildcard /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a)"
@@ -387,7 +407,7 @@ EXAMPLES   := $(sort $(wildcard cgi/conf/*))
 
 $(BUILD)/mcp/pyexec-mcp.o: CFLAGS_ALL += -DPYEXEC_CGI_PATH='"$(LIBEXECDIR)/pyexec.cgi"'
 
-install: $(CGI) $(ADMIN) $(MCP)
+install: $(CGI) $(FCGI) $(ADMIN) $(MCP)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi
 	install -m 0755 $(SANDBOX_BIN) $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox

@@ -94,3 +94,9 @@ ALTER TABLE runs ADD COLUMN profile TEXT;
 -- over stdio (pyexec-mcp). Rows from before are REST's.
 ALTER TABLE runs ADD COLUMN via TEXT NOT NULL DEFAULT 'rest'
     CHECK (via IN ('rest', 'mcp', 'stdio'));
+
+-- migrate 4
+-- How the service ran the request: pyexec.cgi, one process per request,
+-- or pyexec-fcgi's broker and zygote. Rows from before are the CGI's.
+ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'cgi'
+    CHECK (mode IN ('cgi', 'fcgi'));
