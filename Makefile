@@ -153,7 +153,8 @@ variant_obj = $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o) \
 UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c tests/unit/test_sql.c
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) \
-               $(filter-out $(BUILD)/sandbox/child.o,$(SANDBOX_OBJ)) $(SQL_OBJ)
+               $(filter-out $(BUILD)/sandbox/child.o $(BUILD)/sandbox/zygote.o,$(SANDBOX_OBJ)) \
+               $(SQL_OBJ)
 
 ifeq ($(SANITIZE),1)
 # side by side, as pyexec-admin doctor looks for pyexec.cgi next to itself

@@ -93,6 +93,8 @@ static void become_child(const int fds[ZYGOTE_FDS_MAX], int count,
 	char err[256];
 	sigset_t none;
 
+	/* Named as an executed sandbox is (the zygote is pyexec-zygote). */
+	prctl(PR_SET_NAME, SANDBOX_EXE);
 	if (fds_setup(fds[0], fds[1], fds[2], fds[3],
 		      count > 4 ? fds[4] : -1) != 0)
 		_exit(CHILD_EXIT_INTERNAL);	/* no result pipe to report on */
@@ -135,6 +137,7 @@ void zygote_main(const char *broker_pid)
 		_exit(2);
 	if (chdir("/") != 0)
 		_exit(2);
+	prctl(PR_SET_NAME, "pyexec-zygote");
 	tzset();
 	if (py_boot(err, sizeof(err)) != 0) {
 		fprintf(stderr, "pyexec-sandbox: zygote: %s\n", err);
