@@ -4,7 +4,8 @@
 #                   pyexec-mcp
 #   make serve      build them, serve pyexec.cgi with lighttpd on
 #                   127.0.0.1:8080 (PORT= to change), installing lighttpd
-#                   first if it is missing (as root)
+#                   first if it is missing (as root); MODE=fastcgi serves
+#                   pyexec-fcgi instead
 #   make test       install missing packages (as root), build, run every test
 #   make install    PREFIX=/usr/local, DESTDIR= for staging
 #   make deps       apt-get the build, serve and test packages
@@ -354,11 +355,22 @@ serve-deps:
 # to the terminal). The database is $(VARDIR)/pyexec.db.
 PORT   ?= 8080
 VARDIR ?= var
+# MODE=fastcgi serves pyexec-fcgi (cgi/conf/lighttpd-fcgi.conf) instead.
+MODE   ?= cgi
+ifeq ($(MODE),fastcgi)
+SERVE_CONF := lighttpd-fcgi.conf
+SERVE_VAR  := pyexec_fcgi
+SERVE_BIN  := $(FCGI)
+else
+SERVE_CONF := lighttpd.conf
+SERVE_VAR  := pyexec_cgi
+SERVE_BIN  := $(CGI)
+endif
 SERVE_DIR := $(abspath $(VARDIR))
 
 define SERVE_BANNER
 
-pyexec on http://127.0.0.1:$(PORT)/ (lighttpd in the foreground; Ctrl-C stops it)
+pyexec on http://127.0.0.1:$(PORT)/ ($(notdir $(SERVE_BIN)) under lighttpd in the foreground; Ctrl-C stops it)
 database: $(SERVE_DIR)/pyexec.db
 
 Try it:
@@ -382,13 +394,14 @@ serve:
 	@sed -e 's|^server\.port = .*|server.port = $(PORT)|' \
 	     -e '/^server\.username = /d' -e '/^server\.groupname = /d' \
 	     -e 's|^var\.pyexec_cgi = .*|var.pyexec_cgi = "$(abspath $(CGI))"|' \
+	     -e 's|^var\.pyexec_fcgi = .*|var.pyexec_fcgi = "$(abspath $(FCGI))"|' \
 	     -e 's|^var\.pyexec_db = .*|var.pyexec_db = "$(SERVE_DIR)/pyexec.db"|' \
 	     -e 's|^var\.state_dir = .*|var.state_dir = "$(SERVE_DIR)/lighttpd"|' \
 	     -e '/^server\.pid-file = /d' -e '/^server\.errorlog = /d' \
-	     cgi/conf/lighttpd.conf > $(SERVE_DIR)/lighttpd.conf
-	@grep -qxF 'var.pyexec_cgi = "$(abspath $(CGI))"' $(SERVE_DIR)/lighttpd.conf \
+	     cgi/conf/$(SERVE_CONF) > $(SERVE_DIR)/lighttpd.conf
+	@grep -qxF 'var.$(SERVE_VAR) = "$(abspath $(SERVE_BIN))"' $(SERVE_DIR)/lighttpd.conf \
 	  && grep -qx 'server\.port = $(PORT)' $(SERVE_DIR)/lighttpd.conf \
-	  || { echo "make serve: cgi/conf/lighttpd.conf lacks the lines it edits"; exit 1; }
+	  || { echo "make serve: cgi/conf/$(SERVE_CONF) lacks the lines it edits"; exit 1; }
 	@./$(ADMIN) --db $(SERVE_DIR)/pyexec.db init
 	@printf '%s\n' "$$SERVE_BANNER"
 	@exec $(LIGHTTPD) -D -f $(SERVE_DIR)/lighttpd.conf
