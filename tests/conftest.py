@@ -300,6 +300,11 @@ def _stop_fcgi():
         os.unlink(_FCGI["log"])
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fcgi_args(*args, settings=None): "
+                            "test_fcgi.py's server options")
+
+
 @pytest.fixture(params=["cgi", "fcgi"])
 def both_modes(request):
     """Runs the test once per mode: its requests go to pyexec.cgi, then to

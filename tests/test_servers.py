@@ -1020,15 +1020,15 @@ def secrets_hex():
 
 
 @contextlib.contextmanager
-def make_serve():
-    """`make serve` on a free port with its own VARDIR, up and answering;
-    yields (port, VARDIR, a function that reads what it printed). Ctrl-C
-    stops it afterwards, and it must stop."""
+def make_serve(*args):
+    """`make serve` (with args) on a free port with its own VARDIR, up and
+    answering; yields (port, VARDIR, a function that reads what it
+    printed). Ctrl-C stops it afterwards, and it must stop."""
     need("/usr/sbin/lighttpd")
     port, var = free_port(), tempfile.mkdtemp(prefix="pyexec-serve-")
     out = open(os.path.join(var, "out"), "w+b")
     p = subprocess.Popen(["make", "--no-print-directory", "-C", REPO, "serve",
-                          "PORT=%d" % port, "VARDIR=" + var],
+                          "PORT=%d" % port, "VARDIR=" + var] + list(args),
                          stdout=out, stderr=subprocess.STDOUT, env=make_env(),
                          start_new_session=True)
     printed = lambda: open(out.name).read()
@@ -1054,6 +1054,30 @@ def make_serve():
         shutil.rmtree(var, ignore_errors=True)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1)
+
+
+def _exe(pid):
+    try:
+        return os.readlink("/proc/%d/exe" % pid)
+    except OSError:
+        return ""
+
+
+def test_make_serve_fastcgi():
+    """make serve MODE=fastcgi: lighttpd starts pyexec-fcgi, the runs are
+    audited as the FastCGI mode's, and Ctrl-C leaves no pyexec-fcgi."""
+    with make_serve("MODE=fastcgi") as (port, var, printed):
+        r = run_readme_curl(port)
+        assert r["success"] is True and r["output"] == SEED_OUTPUT, r
+        assert "pyexec-fcgi under lighttpd" in printed()
+        db = os.path.join(var, "pyexec.db")
+        assert rows(db, "SELECT mode FROM runs WHERE id = ?",
+                    r["run_id"]) == [("fcgi",)]
+        fcgi = [pid for pid, p in proc_table().items() if p.comm == "pyexec-fcgi"
+                and _exe(pid).startswith(REPO + "/")]
+        assert fcgi, "no pyexec-fcgi under make serve"
+    wait_for("pyexec-fcgi to stop with lighttpd",
+             lambda: not any(os.path.exists("/proc/%d" % pid) for pid in fcgi), 30)
 
 
 def test_make_serve():
