@@ -425,12 +425,14 @@ install: $(CGI) $(FCGI) $(ADMIN) $(MCP)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi
 	install -m 0755 $(SANDBOX_BIN) $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox
+	install -m 0755 $(FCGI) $(DESTDIR)$(LIBEXECDIR)/pyexec-fcgi
 	install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/pyexec-admin
 	install -D -m 0755 $(MCP) $(DESTDIR)$(BINDIR)/pyexec-mcp
 	for f in $(MANPAGES); do \
 	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
 	for f in $(EXAMPLES); do \
 	  sed -e 's|/usr/local/lib/pyexec/pyexec\.cgi|$(LIBEXECDIR)/pyexec.cgi|' \
+	      -e 's|/usr/local/lib/pyexec/pyexec-fcgi|$(LIBEXECDIR)/pyexec-fcgi|' \
 	      -e 's|/usr/local/bin/pyexec-admin|$(BINDIR)/pyexec-admin|' $$f \
 	    > $(DESTDIR)$(DOCDIR)/examples/$${f##*/} && \
 	  chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$${f##*/} || exit 1; done
@@ -440,7 +442,7 @@ install: $(CGI) $(FCGI) $(ADMIN) $(MCP)
 # pyexec's own directories once empty; never bin/ or man/ themselves.
 uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi \
-	  $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox $(DESTDIR)$(BINDIR)/pyexec-admin \
+	  $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox $(DESTDIR)$(LIBEXECDIR)/pyexec-fcgi $(DESTDIR)$(BINDIR)/pyexec-admin \
 	  $(DESTDIR)$(BINDIR)/pyexec-mcp \
 	  $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE
 	for f in $(MANPAGES); do \
@@ -460,7 +462,7 @@ unit: $(UNIT)
 	$(UNIT)
 
 test: check-deps
-	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(MCP) $(NOPY_CGI) $(VARIANT_CGI) $(UNIT) $(TRY)
+	@$(MAKE) --no-print-directory $(CGI) $(FCGI) $(ADMIN) $(MCP) $(NOPY_CGI) $(VARIANT_CGI) $(UNIT) $(TRY)
 	$(UNIT)
 ifneq ($(SANITIZE),1)
 	@if $(HAVE_FUZZ); then $(MAKE) --no-print-directory fuzz-smoke; \
@@ -473,7 +475,7 @@ ifneq ($(SANITIZE),1)
 	@rc=0; PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
 	  PYEXEC_VARIANT_DIR=$(abspath $(CBUILD)/tests) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) PYEXEC_MCP=$(abspath $(MCP)) \
-	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
+	  PYEXEC_FCGI=$(abspath $(FCGI)) PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests || rc=1; \
 	$(MAKE) --no-print-directory SANITIZE=1 test || rc=1; \
 	if [ "$$rc" != 0 ]; then \
@@ -483,7 +485,7 @@ else
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
 	  PYEXEC_VARIANT_DIR=$(abspath $(CBUILD)/tests) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) PYEXEC_MCP=$(abspath $(MCP)) \
-	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
+	  PYEXEC_FCGI=$(abspath $(FCGI)) PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
 endif
 

@@ -284,3 +284,32 @@ def test_memory_does_not_grow_with_requests(server):
     after = rss_kb(worker), rss_kb(zygote)
     assert after[0] - first[0] <= 1024, (first, after)
     assert after[1] - first[1] <= 1024, (first, after)
+
+
+def test_systemd_units_are_valid():
+    """pyexec-fcgi.socket and .service as shipped (the binary's path set to
+    the one under test) pass systemd-analyze verify, and the service keeps
+    the namespaces the sandbox children need."""
+    analyze = "/usr/bin/systemd-analyze"
+    conftest.require(os.access(analyze, os.X_OK),
+                     "systemd-analyze is missing (package systemd)")
+    conf = os.path.join(os.path.dirname(__file__), "..", "cgi", "conf")
+    d = tempfile.mkdtemp(prefix="pyexec-units-")
+    try:
+        units = []
+        for name in ("pyexec-fcgi.socket", "pyexec-fcgi.service"):
+            with open(os.path.join(conf, name)) as f:
+                text = f.read().replace("/usr/local/lib/pyexec/pyexec-fcgi",
+                                        os.path.abspath(FCGI))
+            units.append(os.path.join(d, name))
+            with open(units[-1], "w") as f:
+                f.write(text)
+        p = subprocess.run([analyze, "verify"] + units, capture_output=True,
+                           text=True, timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "RestrictNamespaces=user net ipc uts" in text
+        assert "ListenStream=/run/pyexec/fcgi.socket" in \
+            open(units[0]).read()
+    finally:
+        import shutil
+        shutil.rmtree(d)

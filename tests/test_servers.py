@@ -1118,6 +1118,7 @@ def test_make_install():
         got = {os.path.relpath(os.path.join(d, f), dest)
                for d, _, files in os.walk(dest) for f in files}
         want = {"usr/lib/pyexec/pyexec.cgi", "usr/lib/pyexec/pyexec-sandbox",
+                "usr/lib/pyexec/pyexec-fcgi",
                 "usr/share/doc/pyexec/README.md",
                 "usr/share/doc/pyexec/LICENSE"}
         want |= {"usr/share/doc/pyexec/examples/" + f for f in os.listdir(CONF)}
@@ -1135,7 +1136,7 @@ def test_make_install():
         assert json.loads(p.stdout) == {"jsonrpc": "2.0", "id": 1, "result": {}}, p
         shutil.rmtree(os.path.dirname(db), ignore_errors=True)
         # the binaries under test (SANITIZE=1 installs build-san/bin's)
-        for name in ("pyexec.cgi", "pyexec-sandbox"):
+        for name in ("pyexec.cgi", "pyexec-sandbox", "pyexec-fcgi"):
             got_bin = os.path.join(dest, "usr/lib/pyexec", name)
             assert os.stat(got_bin).st_mode & 0o777 == 0o755
             with open(got_bin, "rb") as a, \
@@ -1146,9 +1147,11 @@ def test_make_install():
             with open(os.path.join(dest, "usr/share/doc/pyexec/examples", f)) as fh:
                 text = fh.read()
             assert "/usr/local/" not in text, f
-            if f.endswith(".conf"):
+            if "fcgi" in f and not f.endswith(".socket"):
+                assert "/usr/lib/pyexec/pyexec-fcgi" in text, f
+            elif f.endswith(".conf"):
                 assert "/usr/lib/pyexec/pyexec.cgi" in text, f
-            elif not f.endswith(".timer"):
+            elif not f.endswith((".timer", ".socket")):
                 assert "/usr/bin/pyexec-admin prune" in text, f
     finally:
         shutil.rmtree(dest, ignore_errors=True)
