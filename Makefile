@@ -111,7 +111,7 @@ MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
                admin/cmd_stats.c admin/cmd_cost.c admin/cmd_prune.c \
-               admin/cmd_doctor.c admin/cmd_backup.c
+               admin/cmd_doctor.c admin/cmd_backup.c admin/fcgi_probe.c
 # The broker's side of the sandbox (in pyexec.cgi), and the child's
 # (pyexec-sandbox, whose main() is in child.c); a few files are in both.
 SPAWN_SRC   := sandbox/spawn.c sandbox/fds.c sandbox/handoff.c \

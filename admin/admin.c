@@ -101,7 +101,7 @@ static const struct command {
 	  "reclaim the space of deleted rows" },
 	{ "backup", cmd_backup, DB_RO, "backup PATH [--force]",
 	  "a consistent copy of the live database, written while it runs" },
-	{ "doctor", cmd_doctor, DB_NONE, "doctor [--json] [--cgi PATH]",
+	{ "doctor", cmd_doctor, DB_NONE, "doctor [--json] [--cgi PATH] [--fcgi SOCKET]",
 	  "check the kernel, the database and the sandbox, live" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

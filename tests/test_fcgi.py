@@ -87,6 +87,8 @@ class Fcgi:
         return self.procs("pyexec-zygote")
 
     def stop(self):
+        if not os.path.exists(self.log.name):
+            return      # stopped already
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
@@ -313,3 +315,25 @@ def test_systemd_units_are_valid():
     finally:
         import shutil
         shutil.rmtree(d)
+
+
+def doctor_fcgi(db, addr):
+    admin = os.environ.get("PYEXEC_ADMIN", os.path.join(
+        os.path.dirname(conftest.CGI), "pyexec-admin"))
+    p = subprocess.run([admin, "--db", db, "doctor", "--json", "--fcgi", addr],
+                       capture_output=True, text=True, timeout=300)
+    checks = [json.loads(l) for l in p.stdout.splitlines() if l.startswith("{")]
+    return [c for c in checks if c["check"] == "fcgi"]
+
+
+@pytest.mark.fcgi_args("--workers", "1")
+def test_doctor_checks_a_running_pyexec_fcgi(server):
+    """pyexec-admin doctor --fcgi: OK for a pyexec-fcgi that answers and
+    reads its database, with no row written; FAIL where none listens."""
+    before = rows(server.db)
+    [c] = doctor_fcgi(server.db, "127.0.0.1:%d" % server.port)
+    assert c["status"] == "OK", c
+    assert rows(server.db) == before
+    server.stop()
+    [c] = doctor_fcgi(server.db, "127.0.0.1:%d" % server.port)
+    assert c["status"] == "FAIL" and "cannot connect" in c["detail"], c
