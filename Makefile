@@ -415,7 +415,8 @@ LIBEXECDIR ?= $(PREFIX)/lib/pyexec
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pyexec
 
-MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8 mcp/pyexec-mcp.1
+MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8 cgi/pyexec-fcgi.8 \
+              mcp/pyexec-mcp.1
 # Installed with the CGI's and pyexec-admin's paths set to the installed ones.
 EXAMPLES   := $(sort $(wildcard cgi/conf/*))
 

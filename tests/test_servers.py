@@ -1124,6 +1124,7 @@ def test_make_install():
         want |= {"usr/share/doc/pyexec/examples/" + f for f in os.listdir(CONF)}
         want |= {"usr/bin/pyexec-admin", "usr/share/man/man1/pyexec-admin.1",
                  "usr/share/man/man8/pyexec.cgi.8", "usr/bin/pyexec-mcp",
+                 "usr/share/man/man8/pyexec-fcgi.8",
                  "usr/share/man/man1/pyexec-mcp.1"}
         assert got == want
         cgi = os.path.join(dest, "usr/lib/pyexec/pyexec.cgi")
