@@ -106,7 +106,7 @@ CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
 FCGI_SRC    := cgi/fcgi_main.c cgi/fcgi_worker.c sandbox/zygote_ctl.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c sql/textclean.c sql/backup.c \
-               sql/metrics.c
+               sql/metrics.c sql/totals.c
 MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \

@@ -292,6 +292,13 @@ static void check_database(struct doctor *d, const char *path)
 		report(d, WARN, "db.journal", "journal mode %s, not WAL: readers "
 		       "and the CGI block each other (pyexec-admin init sets it)",
 		       h.journal_mode);
+	if (h.totals_off == 0)
+		report(d, OK, "db.totals", "/metrics' totals agree with the log");
+	else
+		report(d, FAIL, "db.totals", "%s (pyexec-admin vacuum rebuilds "
+		       "them from the log)", h.totals_off < 0 ? "cannot read "
+		       "/metrics' totals" : "/metrics' totals differ from the "
+		       "log, as after rows written by hand");
 	if (h.schema_version == store_schema_version())
 		report(d, OK, "db.schema", "version %d, this program's",
 		       h.schema_version);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include "store_int.h"
 #include "manage.h"
+#include "totals.h"
 #include "digest.h"
 #include "../cgi/banned.h"
 
@@ -447,31 +448,62 @@ int store_top_identities(struct store *s, int64_t since_ms, int64_t until_ms,
 
 /* --- maintenance ---------------------------------------------------------- */
 
+/* Deletes the pruned rows, taking them out of the totals first, in one
+ * transaction. */
+static int prune_rows(struct store *s, int64_t before_ms, long *count)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((rc = store_exec(s, "BEGIN IMMEDIATE", "lock the audit log")))
+		return rc;
+	rc = totals_prune(s, before_ms);
+	if (rc == STORE_OK && (rc = store_prepare(s, "DELETE FROM runs WHERE "
+			       "started_ms < ?1 AND outcome <> 'running'",
+			       &st)) == STORE_OK) {
+		sqlite3_bind_int64(st, 1, before_ms);
+		rc = store_step_done(s, st, "prune");
+		*count = (long)sqlite3_changes(s->db);
+	}
+	if (rc == STORE_OK)
+		rc = store_exec(s, "COMMIT", "commit the prune");
+	if (rc != STORE_OK)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 int store_prune(struct store *s, int64_t before_ms, int dry_run, long *count)
 {
 	sqlite3_stmt *st;
 	int rc;
 
 	/* Rows still running are never pruned: they may yet be completed. */
-	if ((rc = store_prepare(s, dry_run ?
-				"SELECT count(*) FROM runs WHERE started_ms < ?1 "
-				"AND outcome <> 'running'" :
-				"DELETE FROM runs WHERE started_ms < ?1 "
-				"AND outcome <> 'running'", &st)))
+	*count = 0;
+	if (!dry_run)
+		return prune_rows(s, before_ms, count);
+	if ((rc = store_prepare(s, "SELECT count(*) FROM runs WHERE "
+				"started_ms < ?1 AND outcome <> 'running'", &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, before_ms);
 	rc = sqlite3_step(st);
-	*count = dry_run ? (long)sqlite3_column_int64(st, 0) :
-			   (long)sqlite3_changes(s->db);
+	*count = (long)sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return store_sqlite_fail(s, rc, "prune");
-	return STORE_OK;
+	return rc == SQLITE_ROW ? STORE_OK : store_sqlite_fail(s, rc, "prune");
 }
 
+/* Recomputes the totals from the log (after rows were written by hand,
+ * say), then compacts the file. */
 int store_vacuum(struct store *s)
 {
-	int rc = store_exec(s, "VACUUM", "vacuum");
+	int rc = store_exec(s, "BEGIN IMMEDIATE", "lock the audit log");
+
+	if (rc == STORE_OK && (rc = totals_rebuild(s)) == STORE_OK)
+		rc = store_exec(s, "COMMIT", "commit the totals");
+	if (rc != STORE_OK) {
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return rc;
+	}
+	rc = store_exec(s, "VACUUM", "vacuum");
 
 	return rc ? rc : store_exec(s, "PRAGMA wal_checkpoint(TRUNCATE)",
 				    "checkpoint");
@@ -515,6 +547,7 @@ int store_health(struct store *s, struct store_health *h)
 	h->freelist = one_int(s, "PRAGMA freelist_count");
 	h->runs = one_int(s, "SELECT count(*) FROM runs");
 	h->users = one_int(s, "SELECT count(*) FROM users");
+	h->totals_off = totals_disagree(s);
 	return strcmp(h->integrity, "?") == 0 ?
 	       store_fail(s, STORE_UNAVAILABLE, "cannot check the database") :
 	       STORE_OK;

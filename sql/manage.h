@@ -171,6 +171,8 @@ struct store_health {
 	int schema_version;
 	int64_t pages, page_size, freelist;
 	int64_t runs, users;
+	int64_t totals_off;	/* groups of /metrics' totals that differ
+				   from the log; -1: unknown */
 };
 int store_health(struct store *s, struct store_health *h);
 

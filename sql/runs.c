@@ -7,6 +7,9 @@
  * one statement, and keeps the code's SHA-256 and size but never the code:
  * a flood of refusals costs its sender, not the disk (every text of a
  * refused row is bounded; README "Audit log" states the bound).
+ *
+ * Every write that ends a row (a refusal, a completion) updates the
+ * running totals (totals.c) in its own transaction.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +19,7 @@
 #include "manage.h"
 #include "digest.h"
 #include "textclean.h"
+#include "totals.h"
 #include "../cgi/banned.h"
 
 static const char insert_sql[] =
@@ -136,10 +140,28 @@ static int insert(struct store *s, const struct run_rec *r,
 	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, "write audit row");
 }
 
+/* Ends the transaction a writer began: COMMIT after success, else
+ * ROLLBACK; returns rc, or COMMIT's failure. */
+static int end_txn(struct store *s, int rc)
+{
+	if (rc == STORE_OK)
+		rc = store_exec(s, "COMMIT", "commit the audit row");
+	if (rc != STORE_OK)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
 int store_run_reject(struct store *s, const struct run_rec *r,
 		     const struct settings *cfg)
 {
-	return insert(s, r, cfg, 1, 0);
+	int rc;
+
+	if ((rc = store_exec(s, "BEGIN IMMEDIATE", "lock the audit log")))
+		return rc;
+	rc = insert(s, r, cfg, 1, 0);
+	if (rc == STORE_OK)
+		rc = totals_row(s, r->id, 1);
+	return end_txn(s, rc);
 }
 
 /* Runs of the identity counted in the window, and the oldest of them
@@ -240,15 +262,38 @@ int store_run_begin(struct store *s, const struct run_rec *r, long limit,
 		row.error = "rate limit exceeded";
 		row.http_status = 429;
 		rc = insert(s, &row, cfg, 1, 0);
+		if (rc == STORE_OK)
+			rc = totals_row(s, row.id, 1);
 	} else if (rc == STORE_OK) {
 		row.outcome = "running";
 		rc = insert(s, &row, cfg, 0, 1);
 	}
-	if (rc == STORE_OK)
-		rc = store_exec(s, "COMMIT", "commit the audit row");
-	if (rc != STORE_OK)
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-	return rc;
+	return end_txn(s, rc);
+}
+
+/* Runs the prepared UPDATE st of row id in a transaction that moves the
+ * row's contribution to the totals from its old state to its new one. */
+static int update_row(struct store *s, sqlite3_stmt *st, const char *id,
+		      const char *what)
+{
+	int rc;
+
+	if ((rc = store_exec(s, "BEGIN IMMEDIATE", "lock the audit log"))) {
+		sqlite3_finalize(st);
+		return rc;
+	}
+	if ((rc = totals_row(s, id, -1))) {
+		sqlite3_finalize(st);
+		return end_txn(s, rc);
+	}
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return end_txn(s, store_sqlite_fail(s, rc, what));
+	if (sqlite3_changes(s->db) != 1)
+		return end_txn(s, store_fail(s, STORE_NOTFOUND,
+				   "audit row '%s' is gone", id));
+	return end_txn(s, totals_row(s, id, 1));
 }
 
 int store_run_finish(struct store *s, const struct run_rec *r,
@@ -275,12 +320,7 @@ int store_run_finish(struct store *s, const struct run_rec *r,
 	sqlite3_bind_int64(st, 10, r->cpu_ms);
 	sqlite3_bind_int64(st, 11, r->peak_kb);
 	sqlite3_bind_int(st, 12, r->http_status);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE)
-		return store_sqlite_fail(s, rc, "complete audit row");
-	return sqlite3_changes(s->db) == 1 ? STORE_OK :
-	       store_fail(s, STORE_NOTFOUND, "audit row '%s' is gone", r->id);
+	return update_row(s, st, r->id, "complete audit row");
 }
 
 int store_run_unrun(struct store *s, const struct run_rec *r,
@@ -299,8 +339,5 @@ int store_run_unrun(struct store *s, const struct run_rec *r,
 	bind_clean(st, 3, r->error_type, ERROR_TYPE_MAX, 0);
 	bind_clean(st, 4, r->error, error_max(cfg, 1), 1);
 	sqlite3_bind_int(st, 5, r->http_status);
-	rc = sqlite3_step(st);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? STORE_OK :
-	       store_sqlite_fail(s, rc, "refuse audit row");
+	return update_row(s, st, r->id, "refuse audit row");
 }

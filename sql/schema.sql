@@ -96,6 +96,24 @@ ALTER TABLE runs ADD COLUMN via TEXT NOT NULL DEFAULT 'rest'
     CHECK (via IN ('rest', 'mcp', 'stdio'));
 
 -- migrate 4
+-- The audit log's running totals, for GET /metrics: one row per HTTP
+-- status, outcome and histogram bucket (-1: not a finished run) of the
+-- rows no longer running, kept in the transactions that write runs
+-- (sql/totals.c) and filled from the log by this migration. Rows still
+-- running are counted from runs itself, through runs_running.
+CREATE TABLE run_totals (
+    http_status INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    bucket      INTEGER NOT NULL,
+    requests    INTEGER NOT NULL,
+    exec_ms     REAL NOT NULL,
+    cpu_ms      INTEGER NOT NULL,
+    PRIMARY KEY (http_status, outcome, bucket)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX runs_running ON runs (outcome, deadline_ms)
+    WHERE outcome = 'running';
+
+-- migrate 5
 -- How the service ran the request: pyexec.cgi, one process per request,
 -- or pyexec-fcgi's broker and zygote. Rows from before are the CGI's.
 ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'cgi'

@@ -22,6 +22,7 @@
 #include <sys/fsuid.h>
 #include <sys/stat.h>
 #include "store_int.h"
+#include "totals.h"
 #include "../cgi/banned.h"
 
 #ifndef PYEXEC_DB_DEFAULT
@@ -260,6 +261,9 @@ static int migrate(struct store *s)
 	if ((rc = user_version(s, &v)) == STORE_OK && v < target) {
 		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", target);
 		rc = apply_sections(s, v);
+		/* Version 4 added the totals, which start from the log. */
+		if (rc == STORE_OK && v < 4)
+			rc = totals_rebuild(s);
 		if (rc == STORE_OK)
 			rc = store_exec(s, pragma, "set schema version");
 	}

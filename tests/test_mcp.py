@@ -348,4 +348,4 @@ def test_a_version_1_database_gains_via_with_rest_rows():
     assert r.status == 200, r
     got = query(db, "SELECT id, via FROM runs ORDER BY rowid")
     assert got[0] == {"id": "old", "via": "rest"} and got[1]["via"] == "mcp"
-    assert query(db, "PRAGMA user_version")[0]["user_version"] == 3
+    assert query(db, "PRAGMA user_version")[0]["user_version"] >= 3

@@ -181,31 +181,81 @@ def test_paths_the_servers_pass(db):
     assert len(query(db, "SELECT id FROM runs")) == rows + 2
 
 
-def test_tally_follows_completion_abandonment_and_prune(db):
-    """The aggregate /metrics reads is kept by triggers: rows completed,
-    running past their deadline (abandoned), and pruned."""
-    admin = add_user(db, "ops", admin=True)
-    old = now_ms() - 40 * 86400 * 1000
+def hand_rows(db, old):
+    """Rows written straight into the log, as an import would: every kind
+    of outcome and bucket, two still running (one past its deadline)."""
+    rows = [(uuid.uuid4().hex, old + i, "anon:10.0.0.%d" % i, o, h, e, cpu, d)
+            for i, (o, h, e, cpu, d) in enumerate([
+                ("ok", 200, 3.0, 2, None), ("ok", 200, 7000.0, 6000, None),
+                ("ok", 200, 99999.0, 1, None), ("timeout", 200, 500.0, 400, None),
+                ("rejected", 429, None, None, None), ("error", 200, 0.0, 0, None),
+                ("running", None, None, None, old + 10**9),
+                ("running", None, None, None, now_ms() + 10**9)])]
     with sqlite3.connect(db) as c:
-        rows = [(uuid.uuid4().hex, old + i, "anon:10.0.0.%d" % i, o, h, e, cpu, d)
-                for i, (o, h, e, cpu, d) in enumerate([
-                    ("ok", 200, 3.0, 2, None), ("ok", 200, 7000.0, 6000, None),
-                    ("ok", 200, 99999.0, 1, None), ("timeout", 200, 500.0, 400, None),
-                    ("rejected", 429, None, None, None), ("error", 200, 0.0, 0, None),
-                    ("running", None, None, None, old + 10**9),
-                    ("running", None, None, None, now_ms() + 10**9)])]
         c.executemany("INSERT INTO runs (id, started_ms, identity, outcome, http_status, "
                       "exec_ms, cpu_ms, deadline_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        # One that was running completes.
-        c.execute("UPDATE runs SET outcome = 'ok', http_status = 200, exec_ms = 42.5, "
-                  "cpu_ms = 40, finished_ms = ? WHERE id = ?", (now_ms(), rows[-1][0]))
-    assert run_code("print(1)", db=db).status == 200
+    return rows
+
+
+def doctor_totals(db):
+    p = subprocess.run([ADMIN, "--db", db, "doctor"], capture_output=True, text=True,
+                       timeout=120)
+    line = [l for l in p.stdout.splitlines() if "db.totals" in l]
+    assert len(line) == 1, p.stdout
+    return line[0]
+
+
+def test_totals_follow_refusals_completion_abandonment_and_prune(db):
+    """/metrics reads running totals, kept by the writers of the log: rows
+    written by hand are not in them (doctor says so, vacuum rebuilds them);
+    after that every refusal, completion and prune keeps them equal to a
+    count of the rows, and rows running past their deadline are abandoned."""
+    admin = add_user(db, "ops", admin=True)
+    old = now_ms() - 40 * 86400 * 1000
+    assert doctor_totals(db).startswith("OK")
+    rows = hand_rows(db, old)
+    assert "differ from the log" in doctor_totals(db)
+    p = subprocess.run([ADMIN, "--db", db, "vacuum"], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert doctor_totals(db).startswith("OK")
     m = check_against_rows(db, admin)
     assert by_label(m["pyexec_requests_total"])[("", "abandoned")] == 1
+    assert by_label(m["pyexec_requests_total"])[("", "running")] == 1
+    # Real requests: two runs (an ok, an error), then the quota's refusal.
+    assert run_code("print(1)", db=db).status == 200
+    assert run_code("1/0", db=db).status == 200
+    assert run_code("print(2)", db=db).status == 429
+    assert cgi_raw(b"{", db=db).status == 400
+    m = check_against_rows(db, admin)
+    assert by_label(m["pyexec_requests_total"])[("429", "rejected")] == 2
+    # A row edited by hand, outside the writers: doctor sees it.
+    with sqlite3.connect(db) as c:
+        c.execute("UPDATE runs SET outcome = 'ok', http_status = 200, exec_ms = 42.5, "
+                  "cpu_ms = 40, finished_ms = ? WHERE id = ?", (now_ms(), rows[-1][0]))
+    assert "differ from the log" in doctor_totals(db)
+    subprocess.run([ADMIN, "--db", db, "vacuum"], check=True, capture_output=True, timeout=60)
     p = subprocess.run([ADMIN, "--db", db, "prune", "--older-than", "30d"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    check_against_rows(db, admin)
+    assert len(query(db, "SELECT id FROM runs WHERE started_ms < ?", (old + 100,))) == 1
+    m = check_against_rows(db, admin)
+    assert doctor_totals(db).startswith("OK")
+    assert len(query(db, "SELECT * FROM run_totals WHERE requests = 0")) == 0
+
+
+def test_migration_fills_the_totals(db):
+    """A log from before the totals existed: the first open by this build
+    fills them from the rows, in the migration's transaction."""
+    admin = add_user(db, "ops", admin=True)
+    hand_rows(db, now_ms() - 86400 * 1000)
+    assert run_code("print(1)", db=db).status == 200
+    with sqlite3.connect(db) as c:
+        c.executescript("DROP TABLE run_totals; DROP INDEX runs_running; "
+                        "PRAGMA user_version = 3;")
+    m = check_against_rows(db, admin)
+    assert sum(v for _, v in m["pyexec_requests_total"]) >= 8 + 1
+    assert query(db, "PRAGMA user_version")[0]["user_version"] >= 4
 
 
 def test_unavailable_database_is_a_503():
