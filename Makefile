@@ -456,7 +456,7 @@ uninstall:
 # make bench: pyexec against its baselines, in one run (bench/bench.py);
 # writes bench/RESULTS.md. BENCH_QUICK=1: a smoke run (figures meaningless).
 bench: check-deps
-	@$(MAKE) --no-print-directory $(CGI)
+	@$(MAKE) --no-print-directory $(CGI) $(FCGI)
 	$(PYTHON) bench/bench.py $(if $(BENCH_QUICK),--quick)
 
 unit: $(UNIT)
