@@ -35,6 +35,7 @@
 #include "flow.h"
 #include "limits.h"
 #include "../sandbox/sandbox.h"
+#include "../sandbox/trace.h"
 #include "../sql/store.h"
 #include "../sandbox/zygote.h"
 #include "banned.h"
@@ -198,7 +199,9 @@ static void serve(FCGX_Request *r, char **saved)
 		perror("pyexec-fcgi: request descriptors");
 		exit(1);
 	}
+	trace_init();	/* PYEXEC_TRACE_TIMING=1: the phases, on stderr */
 	pyexec_request(-1, store_default_path(), "fcgi");
+	trace_report();
 	fflush(stdout);
 	give_answer(r, out);
 	dup2(null, 0);
