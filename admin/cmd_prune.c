@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* cmd_prune.c: deleting old audit rows (never those still running, nor
  * any inside the quota window: they are the rate limit) and giving their
- * space back to the file system. */
+ * space back to the file system. A row whose broker died mid-run stays
+ * 'running' in the table; past its deadline runs_view calls it
+ * 'abandoned' (stats and /metrics count it so), and prune deletes it by
+ * age like a completed one. */
 #include <getopt.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -71,7 +74,7 @@ int cmd_prune(int argc, char **argv, struct admin_ctx *ctx)
 	if (store_prune(ctx->db, before, o.dry_run, &count) != STORE_OK)
 		return db_error(ctx, "cannot prune the audit log");
 	printf("%s %ld audit row%s started before %s (older than %s); rows "
-	       "still running are kept\n", o.dry_run ? "would delete" : "deleted",
+	       "still running are kept (abandoned ones are not)\n", o.dry_run ? "would delete" : "deleted",
 	       count, count == 1 ? "" : "s", cutoff, o.older_than);
 	if (!o.dry_run && count > 0)
 		fprintf(stderr, "pyexec-admin vacuum gives the space back to the "

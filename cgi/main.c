@@ -2,7 +2,8 @@
 /*
  * main.c: pyexec.cgi, one request from top to bottom.
  *
- *   fork the sandbox child -> open the database (or 503) -> settings ->
+ *   fork the sandbox child (MCP: after the parse, for a tools/call only)
+ *   -> open the database (or 503) -> settings ->
  *   identify the Authorization header's token -> read the request ->
  *   validate -> the body's token, quota check + audit row -> take a
  *   sandbox slot -> hand the child its job -> complete the audit row ->
@@ -346,6 +347,23 @@ static void run(struct ctx *c)
 	sb_result_release(&res);
 }
 
+/*
+ * The sandbox child, forked first (a failure is reported by the run). Not
+ * for MCP: most of its messages run nothing (initialize, ping, tools/list,
+ * notifications, refusals), so the child is forked only once the message
+ * is a tools/call (handle), still before the quota check and the audit
+ * row; the database is open by then, but the child closes every
+ * descriptor but its pipes and executes pyexec-sandbox before anything
+ * else, so neither it nor the broker's memory reaches the program.
+ */
+static void start_child(struct ctx *c)
+{
+	c->sb.pid = 0;
+	c->sb.out_fd = c->sb.res_fd = c->sb.job_fd = -1;
+	if (c->mcp.via == VIA_REST)
+		sandbox_start(&c->sb);
+}
+
 static void handle(struct ctx *c)
 {
 	struct http_error e;
@@ -367,10 +385,9 @@ static void handle(struct ctx *c)
 				    &c->job, &c->reply, &e);
 		if (rc < 0)
 			goto refused;
-		if (rc == 0) {	/* answered: nothing to run, nothing to audit */
-			sandbox_discard(&c->sb);
+		if (rc == 0)	/* answered: nothing to run, nothing to audit */
 			return;
-		}
+		sandbox_start(&c->sb);	/* a tools/call: see start_child */
 	} else if (job_parse(&c->job, c->req.body, c->req.len, &c->cfg, &e) != 0) {
 		goto refused;
 	}
@@ -420,7 +437,7 @@ void pyexec_request(int cancel_fd, const char *db_path, const char *mode)
 		metrics_serve(c.db_path, &c.reply);
 		return;
 	}
-	sandbox_start(&c.sb);	/* a failure is reported by the run */
+	start_child(&c);
 	handle(&c);
 	sandbox_release(&c.sb);
 	store_close(c.db);

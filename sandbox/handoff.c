@@ -24,6 +24,7 @@ struct handoff_hdr {
 	uint64_t code_len, input_len;
 	int64_t timeout_ms, cpu_ms, memory_mb, output_bytes;
 	uint64_t modules;	/* the profile's mask */
+	uint8_t key[REC_KEY_LEN];	/* the run's record key */
 };
 
 /* 1 when all len bytes arrived, 0 at EOF before the first one, -1 else. */
@@ -43,7 +44,8 @@ static int read_full(int fd, void *p, size_t len)
 	return 1;
 }
 
-int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim)
+int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim,
+		 const uint8_t *key)
 {
 	struct handoff_hdr h;
 
@@ -57,6 +59,7 @@ int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim)
 	h.memory_mb = lim->memory_mb;
 	h.output_bytes = lim->output_bytes;
 	h.modules = job->modules;
+	memcpy(h.key, key, REC_KEY_LEN);
 	if (write_full(fd, &h, sizeof(h)) != 0 ||
 	    write_full(fd, job->code, job->code_len) != 0 ||
 	    write_full(fd, job->input_json, h.input_len) != 0)
@@ -86,6 +89,9 @@ int handoff_recv(int fd, struct sb_job *job, struct sb_limits *lim)
 
 	if (rc != 1)
 		return rc;
+	/* From here on every record carries it; no copy stays behind. */
+	rec_set_key(h.key);
+	explicit_bzero(h.key, sizeof(h.key));
 	/* The broker is trusted, but the sizes still get the bounds its own
 	 * settings can never exceed. */
 	if (h.magic != HANDOFF_MAGIC || h.code_len > MAX_CODE_BYTES ||

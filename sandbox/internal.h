@@ -35,10 +35,12 @@ void zygote_main(const char *broker_pid) __attribute__((noreturn));
 /* child.c: the confinement list, then the run; never returns. */
 void child_confine_and_run(pid_t broker) __attribute__((noreturn));
 
-/* handoff.c: the job over a pipe. recv returns 1 with the job (its
+/* handoff.c: the job over a pipe, with the run's record key (REC_KEY_LEN
+ * bytes: recv hands it to rec_set_key and keeps no copy). recv returns 1 with the job (its
  * strings allocated), 0 when the broker closed the pipe without one (the
  * request was refused), -1 on anything else. */
-int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim);
+int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim,
+		 const uint8_t *key);
 int handoff_recv(int fd, struct sb_job *job, struct sb_limits *lim);
 
 /* spawn.c: pyexec-sandbox's path, beside this program. */
@@ -112,6 +114,18 @@ enum rec_kind {
 	REC_ABORT,		/* the interpreter called abort() */
 };
 
+/*
+ * Every record carries the run's key: REC_KEY_LEN random bytes the broker
+ * draws for the run and hands over with the job, which the sandbox keeps in
+ * C memory only (no Python object holds it) and never writes anywhere but
+ * in its records. The program can write on fd 3 too, but it never sees a
+ * record (it holds the pipe's write end only), so what it writes there
+ * without the key is noise to the broker. Before the job arrives the key is
+ * all zeros: such a record is believed only as REC_INTERNAL before READY,
+ * when no code of the program has run.
+ */
+#define REC_KEY_LEN 16
+
 struct rec_hdr {
 	uint32_t magic;
 	uint32_t kind;
@@ -120,10 +134,13 @@ struct rec_hdr {
 	uint32_t extra;		/* landlock ABI in REC_READY */
 	uint32_t type_len;
 	uint32_t msg_len;
+	uint8_t key[REC_KEY_LEN];
 };
 #define REC_MAGIC 0x70797831u	/* "pyx1" */
 
-/* Child side: async-signal-safe, never allocates. */
+/* Child side: async-signal-safe, never allocates. rec_set_key once the
+ * job is read; records written before carry zeros. */
+void rec_set_key(const uint8_t *key);
 void rec_write(enum rec_kind kind, uint64_t exec_ns, uint32_t detail,
 	       uint32_t extra, const char *type, size_t type_len,
 	       const char *msg, size_t msg_len);
@@ -134,8 +151,12 @@ uint64_t mono_ns(void);
  * Async-signal-safe. */
 int write_full(int fd, const void *p, size_t len);
 
-/* Parent side: parses the records in buf (len bytes, untrusted). */
+/* Parent side: a fresh key for a run (never all zeros), 0 or -1. */
+int rec_new_key(uint8_t *key);
+/* Parses the records in buf (len bytes, untrusted). Only records that
+ * carry v->key (set by the caller) count; anything else is not a record. */
 struct rec_view {
+	uint8_t key[REC_KEY_LEN];	/* the run's key: set by the caller */
 	int have_ready;
 	uint64_t ready_ns;	/* the parent's clock when READY was parsed */
 	unsigned layers;

@@ -3,12 +3,14 @@
  * result.c: the record the child writes on the result pipe, and the
  * parent's parser for it. The child side is async-signal-safe (the seccomp
  * trap handler uses it); the parent side treats every byte as hostile,
- * since the program can write on the same descriptor.
+ * since the program can write on the same descriptor: a record counts only
+ * when it carries the run's key (internal.h), which the program never sees.
  */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/random.h>
 #include "internal.h"
 #include "../cgi/limits.h"
 #include "../cgi/banned.h"
@@ -37,6 +39,31 @@ int write_full(int fd, const void *p, size_t len)
 	return 0;
 }
 
+/* The child's copy of the run's key: C memory that no Python object
+ * refers to. Zeros until the job arrives. */
+static uint8_t rec_key[REC_KEY_LEN];
+
+void rec_set_key(const uint8_t *key)
+{
+	memcpy(rec_key, key, REC_KEY_LEN);
+}
+
+int rec_new_key(uint8_t *key)
+{
+	size_t got = 0;
+
+	while (got < REC_KEY_LEN) {
+		ssize_t n = getrandom(key + got, REC_KEY_LEN - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		got += (size_t)n;
+	}
+	key[0] |= 1;	/* never the zeros of a record written before the job */
+	return 0;
+}
+
 void rec_write(enum rec_kind kind, uint64_t exec_ns, uint32_t detail,
 	       uint32_t extra, const char *type, size_t type_len,
 	       const char *msg, size_t msg_len)
@@ -55,6 +82,7 @@ void rec_write(enum rec_kind kind, uint64_t exec_ns, uint32_t detail,
 	h.extra = extra;
 	h.type_len = (uint32_t)type_len;
 	h.msg_len = (uint32_t)msg_len;
+	memcpy(h.key, rec_key, REC_KEY_LEN);
 	(void)write_full(CHILD_RESULT_FD, &h, sizeof(h));
 	if (type_len)
 		(void)write_full(CHILD_RESULT_FD, type, type_len);
@@ -81,12 +109,28 @@ void rec_internal(const char *where, const char *what)
 	_exit(CHILD_EXIT_INTERNAL);
 }
 
+/* The record is the sandbox's: it carries the run's key, or it is the
+ * keyless report of a failure before the job (and the key) arrived, which
+ * can only come before READY, when no code of the program has run. */
+static int rec_authentic(const struct rec_hdr *h, const struct rec_view *v)
+{
+	static const uint8_t none[REC_KEY_LEN];
+	unsigned diff = 0;
+
+	for (size_t i = 0; i < REC_KEY_LEN; i++)
+		diff |= (unsigned)(h->key[i] ^ v->key[i]);
+	if (diff == 0)
+		return 1;
+	return h->kind == REC_INTERNAL && !v->have_ready &&
+	       memcmp(h->key, none, REC_KEY_LEN) == 0;
+}
+
 /*
- * Reads records from buf up to the first malformed one; the last final
- * record (anything but READY) wins. The sandbox writes its own final record
- * just before it exits, so a record the program forged earlier is
- * overwritten; one it writes and then exits on is its own business, and
- * the parent checks the exit status against the record's kind.
+ * Reads records from buf up to the first malformed or foreign one (without
+ * the run's key); the last final record (anything but READY) wins. The
+ * program cannot write a record the broker believes, and the sandbox
+ * writes its own final record just before it exits; the parent still
+ * checks the exit status against the record's kind.
  */
 size_t rec_parse(const char *buf, size_t len, struct rec_view *v)
 {
@@ -101,7 +145,7 @@ size_t rec_parse(const char *buf, size_t len, struct rec_view *v)
 		    h.msg_len > RESULT_MESSAGE_MAX)
 			break;
 		need = sizeof(h) + h.type_len + h.msg_len;
-		if (len - off < need)
+		if (len - off < need || !rec_authentic(&h, v))
 			break;
 		if (h.kind == REC_READY) {
 			if (!v->have_ready) {
@@ -121,7 +165,8 @@ size_t rec_parse(const char *buf, size_t len, struct rec_view *v)
 	return off;
 }
 
-/* A complete or incomplete record could start at buf (len bytes). */
+/* A record could start at buf (len bytes) whose end has not arrived yet;
+ * one that is complete there was refused by rec_parse already. */
 static int rec_plausible(const char *buf, size_t len)
 {
 	struct rec_hdr h;
@@ -130,7 +175,8 @@ static int rec_plausible(const char *buf, size_t len)
 		return 1;	/* too short to tell yet */
 	memcpy(&h, buf, sizeof(h));
 	return h.magic == REC_MAGIC && h.type_len <= RESULT_TYPE_MAX &&
-	       h.msg_len <= RESULT_MESSAGE_MAX;
+	       h.msg_len <= RESULT_MESSAGE_MAX &&
+	       len < sizeof(h) + h.type_len + h.msg_len;
 }
 
 /* Where the next record could start, past the first byte of buf; the last
@@ -177,6 +223,7 @@ size_t rec_scan(const char *buf, size_t len, int eof, struct rec_store *s)
 		struct rec_view one;
 
 		memset(&one, 0, sizeof(one));
+		memcpy(one.key, s->v.key, REC_KEY_LEN);
 		one.have_ready = s->v.have_ready;	/* only the first READY */
 		off += rec_parse(buf + off, len - off, &one);
 		rec_merge(s, &one);

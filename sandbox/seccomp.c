@@ -38,7 +38,7 @@ static scmp_filter_ctx filter;
 /* Allowed without conditions. */
 static const char *const allow[] = {
 	/* stdio on the descriptors the child already holds */
-	"read", "write", "readv", "writev", "close", "lseek", "fstat",
+	"read", "write", "readv", "writev", "lseek", "fstat",
 	/* the allocator: brk and mmap'd arenas (mmap: see below) */
 	"brk", "munmap", "mremap", "madvise",
 	/* the interpreter's locks (single-threaded, but glibc still uses them) */
@@ -106,6 +106,9 @@ static int add_rules(void)
 	/* Handlers for any signal but SIGSYS: the trap handler that reports
 	 * refused calls cannot be replaced or ignored. */
 	const struct scmp_arg_cmp not_sigsys = SCMP_A0(SCMP_CMP_NE, SIGSYS);
+	const struct scmp_arg_cmp low_fd = SCMP_A0(SCMP_CMP_LT, CHILD_RESULT_FD);
+	const struct scmp_arg_cmp result_fd = SCMP_A0(SCMP_CMP_GE,
+						      CHILD_RESULT_FD);
 	int rc = 0;
 
 	for (size_t i = 0; i < sizeof(allow) / sizeof(allow[0]) && rc == 0; i++)
@@ -118,6 +121,14 @@ static int add_rules(void)
 		rc = add_self_rules();
 	if (rc == 0)
 		rc = add_rule(SCMP_ACT_ALLOW, "rt_sigaction", 1, &not_sigsys);
+	/* close: stdin and the output pipe only. The result pipe (fd 3) stays
+	 * open to the end, so the trap handler's and the audit hook's records
+	 * always get through (the broker believes no status without one). All
+	 * 64 bits are compared, so 0x100000003 (the kernel's 3) is refused. */
+	if (rc == 0)
+		rc = add_rule(SCMP_ACT_ALLOW, "close", 1, &low_fd);
+	if (rc == 0)
+		rc = add_rule(SCMP_ACT_ERRNO(EPERM), "close", 1, &result_fd);
 	/* isatty() on a pipe: answer as the kernel would, without a trap. */
 	if (rc == 0)
 		rc = add_rule(SCMP_ACT_ERRNO(ENOTTY), "ioctl", 0, NULL);

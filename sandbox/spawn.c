@@ -250,16 +250,15 @@ static int consistent(int status, uint32_t kind, int ready)
 	return 0;
 }
 
-/* No usable record: what the exit status alone says. */
+/* No usable record: what the exit status alone says. The trap handler
+ * and the audit hook always get their keyed record through (seccomp
+ * refuses to close fd 3), so after READY a status without one is the
+ * program's own exit, whatever number it chose. */
 static void classify_status(struct run *r, struct sb_result *res)
 {
 	int st = WEXITSTATUS(r->status);
 
-	if (st == CHILD_EXIT_TRAPPED || st == CHILD_EXIT_REFUSED)
-		set_error(res, SB_SECURITY, "SecurityViolation",
-			  "refused by %s (the program overwrote the report)",
-			  st == CHILD_EXIT_TRAPPED ? "seccomp" : "the audit hook");
-	else if (r->rec.v.have_ready)
+	if (r->rec.v.have_ready)
 		set_error(res, SB_ERROR, "SystemExit",
 			  "the program ended the interpreter itself "
 			  "(exit status %d)", st);
@@ -527,10 +526,14 @@ int sandbox_run(struct sb_child *c, const struct sb_job *job,
 	r.cancel_fd = job->cancel_fd;
 	r.start_ns = mono_ns();
 	uint64_t deadline = r.start_ns + (uint64_t)lim->timeout_ms * 1000000u;
+	if (rec_new_key(r.rec.v.key) != 0) {
+		sandbox_release(c);
+		return fail(res, "getrandom");
+	}
 	r.pid_fd = (int)syscall(SYS_pidfd_open, r.pid, 0);
 	/* A child that died before reading its job says why on its result
 	 * pipe; the write failing here (EPIPE) is not the story. */
-	(void)handoff_send(c->job_fd, job, lim);
+	(void)handoff_send(c->job_fd, job, lim, r.rec.v.key);
 	close(c->job_fd);
 	c->job_fd = -1;
 	TRACE(TR_HANDOFF);

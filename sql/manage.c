@@ -449,7 +449,9 @@ int store_top_identities(struct store *s, int64_t since_ms, int64_t until_ms,
 /* --- maintenance ---------------------------------------------------------- */
 
 /* Deletes the pruned rows, taking them out of the totals first, in one
- * transaction. */
+ * transaction. Abandoned rows (runs_view's word: 'running' past their
+ * deadline) go too; the totals never held them (totals.c counts rows
+ * still 'running' from runs itself). */
 static int prune_rows(struct store *s, int64_t before_ms, long *count)
 {
 	sqlite3_stmt *st;
@@ -459,7 +461,8 @@ static int prune_rows(struct store *s, int64_t before_ms, long *count)
 		return rc;
 	rc = totals_prune(s, before_ms);
 	if (rc == STORE_OK && (rc = store_prepare(s, "DELETE FROM runs WHERE "
-			       "started_ms < ?1 AND outcome <> 'running'",
+			       "id IN (SELECT id FROM runs_view WHERE "
+			       "started_ms < ?1 AND status <> 'running')",
 			       &st)) == STORE_OK) {
 		sqlite3_bind_int64(st, 1, before_ms);
 		rc = store_step_done(s, st, "prune");
@@ -477,12 +480,14 @@ int store_prune(struct store *s, int64_t before_ms, int dry_run, long *count)
 	sqlite3_stmt *st;
 	int rc;
 
-	/* Rows still running are never pruned: they may yet be completed. */
+	/* Rows still running are never pruned: they may yet be completed. A
+	 * row past its deadline lost its broker and never will: runs_view
+	 * calls it 'abandoned', and it goes by age like any other. */
 	*count = 0;
 	if (!dry_run)
 		return prune_rows(s, before_ms, count);
-	if ((rc = store_prepare(s, "SELECT count(*) FROM runs WHERE "
-				"started_ms < ?1 AND outcome <> 'running'", &st)))
+	if ((rc = store_prepare(s, "SELECT count(*) FROM runs_view WHERE "
+				"started_ms < ?1 AND status <> 'running'", &st)))
 		return rc;
 	sqlite3_bind_int64(st, 1, before_ms);
 	rc = sqlite3_step(st);

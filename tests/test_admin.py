@@ -524,36 +524,44 @@ def test_config_set_applies_to_the_next_request(db):
 
 # --- prune and vacuum -------------------------------------------------------
 
-def insert_old(db, rid, days, outcome="ok"):
+def insert_old(db, rid, days, outcome="ok", deadline_ms=None):
     started = int((time.time() - days * 86400) * 1000)
     sql(db, "INSERT INTO runs (id, started_ms, finished_ms, identity, outcome, "
         "deadline_ms, counted, http_status) VALUES (?, ?, ?, 'anon:10.0.0.1', "
         "?, ?, 1, 200)", rid, started,
-        None if outcome == "running" else started + 5, outcome, started + 60000)
+        None if outcome == "running" else started + 5, outcome,
+        deadline_ms if deadline_ms is not None else started + 60000)
 
 
 def test_prune(db):
     for i in range(3):
         insert_old(db, "old%d" % i, 100)
-    insert_old(db, "older-but-running", 200, outcome="running")
+    # Still running: its deadline is ahead (whenever it started).
+    insert_old(db, "older-but-running", 200, outcome="running",
+               deadline_ms=int((time.time() + 3600) * 1000))
+    # Its broker died: 'running' in the table, past its deadline.
+    insert_old(db, "old-abandoned", 200, outcome="running")
     insert_old(db, "recent", 30)
     assert run_code("print(1)", db=db).status == 200
     total = sql(db, "SELECT count(*) FROM runs")[0][0]
-    assert total == 7       # and new_db()'s first request, and the run
+    assert total == 8       # and new_db()'s first request, and the run
+    assert sql(db, "SELECT status FROM runs_view WHERE id = 'old-abandoned'") \
+        == [("abandoned",)]
 
     t0 = time.time()
     out = ok("prune", "--older-than", "90d", "--dry-run", db=db)
-    assert out.startswith("would delete 3 audit rows"), out
+    assert out.startswith("would delete 4 audit rows"), out
+    assert "still running are kept (abandoned ones are not)" in out, out
     cutoff = iso_to_unix(ISO_RE.search(out).group(0))
     assert abs(cutoff - (t0 - 90 * 86400)) < 60
     assert sql(db, "SELECT count(*) FROM runs")[0][0] == total
 
     out = ok("prune", "--older-than", "90d", db=db)
-    assert out.startswith("deleted 3 audit rows"), out
+    assert out.startswith("deleted 4 audit rows"), out
     left = {r[0] for r in sql(db, "SELECT id FROM runs")}
     assert "older-but-running" in left and "recent" in left
     assert not any(i.startswith("old") and i != "older-but-running" for i in left)
-    assert len(left) == total - 3
+    assert len(left) == total - 4
 
     out = ok("prune", "--older-than", "4w", db=db)
     assert out.startswith("deleted 1 audit row "), out
@@ -586,6 +594,64 @@ def test_prune_never_deletes_the_quota_window(db):
     out = ok("prune", "--older-than", "1d", db=db)
     assert out.startswith("deleted 0 audit rows"), out
     assert run_code("print(4)", db=db, env=auth).status == 429
+
+
+def kill_broker_mid_run(db, env):
+    """Starts a run that never ends and SIGKILLs its broker once its row
+    says 'running' (an OOM killer, a host crash); returns the row's id."""
+    env = dict(base_env(db), **env)
+    body = json.dumps({"code": "while True: pass"}).encode()
+    env.update({"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+                "CONTENT_LENGTH": str(len(body)), "PYEXEC_TIMEOUT_MS": "20000"})
+    before = {r[0] for r in sql(db, "SELECT id FROM runs")}
+    p = subprocess.Popen([CGI], env=env, stdin=subprocess.PIPE,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p.stdin.write(body)
+    p.stdin.close()
+    try:
+        for _ in range(1000):               # at most ~20 s
+            new = {r[0] for r in sql(db, "SELECT id FROM runs WHERE "
+                                     "outcome = 'running'")} - before
+            if new:
+                break
+            time.sleep(0.02)
+        else:
+            pytest.fail("the request never showed as running")
+    finally:
+        p.send_signal(9)
+        p.wait(timeout=30)
+    return new.pop()
+
+
+def test_a_killed_brokers_row_counts_then_goes_by_age(db):
+    """A broker SIGKILLed mid-run leaves its row 'running'. Past its
+    deadline it reads 'abandoned' (stats count it so); inside the quota
+    window it still counts, so the kill gave no free run; once older than
+    the window, prune deletes it like any other row."""
+    token = new_user(db, "killed", "--quota", "1")
+    rid = kill_broker_mid_run(db, {"HTTP_AUTHORIZATION": "Bearer " + token})
+    assert sql(db, "SELECT outcome, counted FROM runs WHERE id = ?", rid) == \
+        [("running", 1)]
+    # The deadline (the time limit and a grace) passes: moved back, as the
+    # test cannot wait 20 s for it.
+    now = int(time.time() * 1000)
+    sql(db, "UPDATE runs SET deadline_ms = ? WHERE id = ?", now - 1000, rid)
+    assert sql(db, "SELECT status FROM runs_view WHERE id = ?", rid) == \
+        [("abandoned",)]
+    by = ok("stats", "--by", "outcome", "--json", db=db)
+    assert '"abandoned"' in by and '"running"' not in by, by
+    r = run_code("print(1)", db=db, env={"HTTP_AUTHORIZATION": "Bearer " + token})
+    assert r.status == 429, r               # the abandoned run counted
+    ok("config", "set", "quota_window_s", "60", db=db)
+    out = ok("prune", "--older-than", "60s", db=db)
+    assert rid in {r[0] for r in sql(db, "SELECT id FROM runs")}, out
+    # Two minutes later, outside the window: gone, and the quota is back.
+    sql(db, "UPDATE runs SET started_ms = started_ms - 120000, deadline_ms = "
+        "deadline_ms - 120000 WHERE identity = 'user:killed'")
+    out = ok("prune", "--older-than", "60s", db=db)
+    assert rid not in {r[0] for r in sql(db, "SELECT id FROM runs")}, out
+    assert run_code("print(2)", db=db,
+                    env={"HTTP_AUTHORIZATION": "Bearer " + token}).status == 200
 
 
 def test_vacuum(db):
@@ -1109,7 +1175,7 @@ def test_cost_and_stats_use_the_brokers_time_not_a_forged_one():
     nanosecond of execution. The cost report bills, and stats ranks, the
     time the broker measured (READY to exit), the time the answer gave."""
     db = new_db()
-    rec = struct.pack("<IIQIIII", 0x70797831, 2, 1, 0, 0, 0, 0)
+    rec = struct.pack("<IIQIIII16s", 0x70797831, 2, 1, 0, 0, 0, 0, bytes(16))
     code = ("n = 0\nfor i in range(10_000_000):\n    n += i\n"
             "import random\np = random._os.sys.modules['posix']\n"
             "for _ in range(512):\n    p.write(3, %r * 64)\n" % rec)

@@ -580,24 +580,24 @@ def test_a_run_refused_for_want_of_a_slot_drops_its_code():
 
 # ------------------------------------------ stored errors are safe to print
 #
-# The error and error_type come from the child, which the program controls:
-# it can write a record of its own on fd 3 and end its process with the
-# matching status. What is stored is valid UTF-8 with controls escaped.
+# The error and error_type come from the child, whose text the program
+# controls: the name of its exception's class and the message (a record of
+# its own on fd 3 is not believed: tests/test_escapes.py::test_forged_*).
+# What is stored is valid UTF-8 with controls escaped.
 
 ADMIN = os.environ.get("PYEXEC_ADMIN", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "pyexec-admin"))
 
-HOSTILE_TYPE = b"Val\x1b[2J\xff\xc2\x9b"
-HOSTILE_MSG = (b"\x1b]0;owned\x07 C1:\xc2\x9b\xc2\x85 bad:\xff\xfe\xc0\xaf"
-               b" del:\x7f bidi:\xe2\x80\xae ok:caf\xc3\xa9\tend\n2")
+HOSTILE_TYPE = "Val\x1b[2J\x9b"
+HOSTILE_MSG = ("\x1b]0;owned\x07 C1:\x9b\x85 del:\x7f bidi:\u202e "
+               "ok:caf\u00e9\tend\n2")
 
 
-def forged_exception(typ, msg):
-    rec = ((0x70797831).to_bytes(4, "little") + (3).to_bytes(4, "little")
-           + bytes(16) + len(typ).to_bytes(4, "little")
-           + len(msg).to_bytes(4, "little") + typ + msg)
-    return ("import random\np = random._os.sys.modules['posix']\n"
-            "p.write(3, %r)\np._exit(1)\n" % rec)
+def hostile_exception(typ, msg):
+    """A program raising an exception whose class is named typ, with msg
+    (both str, written raw into the source, so the quoted source line in
+    the traceback carries them too)."""
+    return ("E = type(%r, (Exception,), {})\nraise E(%r)\n" % (typ, msg))
 
 
 def safe_text(data):
@@ -613,8 +613,8 @@ def safe_text(data):
 
 def test_stored_errors_are_valid_utf8_with_controls_escaped():
     db = fresh_db()
-    r = cgi_raw(json.dumps({"code": forged_exception(HOSTILE_TYPE,
-                                                     HOSTILE_MSG)}).encode(),
+    r = cgi_raw(json.dumps({"code": hostile_exception(HOSTILE_TYPE,
+                                                      HOSTILE_MSG)}).encode(),
                 db=db)
     assert r.status == 200 and r["success"] is False, r
     con = sqlite3.connect(db)
@@ -624,11 +624,10 @@ def test_stored_errors_are_valid_utf8_with_controls_escaped():
                                  "WHERE id = ?", (r["run_id"],)).fetchone()
     finally:
         con.close()
-    assert safe_text(etype) == "Val\\u001B[2J\\xFF\\u009B", etype
+    assert safe_text(etype) == "Val\\u001B[2J\\u009B", etype
     text = safe_text(err)
     for shown in ("\\u001B]0;owned\\u0007", "C1:\\u009B\\u0085",
-                  "bad:\\xFF\\xFE\\xC0\\xAF", "del:\\u007F",
-                  "bidi:\\u202E", "ok:caf\u00e9\tend\n2"):
+                  "del:\\u007F", "bidi:\\u202E", "ok:caf\u00e9\tend\n2"):
         assert shown in text, (shown, text)
     env = {"PATH": "/usr/bin:/bin", "PYEXEC_DB": db}
     for args in (["logs"], ["logs", "--json"], ["logs", "show", r["run_id"]]):
@@ -640,9 +639,20 @@ def test_stored_errors_are_valid_utf8_with_controls_escaped():
 
 
 def test_a_stored_error_is_cut_whole_after_escaping():
-    db = fresh_db(settings={"audit_error_max_bytes": "13"})
-    r = cgi_raw(json.dumps({"code": forged_exception(
-        b"E", b"ab\xc2\x9bcdefgh")}).encode(), db=db)
-    assert r.status == 200, r
-    rec = row(db, r["run_id"])
-    assert rec["error"] == "ab\\u009Bcdefg", rec    # 13 bytes, no half escape
+    # The stored error is the traceback, which quotes the source line the
+    # program wrote: "    raise E('ab<U+009B>cdefgh')". The cuts are set
+    # relative to where that text starts in an uncut row.
+    code = "E = type('E', (Exception,), {})\nraise E('ab\x9bcdefgh')\n"
+
+    def stored(cap):
+        db = fresh_db(settings={"audit_error_max_bytes": str(cap)})
+        r = cgi_raw(json.dumps({"code": code}).encode(), db=db)
+        assert r.status == 200, r
+        return row(db, r["run_id"])["error"]
+
+    whole = stored(4096)
+    head = whole[:whole.index("ab\\u009Bcdefgh")]
+    assert head.startswith("Traceback") and head.isascii(), whole
+    for cap, kept in ((len(head) + 2 + 6 + 5, "ab\\u009Bcdefg"),
+                      (len(head) + 2 + 3, "ab")):    # never half an escape
+        assert stored(cap) == head + kept, (cap, whole)

@@ -1762,22 +1762,22 @@ def test_garbage_on_the_result_pipe(build, host):
 
 def test_forged_ok_record_then_exit(build, host):
     """Writes a well-formed 'ok' record on fd 3 claiming 11 days of
-    execution, and _exits before the real one. Ending early with a success
-    is the program's own choice (it could simply return), but the figures
-    the log keeps are the broker's: the claimed execution time is capped at
-    the wall time the broker measured, and CPU time and memory come from the
-    kernel (wait4), not from the record."""
+    execution, and _exits with status 0 before the real one. The record
+    lacks the run's key, so the run is what really happened: the program
+    ended the interpreter itself (an error), and the figures the log keeps
+    are the broker's and the kernel's, not the record's."""
     code = """
         import random
         p = random._os.sys.modules['posix']
-        forged = ((0x70797831).to_bytes(4, 'little') + (2).to_bytes(4, 'little')
-                  + (10**15).to_bytes(8, 'little') + bytes(16))
-        p.write(3, forged)
+        p.write(3, $FORGED)
         p._exit(0)
     """
-    r = build.run(textwrap.dedent(code))
+    r = build.run(string.Template(textwrap.dedent(code)).substitute(
+        FORGED=repr(forged_record(2, exec_ns=10**15))))
     host.assert_untouched(r)
-    assert_audited(build, r, "broker (result parser)")
+    assert_audited(build, r, "broker (record key)")
+    assert r["success"] is False and r["error_type"] == "SystemExit", r
+    assert "exit status 0" in r["error"], r
     with sqlite3.connect(build.db, timeout=10) as c:
         exec_ms, wall_ms = c.execute("SELECT exec_ms, wall_ms FROM runs WHERE id = ?",
                                      (r["run_id"],)).fetchone()
@@ -1785,15 +1785,66 @@ def test_forged_ok_record_then_exit(build, host):
         (r, exec_ms, wall_ms)
 
 
+# A forged outcome: a record of each kind the broker knows, with the exit
+# status the sandbox would pair with it, reached through len.__self__ (the
+# real builtins: importing the already loaded posix raises no audit event).
+FORGED_OUTCOMES = {
+    "ok": (2, b"", b"", 0),
+    "memory": (3, b"MemoryError", b"forged", 1),
+    "security": (4, b"SecurityViolation", b"audit event 'open' refused", 4),
+    "seccomp": (5, b"SecurityViolation", b"", 3),
+    "internal": (6, b"InternalError", b"forged", 2),
+}
+
+
+@pytest.mark.parametrize("key", ["zeros", "guessed"])
+@pytest.mark.parametrize("outcome", sorted(FORGED_OUTCOMES))
+def test_forged_outcome_with_its_exit_status(build, host, outcome, key):
+    """Writes a record of the broker's format on fd 3 and _exits with the
+    status that goes with it. Without the run's key the record is noise:
+    the answer and the row say that the program ended the interpreter
+    itself with that status (an error), never the forged outcome."""
+    kind, typ, msg, status = FORGED_OUTCOMES[outcome]
+    guess = bytes(16) if key == "zeros" else bytes(range(1, 17))
+    code = ("p = len.__self__.__import__('posix')\n"
+            "p.write(3, %r)\np._exit(%d)\n"
+            % (forged_record(kind, typ=typ, msg=msg, key=guess), status))
+    r = build.run(code)
+    host.assert_untouched(r)
+    row = assert_audited(build, r, "broker (record key)")
+    assert row[0] == "error" and r["error_type"] == "SystemExit", (row, r)
+    assert "exit status %d" % status in r["error"], r
+
+
+def test_the_result_pipe_cannot_be_closed(build, host):
+    """close(3) is refused by seccomp (EPERM) in both builds, so a refusal
+    after it still reports itself: the program cannot silence the trap
+    handler's or the audit hook's record and pass its own exit off as one."""
+    code = """
+        p = len.__self__.__import__('posix')
+        try:
+            p.close(3)
+        except OSError as e:
+            print('close', e.errno)
+        print(p.read(p.open($SECRET, 0), 4096))
+    """
+    r = attack(build, host, code, full=audit("open"), kernel=seccomp("openat"))
+    assert r["output"] == "close 1\n", r
+    assert_audited(build, r, "seccomp (close of fd 3)")
+
+
 # Forged records: the program writes records of the broker's format on fd
 # 3 (its own result pipe). The broker reads the pipe to its end and keeps
 # the sandbox's own last record; times, classes and sizes are its own.
 
-def forged_record(kind, exec_ns=1, typ=b"", msg=b""):
+def forged_record(kind, exec_ns=1, typ=b"", msg=b"", key=bytes(16)):
+    """A record in the broker's format (sandbox/internal.h, struct rec_hdr),
+    with a key of the program's guess: zeros (a record written before the
+    job arrives) unless given."""
     return ((0x70797831).to_bytes(4, "little") + kind.to_bytes(4, "little")
             + exec_ns.to_bytes(8, "little") + bytes(8)
             + len(typ).to_bytes(4, "little") + len(msg).to_bytes(4, "little")
-            + typ + msg)
+            + key + typ + msg)
 
 
 FILL_THEN = """
@@ -1893,8 +1944,8 @@ def test_the_builtin_memory_error_is_memory(build, host):
 
 
 def test_close_output_and_result_pipes(build, host):
-    """Closes fds 3, 1 and 2, then prints: the broker sees the pipes close
-    early and still answers, putting the failure on the program."""
+    """Closes fds 3, 1 and 2, then prints: close(3) is refused (EPERM), and
+    the failure is the program's."""
     code = "import random\nos = random._os\nos.close(3)\nos.close(1)\nos.close(2)\nprint('x')\n"
     r = build.run(code)
     host.assert_untouched(r)

@@ -198,7 +198,10 @@ def limits_db():
 def test_global_timeout_from_settings_applies_to_anonymous(limits_db):
     r = run_code(BUSY_1500, db=limits_db, env=NO_ENV_TIMEOUT)
     assert r.status == 200 and r["error_type"] == "TimeoutError", r
-    assert 750 <= r["execution_time_ms"] < 1400, r["execution_time_ms"]
+    # The limit that stopped it, by the broker's word (how long the run
+    # took around it is the machine's speed): the wall clock's or the CPU's.
+    assert ("time limit of 1000 ms" in r["error"] or
+            "CPU time limit of 1 s" in r["error"]), r["error"]
 
 
 def test_user_gets_a_longer_timeout_of_their_own(limits_db):
@@ -214,7 +217,7 @@ def test_user_gets_a_shorter_timeout_of_their_own(limits_db):
     token = add_user(limits_db, "hasty", timeout_ms=400)
     r = run_code(BUSY_1500, db=limits_db, env=dict(NO_ENV_TIMEOUT, **bearer(token)))
     assert r.status == 200 and r["error_type"] == "TimeoutError", r
-    assert 280 <= r["execution_time_ms"] < 900, r["execution_time_ms"]
+    assert "time limit of 400 ms" in r["error"], r["error"]
 
 
 def test_user_timeout_is_capped_by_max_timeout_ms(limits_db):
@@ -222,7 +225,8 @@ def test_user_timeout_is_capped_by_max_timeout_ms(limits_db):
     code = "while True:\n    pass\n"
     r = run_code(code, db=limits_db, env=dict(NO_ENV_TIMEOUT, **bearer(token)))
     assert r.status == 200 and r["error_type"] == "TimeoutError", r
-    assert 1500 <= r["execution_time_ms"] < 2600, r["execution_time_ms"]
+    assert ("time limit of 2000 ms" in r["error"] or
+            "CPU time limit of 2 s" in r["error"]), r["error"]
     rec = row(limits_db, r["run_id"])
     assert rec["deadline_ms"] - rec["started_ms"] == 2000 + 10000 + 5000 + 30000
 

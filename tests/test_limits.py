@@ -48,6 +48,35 @@ def assert_clean(r):
         assert field in r.json, field
 
 
+def audited(r):
+    """The run's row in the session's database (where run_tracked runs)."""
+    import conftest
+    return conftest.row(conftest.SESSION_DB, r["run_id"])
+
+
+def assert_timed_out(r, limit_ms):
+    """The broker stopped the run for its time: the answer and the row say
+    so, and it was not stopped before the limit (a bound that load cannot
+    break: the deadline never fires early). How long after the limit the
+    answer came is the machine's speed, not pyexec's, and is not asserted
+    (bench/ measures it)."""
+    rec = audited(r)
+    assert (rec["outcome"], rec["status"]) == ("timeout", "timeout"), rec
+    if "CPU time limit" in r["error"]:
+        # RLIMIT_CPU counts the process's CPU time since it started (its
+        # set-up included), so the wall clock may be short of the limit.
+        # The kernel enforces the limit on its scheduler clock; the usage
+        # wait4 reports is sampled, and read short of it (891 ms for a
+        # 1 s limit, seen under load): half the limit is the bound.
+        assert r["cpu_time_ms"] >= limit_ms / 2, (r, rec)
+    else:
+        assert rec["wall_ms"] >= limit_ms and r.elapsed >= limit_ms / 1000, \
+            (rec["wall_ms"], r.elapsed)
+    # wall_ms is whole milliseconds of the system clock: 1 ms of rounding.
+    assert r["execution_time_ms"] <= rec["wall_ms"] + 1, (r, rec)
+    return rec
+
+
 def assert_failure(r, error_type):
     assert_clean(r)
     assert r.status == 200, r
@@ -76,18 +105,17 @@ def test_sandbox_process_scan_sees_a_running_sandbox():
 def test_busy_loop_times_out_near_the_timeout():
     r = run_tracked(BUSY, env={"PYEXEC_TIMEOUT_MS": "2000"})
     error = assert_failure(r, "TimeoutError")
-    assert 1.5 < r.elapsed < 2.0 + 3.0, r.elapsed
     assert "2000 ms" in error or "CPU time limit of 2 s" in error, error
     assert r["output"] == "spinning\n"
-    assert 1500 <= r["execution_time_ms"] < 5000
+    assert_timed_out(r, 2000)
 
 
 def test_blocked_program_is_stopped_by_the_wall_clock():
     # No CPU is used, so only the wall clock can end this run.
     r = run_tracked(IDLE, env={"PYEXEC_TIMEOUT_MS": "2000"})
     error = assert_failure(r, "TimeoutError")
-    assert "time limit of 2000 ms" in error
-    assert 1.5 < r.elapsed < 2.0 + 3.0, r.elapsed
+    assert "time limit of 2000 ms" in error     # the wall clock's, not CPU's
+    assert_timed_out(r, 2000)
     assert r["cpu_time_ms"] < 1000
     assert r["output"] == "waiting\n"
 
@@ -96,24 +124,31 @@ def test_default_timeout_is_30_seconds():
     r = run_tracked(IDLE, env={"PYEXEC_TIMEOUT_MS": None, "PYEXEC_CPU_MS": None})
     error = assert_failure(r, "TimeoutError")
     assert "30000 ms" in error
-    assert 29.5 < r.elapsed < 30.0 + 5.0, r.elapsed
+    assert_timed_out(r, 30000)
     assert r["output"] == "waiting\n"
 
 
 def test_cpu_limit_stops_a_busy_loop_before_the_wall_clock():
     r = run_tracked(BUSY, env={"PYEXEC_CPU_MS": "1000", "PYEXEC_TIMEOUT_MS": "10000"})
     error = assert_failure(r, "TimeoutError")
-    assert "CPU" in error
-    assert r.elapsed < 9.0, r.elapsed   # well before the 10 s wall clock
-    assert 900 <= r["cpu_time_ms"] < 4000
+    # The CPU limit's message: the wall clock's would be "execution
+    # exceeded the time limit of 10000 ms" (the broker checks its own
+    # deadline first), so this run ended before the wall clock did.
+    assert "CPU time limit of 1 s" in error, error
+    assert audited(r)["outcome"] == "timeout"
+    # CPU time, not wall time: load does not add to it; the usage wait4
+    # reports is sampled and may read short of the limit (see
+    # assert_timed_out), so the bounds are generous factors of it.
+    assert 500 <= r["cpu_time_ms"] < 4000
     assert r["output"] == "spinning\n"
 
 
 def test_huge_int_power_times_out():
     r = run_tracked("x = 10**(10**8)\nprint('done')", env={"PYEXEC_TIMEOUT_MS": "2000"})
-    assert_failure(r, "TimeoutError")
+    error = assert_failure(r, "TimeoutError")
+    assert "2000 ms" in error or "CPU time limit of 2 s" in error, error
     assert r["output"] == ""
-    assert r.elapsed < 2.0 + 3.0
+    assert_timed_out(r, 2000)
 
 
 def test_int_to_str_over_the_digit_limit_raises_value_error():

@@ -21,8 +21,9 @@ def mcp(msg, db=None, env=None, raw=None, **kw):
     return cgi_raw(body, env=e, db=db, **kw)
 
 
-def mcp_noparse(body, db=None, env=None, **kw):
-    """For answers without a body (202): the raw bytes."""
+def mcp_noparse(body, db=None, env=None, cgi=None, stderr=False):
+    """For answers without a body (202): the raw bytes (and stderr, when
+    asked, in place of the body)."""
     import subprocess
     from conftest import base_env, CGI
     e = base_env(db)
@@ -30,16 +31,19 @@ def mcp_noparse(body, db=None, env=None, **kw):
               "CONTENT_LENGTH": str(len(body))})
     e.update(MCP_ENV)
     e.update(env or {})
-    p = subprocess.run([CGI], input=body, env=e, capture_output=True, timeout=60)
+    p = subprocess.run([cgi or CGI], input=body, env=e, capture_output=True,
+                       timeout=60)
     head, _, rest = p.stdout.partition(b"\n\n")
     headers = dict((l.split(":", 1)[0].strip().lower(), l.split(":", 1)[1].strip())
                    for l in head.decode().split("\n") if ":" in l)
-    return int(headers["status"].split()[0]), headers, rest
+    return int(headers["status"].split()[0]), headers, \
+        (p.stderr if stderr else rest)
 
 
-def call(args, id=1, db=None, env=None):
+def call(args, id=1, db=None, env=None, **kw):
     return mcp({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                "params": {"name": TOOL, "arguments": args}}, db=db, env=env)
+                "params": {"name": TOOL, "arguments": args}}, db=db, env=env,
+               **kw)
 
 
 def rows(db):
@@ -349,3 +353,78 @@ def test_a_version_1_database_gains_via_with_rest_rows():
     got = query(db, "SELECT id, via FROM runs ORDER BY rowid")
     assert got[0] == {"id": "old", "via": "rest"} and got[1]["via"] == "mcp"
     assert query(db, "PRAGMA user_version")[0]["user_version"] >= 3
+
+
+# ------------------------------------- messages that run nothing fork nothing
+
+@pytest.fixture
+def noting_cgi(tmp_path):
+    """pyexec.cgi beside a pyexec-sandbox that only notes that it was
+    started (one line per start) and exits: what a message costs in
+    sandbox children, counted where the broker starts them."""
+    import shutil
+    from conftest import CGI
+    cgi = tmp_path / "pyexec.cgi"
+    shutil.copy2(CGI, cgi)
+    fake = tmp_path / "pyexec-sandbox"
+    fake.write_text('#!/bin/sh\necho started >> "$0.log"\n')
+    fake.chmod(0o755)
+    log = tmp_path / "pyexec-sandbox.log"
+
+    def starts():
+        return len(log.read_text().splitlines()) if log.exists() else 0
+    return str(cgi), starts
+
+
+NOTHING_TO_RUN = [
+    ({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+      "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                 "clientInfo": {"name": "t", "version": "1"}}}, 200, False),
+    ({"jsonrpc": "2.0", "id": 2, "method": "ping"}, 200, False),
+    ({"jsonrpc": "2.0", "id": 3, "method": "tools/list"}, 200, False),
+    ({"jsonrpc": "2.0", "method": "notifications/initialized"}, 202, False),
+    ({"jsonrpc": "2.0", "id": 4, "result": {}}, 202, False),
+    ({"jsonrpc": "2.0", "id": 5, "method": "resources/list"}, 200, True),
+    ({"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+      "params": {"name": "other", "arguments": {"code": "1"}}}, 200, True),
+    (b'{"jsonrpc": "2.0", "id": 7, "method": "ping"', 400, True),
+]
+
+
+def test_messages_that_run_nothing_start_no_sandbox(db, noting_cgi):
+    """initialize, ping, tools/list, notifications, responses and refused
+    messages are answered without a sandbox child (and without a slot: they
+    never reach one); the refused ones still leave their 'rejected' row, the
+    others none, as before. A tools/call starts one, as a REST request
+    does."""
+    cgi, starts = noting_cgi
+    trace = {"PYEXEC_TRACE_TIMING": "1"}    # the broker's phases, on stderr
+    for msg, status, audited in NOTHING_TO_RUN:
+        body = msg if isinstance(msg, bytes) else json.dumps(msg).encode()
+        before = len(rows(db))
+        if status == 202:
+            got, _, stderr = mcp_noparse(body, db=db, cgi=cgi, env=trace,
+                                         stderr=True)
+        else:
+            r = mcp(None, raw=body, db=db, cgi=cgi, env=trace)
+            got, stderr = r.status, r.stderr
+            assert ("error" in r.json) == audited, r
+        assert got == status, (msg, got)
+        assert b"pyexec-trace:" in stderr and b" fork=" not in stderr, \
+            (msg, stderr)
+        assert starts() == 0, msg
+        assert len(rows(db)) == before + audited, msg
+    got = rows(db)
+    assert all(g["outcome"] == "rejected" and g["counted"] == 0 for g in got)
+
+    # A tools/call starts its child (this one a fake that reports nothing:
+    # the run is the sandbox's failure, audited as such).
+    r = call({"code": "print(1)"}, db=db, cgi=cgi, env=trace)
+    assert starts() == 1 and b" fork=" in r.stderr, r
+    assert r.status == 500 and r["error"]["code"] == -32603, r
+    assert rows(db)[-1]["outcome"] == "internal"
+    # REST is unchanged: its child is forked first, even for a refusal
+    # (and killed at once: whether it got as far as noting its start is a
+    # race, so the broker's trace is what is checked).
+    r = cgi_raw(b'{"code": 3}', db=db, cgi=cgi, env=trace)
+    assert r.status == 400 and b" fork=" in r.stderr, r

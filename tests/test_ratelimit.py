@@ -148,7 +148,6 @@ def test_retry_after_is_when_a_run_is_allowed_again():
     # More runs in the window than the (lowered) quota: Retry-After must
     # wait for enough of them to leave, not just the oldest one.
     db = fresh_db(quota=5, settings={"quota_window_s": "3"})
-    t0 = time.monotonic()
     assert run_code("print(1)", db=db).status == 200
     time.sleep(1.5)
     assert run_code("print(2)", db=db).status == 200
@@ -157,8 +156,8 @@ def test_retry_after_is_when_a_run_is_allowed_again():
     r = run_code("print(4)", db=db)
     assert_429(r, 1, 3)
     wait = int(header_lines(r, "Retry-After")[0])
+    assert wait <= 3, wait      # never more than the window
     time.sleep(wait + 0.2)
-    assert time.monotonic() - t0 < 8
     r = run_code("print('advised')", db=db)
     assert r.status == 200 and r["output"] == "advised\n", \
         "refused after waiting the advised %d s: %r" % (wait, r)
@@ -205,26 +204,26 @@ def test_refused_requests_do_not_count():
 
 
 def test_window_slides_and_429s_do_not_count():
-    db = fresh_db(quota=2, settings={"quota_window_s": "2"})
-    t0 = time.monotonic()
+    # The window is long (60 s) and its slide is made by moving the two
+    # runs back in time, not by sleeping: a slow machine cannot push the
+    # 429s out of the window before the check (they would count, had they
+    # counted).
+    db = fresh_db(quota=2, settings={"quota_window_s": "60"})
     r1 = run_code("print(1)", db=db)
     r2 = run_code("print(2)", db=db)
     assert (r1.status, r2.status) == (200, 200), (r1, r2)
-    assert_429(run_code("print(3)", db=db), 2, 2)
-    time.sleep(max(0, t0 + 1.0 - time.monotonic()))
+    assert_429(run_code("print(3)", db=db), 2, 60)
     for _ in range(3):                  # still inside the window of r1, r2
-        assert_429(run_code("print(4)", db=db), 2, 2)
-    started = query(db, "SELECT max(started_ms) AS t FROM runs "
-                    "WHERE id IN (?, ?)", (r1["run_id"], r2["run_id"]))[0]["t"]
-    wait = (started + 2000 + 150 - now_ms()) / 1000.0
-    assert wait < 2.5
-    time.sleep(max(0, wait))
-    # r1 and r2 have left the window; the 429s of one second ago would
-    # still be in it, had they counted.
-    assert time.monotonic() - t0 < 2.9, "too slow to tell"
+        assert_429(run_code("print(4)", db=db), 2, 60)
+    execute(db, "UPDATE runs SET started_ms = started_ms - 61000 "
+                "WHERE id IN ('%s', '%s')" % (r1["run_id"], r2["run_id"]))
+    # r1 and r2 have left the window; the four 429s are inside it.
+    refused = query(db, "SELECT count(*) AS n FROM runs WHERE http_status = 429 "
+                    "AND started_ms > ?", (now_ms() - 60000,))[0]["n"]
+    assert refused == 4, refused
     r = run_code("print(5)", db=db)
     assert r.status == 200 and r["output"] == "5\n", r
-    assert_rate_headers(r, 2, 1, 2)
+    assert_rate_headers(r, 2, 1, 60)
 
 
 def test_identities_have_separate_quotas():
@@ -326,7 +325,10 @@ def test_over_the_cap_a_request_waits_then_gets_503():
         elapsed = time.monotonic() - t
         assert_503_busy(r)
         assert "MARKER" not in r.body.decode()
-        assert 0.38 <= elapsed < 1.3, elapsed
+        # It waited its 400 ms (never less), and no longer than the holder
+        # kept the slot: had it waited for the slot to free, it would have
+        # had it (a 200), as the request below does.
+        assert elapsed >= 0.38, elapsed
         rec = query(db, "SELECT * FROM runs WHERE id = ?", (r["run_id"],))
         assert rec and rec[0]["http_status"] == 503
         assert rec[0]["outcome"] == "rejected" and rec[0]["counted"] == 0
@@ -354,10 +356,10 @@ def test_killed_broker_cannot_leak_its_slot():
         a.wait(5)
         assert wait_for(lambda: not sandbox_processes(a.pid), 2.0), \
             "the sandbox outlived its broker"
-        t = time.monotonic()
+        # A leaked slot would never free: the request would get its 503
+        # after 300 ms, as the one above did.
         r = run_code("print('free')", db=db)
         assert r.status == 200 and r["output"] == "free\n", r
-        assert time.monotonic() - t < 1.5
     finally:
         kill(a)
 
@@ -385,20 +387,21 @@ def test_busy_503_after_identification_carries_rate_headers():
 
 
 def test_over_quota_is_429_even_when_the_host_is_busy():
-    # A wait for the slot would take the whole concurrency_wait_ms (the
-    # holder keeps it longer): the bound is that, not a fixed figure that a
-    # slow machine could pass.
+    # The quota is checked before a slot is sought. A wait for the slot
+    # would take the whole concurrency_wait_ms, a minute (the holder keeps
+    # it longer): the bound is that, which no machine is slow enough to
+    # reach with a 429 alone.
     db = fresh_db(quota=1, settings={"max_concurrent": "1",
-                                     "concurrency_wait_ms": "20000"})
+                                     "concurrency_wait_ms": "60000"})
     admin = add_user(db, "holder", admin=True)
     assert run_code("print(1)", db=db).status == 200      # quota used up
-    a = start_idle(db, 30000, env=bearer(admin))
+    a = start_idle(db, 90000, env=bearer(admin))
     try:
         t = time.monotonic()
         r = run_code("print(2)", db=db)
         elapsed = time.monotonic() - t
         assert_429(r, 1, 3600)
-        assert elapsed < 20, "an over-quota request waited for a sandbox"
+        assert elapsed < 60, "an over-quota request waited for a sandbox"
     finally:
         kill(a)
 

@@ -68,7 +68,7 @@ def test_environment_override_wins_over_the_database():
     assert r["success"] is True and r["output"] == "done\n", r
     r = run_code(busy, db=db, env=NO_ENV_TIMEOUT)
     assert r["error_type"] == "TimeoutError", r
-    assert 200 <= r["execution_time_ms"] < 700, r["execution_time_ms"]
+    assert "time limit of 300 ms" in r["error"], r["error"]     # the table's
 
 
 def test_code_bytes_from_the_database():

@@ -20,9 +20,10 @@ int fds_setup(int out_fd, int res_fd, int null_fd, int job_fd, int trace)
 	abort();
 }
 
-int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim)
+int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim,
+		 const uint8_t *key)
 {
-	(void)fd, (void)job, (void)lim;
+	(void)fd, (void)job, (void)lim, (void)key;
 	abort();
 }
 
@@ -39,6 +40,10 @@ void seccomp_name(int nr, uint32_t arch, char *buf, size_t len)
 
 static struct run r;
 static struct rec_store whole;
+
+/* The run's key: the seeds' own records carry it ("fuzzkey-16-bytes"),
+ * their forgeries zeros or another. */
+static const uint8_t key[REC_KEY_LEN] = "fuzzkey-16-bytes";
 
 /* Feeds the stream as reads of at most step bytes, as read_result does. */
 static void feed(const char *s, size_t n, size_t step)
@@ -114,6 +119,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memset(&r, 0, sizeof(r));
 	memset(&whole, 0, sizeof(whole));
+	memcpy(r.rec.v.key, key, REC_KEY_LEN);
+	memcpy(whole.v.key, key, REC_KEY_LEN);
 	feed((const char *)data, size, step);
 	rec_scan((const char *)data, size, 1, &whole);
 	same_final(&r.rec.v, &whole.v);

@@ -177,6 +177,27 @@ static long try_clock_high_bits(void)
 	return syscall(SYS_clock_gettime, 1L << 32, &ts);
 }
 
+/* The result pipe, which the program must not close: its records (the
+ * trap handler's, the audit hook's) are how the broker tells a refusal
+ * from the program's own exit. */
+static long try_close_result(void)
+{
+	return syscall(SYS_close, CHILD_RESULT_FD);
+}
+
+/* Its number with high bits set: the kernel reads an unsigned int (fd 3),
+ * the filter all 64 bits. */
+static long try_close_result_high_bits(void)
+{
+	return syscall(SYS_close, (1L << 32) | CHILD_RESULT_FD);
+}
+
+/* stdin: the program may close what is its own. */
+static long try_close_stdin(void)
+{
+	return syscall(SYS_close, 0);
+}
+
 static long try_affinity_other(void)
 {
 	cpu_set_t set;
@@ -354,6 +375,8 @@ static const struct attempt {
 	{ "clock_getres_other", try_clock_getres_other },
 	{ "clock_nanosleep_other", try_clock_nanosleep_other },
 	{ "clock_high_bits", try_clock_high_bits },
+	{ "close_result", try_close_result },
+	{ "close_result_high_bits", try_close_result_high_bits },
 	{ "affinity_other", try_affinity_other },
 	{ "prlimit_other", try_prlimit_other },
 	{ "mount", try_mount },
@@ -372,6 +395,7 @@ static const struct attempt {
 	{ "x32", try_x32 },
 	{ "getpid", try_getpid },
 	{ "write", try_write },
+	{ "close_stdin", try_close_stdin },
 	{ "clocks_std", try_clocks_std },
 	{ "self_queries", try_self_queries },
 };

@@ -451,7 +451,7 @@ void test_rec_ready_then_final(void)
 	size_t len, got;
 	char *copy;
 
-	CHECK_EQ(HDR, 32);
+	CHECK_EQ(HDR, 32 + REC_KEY_LEN);
 	len = put_ready(buf, 0, 0x7ff, 3);
 	len = put_final(buf, len, REC_EXCEPTION, 0, "ValueError", "boom");
 	t0 = mono_ns();
@@ -797,6 +797,8 @@ void test_rec_write_roundtrip(void)
 
 /* A pipe holding what a broker sent (bytes, written up front), read back
  * by handoff_recv as the child would. */
+static const uint8_t zero_key[REC_KEY_LEN];
+
 static int recv_from(const void *bytes, size_t len, int close_early,
 		     struct sb_job *job, struct sb_limits *lim)
 {
@@ -809,9 +811,28 @@ static int recv_from(const void *bytes, size_t len, int close_early,
 	if (close_early)
 		close(p[1]);
 	rc = handoff_recv(p[0], job, lim);
+	rec_set_key(zero_key);	/* the other tests' records carry zeros */
 	close(p[0]);
 	if (!close_early)
 		close(p[1]);
+	return rc;
+}
+
+static const uint8_t handoff_key[REC_KEY_LEN] = {
+	0xa5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 0x5a,
+};
+
+/* handoff_recv of bytes, in a child that keeps the key it sets. */
+static int recv_key_only(const void *bytes, size_t len, struct sb_job *job,
+			 struct sb_limits *lim)
+{
+	int p[2], rc;
+
+	if (pipe(p) != 0 || write(p[1], bytes, len) != (ssize_t)len)
+		return -1;
+	close(p[1]);
+	rc = handoff_recv(p[0], job, lim);
+	close(p[0]);
 	return rc;
 }
 
@@ -824,7 +845,7 @@ static char *sent(const struct sb_job *job, const struct sb_limits *lim,
 
 	if (pipe(p) != 0 || fcntl(p[1], F_SETPIPE_SZ, 1 << 20) < (1 << 18))
 		exit(2);
-	CHECK_EQ(handoff_send(p[1], job, lim), 0);
+	CHECK_EQ(handoff_send(p[1], job, lim, handoff_key), 0);
 	close(p[1]);
 	buf = slurp(p[0], len);
 	close(p[0]);
@@ -970,4 +991,137 @@ void test_rec_scan_swallowing_header(void)
 	CHECK_EQ(s.v.have_final, 1);
 	CHECK_EQ(s.v.final.type_len, 8);
 	CHECK(memcmp(s.v.type, "KeyError", 8) == 0);
+}
+
+/*
+ * The run's key: only records that carry it count. The program can write
+ * on fd 3, but not with the key, so a record of its own is noise.
+ */
+static const uint8_t run_key[REC_KEY_LEN] = {
+	7, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+};
+
+/* put_final with a key in its header. */
+static size_t put_keyed(char *buf, size_t off, uint32_t kind,
+			const uint8_t *key, const char *type, const char *msg)
+{
+	size_t end = put_final(buf, off, kind, 0, type, msg);
+
+	memcpy(buf + off + offsetof(struct rec_hdr, key), key, REC_KEY_LEN);
+	return end;
+}
+
+static size_t parse_keyed(const char *buf, size_t len, struct rec_view *v)
+{
+	memset(v, 0, sizeof(*v));
+	memcpy(v->key, run_key, REC_KEY_LEN);
+	return rec_parse(buf, len, v);
+}
+
+void test_rec_key(void)
+{
+	static char buf[4096];
+	uint8_t other[REC_KEY_LEN];
+	struct rec_view v;
+	size_t ready, len;
+
+	memcpy(other, run_key, REC_KEY_LEN);
+	other[REC_KEY_LEN - 1] ^= 0x80;
+	ready = put_keyed(buf, 0, REC_READY, run_key, "", "");
+	len = put_keyed(buf, ready, REC_EXCEPTION, run_key, "KeyError", "k");
+	CHECK_EQ(parse_keyed(buf, len, &v), len);
+	CHECK(v.have_ready && v.have_final && v.final.kind == REC_EXCEPTION);
+
+	/* Without the key, or with another: not a record. */
+	len = put_keyed(buf, ready, REC_OK, zero_key, "", "");
+	CHECK_EQ(parse_keyed(buf, len, &v), ready);
+	CHECK(v.have_ready && !v.have_final);
+	len = put_keyed(buf, ready, REC_OK, other, "", "");
+	CHECK_EQ(parse_keyed(buf, len, &v), ready);
+	CHECK(!v.have_final);
+	len = put_keyed(buf, 0, REC_READY, other, "", "");
+	CHECK_EQ(parse_keyed(buf, len, &v), 0);
+	CHECK(!v.have_ready);
+
+	/* A keyless failure before the job is believed, before READY only. */
+	len = put_keyed(buf, 0, REC_INTERNAL, zero_key, "InternalError", "x");
+	CHECK_EQ(parse_keyed(buf, len, &v), len);
+	CHECK(v.have_final && v.final.kind == REC_INTERNAL);
+	ready = put_keyed(buf, 0, REC_READY, run_key, "", "");
+	len = put_keyed(buf, ready, REC_INTERNAL, zero_key, "InternalError", "");
+	CHECK_EQ(parse_keyed(buf, len, &v), ready);
+	CHECK(!v.have_final);
+	len = put_keyed(buf, 0, REC_SECURITY, zero_key, "SecurityViolation", "");
+	CHECK_EQ(parse_keyed(buf, len, &v), 0);
+}
+
+/* In the stream: a complete forgery is skipped at once (not waited on),
+ * and one whose claimed length swallows the real record gives it up. */
+void test_rec_scan_skips_foreign_records(void)
+{
+	static char buf[4096];
+	static struct rec_store s;
+	size_t len, inner;
+
+	memset(&s, 0, sizeof(s));
+	memcpy(s.v.key, run_key, REC_KEY_LEN);
+	len = put_keyed(buf, 0, REC_READY, run_key, "", "");
+	len = put_keyed(buf, len, REC_OK, zero_key, "", "");
+	len = put_keyed(buf, len, REC_EXCEPTION, run_key, "KeyError", "k");
+	CHECK_EQ(rec_scan(buf, len, 0, &s), len);
+	CHECK(s.v.have_ready && s.v.final.kind == REC_EXCEPTION);
+
+	memset(&s, 0, sizeof(s));
+	memcpy(s.v.key, run_key, REC_KEY_LEN);
+	inner = HDR + 9;	/* the real record, inside the forgery's body */
+	len = put_rec(buf, 0, REC_MAGIC, REC_OK, 1, 0, 0, 0, (uint32_t)inner,
+		      NULL, 0);
+	len = put_keyed(buf, len, REC_EXCEPTION, run_key, "KeyError", "k");
+	CHECK_EQ(len, HDR + inner);
+	CHECK_EQ(rec_scan(buf, len, 0, &s), len);
+	CHECK(s.v.have_final && s.v.final.kind == REC_EXCEPTION);
+	CHECK(memcmp(s.v.type, "KeyError", 8) == 0);
+}
+
+/* handoff_recv gives the child the broker's key: its records carry it. */
+void test_handoff_carries_the_record_key(void)
+{
+	struct sb_job in = {
+		.code = "1\n", .code_len = 2, .input_empty = 1,
+	}, out;
+	struct sb_limits lim = { 30000, 2000, 512, 1 << 20 }, got;
+	struct rec_view v;
+	size_t len, rlen;
+	char *buf = sent(&in, &lim, &len), *recs;
+	int p[2], status = -1;
+	pid_t pid;
+
+	if (pipe(p) != 0)
+		exit(2);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		if (dup2(p[1], CHILD_RESULT_FD) != CHILD_RESULT_FD)
+			_exit(100);
+		if (recv_key_only(buf, len, &out, &got) != 1)
+			_exit(101);
+		rec_write(REC_OK, 0, 0, 0, NULL, 0, NULL, 0);
+		_exit(0);
+	}
+	close(p[1]);
+	recs = slurp(p[0], &rlen);
+	close(p[0]);
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
+	       status);
+	memset(&v, 0, sizeof(v));
+	memcpy(v.key, handoff_key, REC_KEY_LEN);
+	CHECK_EQ(rec_parse(recs, rlen, &v), HDR);
+	CHECK(v.have_final && v.final.kind == REC_OK);
+	memset(&v, 0, sizeof(v));		/* without the key: nothing */
+	CHECK_EQ(rec_parse(recs, rlen, &v), 0);
+	CHECK(!v.have_final);
+	free(recs);
+	free(buf);
 }

@@ -132,6 +132,9 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(rec_write_roundtrip)						\
 	X(rec_scan_resyncs)						\
 	X(rec_scan_swallowing_header)					\
+	X(rec_key)							\
+	X(rec_scan_skips_foreign_records)				\
+	X(handoff_carries_the_record_key)				\
 	X(handoff_roundtrip)						\
 	X(handoff_refused)						\
 	X(handoff_damaged)						\
