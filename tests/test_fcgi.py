@@ -43,7 +43,12 @@ class Fcgi:
             (argv or [FCGI, "--listen", "127.0.0.1:%d" % self.port])
             + list(args), env=env, stdin=subprocess.DEVNULL,
             stdout=self.log, stderr=self.log, start_new_session=True)
-        wait_for(self.up, 30)
+        try:
+            wait_for(self.up, 30)
+        except BaseException:   # never leave it running
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+            raise
 
     def up(self):
         assert self.proc.poll() is None, self.logs()
