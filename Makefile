@@ -24,7 +24,7 @@
 # the pkg-config search path is pinned to the system's directories.
 MULTIARCH  := $(shell gcc -print-multiarch 2>/dev/null)
 PKG_CONFIG := env -u PKG_CONFIG_PATH PKG_CONFIG_LIBDIR=/usr/lib/$(MULTIARCH)/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig /usr/bin/pkg-config
-PKGS       := python3-embed libseccomp libcjson sqlite3
+PKGS       := python3-embed libseccomp libcjson sqlite3 libpq
 PYVER      := $(shell $(PKG_CONFIG) --modversion python3-embed 2>/dev/null)
 PYSTDLIB   := /usr/lib/python$(PYVER)
 PYTHON     := /usr/bin/python3
@@ -75,7 +75,7 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) \
               -Wl,-Bstatic -lcrypto -Wl,-Bdynamic
 # pyexec.cgi loads no Python: libpython3.11.so costs ~0.7 ms of loading
 # and relocation at every start.
-BROKER_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp libcjson sqlite3 2>/dev/null) \
+BROKER_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp libcjson sqlite3 libpq 2>/dev/null) \
               -Wl,-Bstatic -lcrypto -Wl,-Bdynamic
 # pyexec-sandbox links Debian's static libpython, the one /usr/bin/python3
 # is built from (optimized: the program runs ~20% faster than on the
@@ -106,12 +106,15 @@ CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
 FCGI_SRC    := cgi/fcgi_main.c cgi/fcgi_worker.c sandbox/zygote_ctl.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c sql/textclean.c sql/backup.c \
-               sql/metrics.c sql/totals.c
+               sql/metrics.c sql/totals.c sql/backend.c sql/sqlite_ops.c \
+               sql/pg_conn.c sql/pg_query.c sql/pg_users.c sql/pg_runs.c \
+               sql/pg_manage.c sql/pg_metrics.c sql/pg_roles.c
 MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
                admin/cmd_stats.c admin/cmd_cost.c admin/cmd_prune.c \
-               admin/cmd_doctor.c admin/cmd_backup.c admin/fcgi_probe.c
+               admin/cmd_doctor.c admin/cmd_backup.c admin/cmd_roles.c \
+               admin/fcgi_probe.c
 # The broker's side of the sandbox (in pyexec.cgi), and the child's
 # (pyexec-sandbox, whose main() is in child.c); a few files are in both.
 SPAWN_SRC   := sandbox/spawn.c sandbox/fds.c sandbox/handoff.c \
@@ -128,7 +131,8 @@ SANDBOX_SRC := $(sort $(SPAWN_SRC) $(CHILD_SRC))
 PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
 
 CGI_OBJ     := $(CGI_SRC:%.c=$(BUILD)/%.o)
-SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o
+SQL_OBJ     := $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o \
+               $(BUILD)/sql/pg_schema.o
 ADMIN_OBJ   := $(ADMIN_SRC:%.c=$(BUILD)/%.o)
 MCP_OBJ     := $(MCP_SRC:%.c=$(BUILD)/%.o)
 SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sandbox/seccomp_bpf.o
@@ -136,7 +140,7 @@ SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sandbox/seccomp_bpf.o
 # latter (CBUILD: see SANITIZE).
 CGI_BIN_OBJ := $(CGI_SRC:%.c=$(BUILD)/%.o) $(SPAWN_SRC:%.c=$(BUILD)/%.o) \
                $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o \
-               $(BUILD)/sandbox/seccomp_bpf.o
+               $(BUILD)/sql/pg_schema.o $(BUILD)/sandbox/seccomp_bpf.o
 FCGI_BIN_OBJ := $(FCGI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/cgi/flow.o \
                $(filter-out $(BUILD)/cgi/main.o,$(CGI_BIN_OBJ))
 CHILD_BIN_OBJ := $(CHILD_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sandbox/seccomp_bpf.o
@@ -250,12 +254,13 @@ $(BUILD)/cgi/metrics.o: $(BUILD)/version
 $(BUILD)/cgi/metrics.o: CFLAGS_ALL += -DPYEXEC_VERSION='"$(VERSION)"'
 FORCE:
 
-# The schema, compiled in: the one place it is written is sql/schema.sql.
-$(BUILD)/sql/schema.c: sql/schema.sql
+# The schemas, compiled in: the one place each is written is
+# sql/schema.sql (SQLite) and sql/pg_schema.sql (PostgreSQL).
+$(BUILD)/sql/schema.c $(BUILD)/sql/pg_schema.c: $(BUILD)/sql/%.c: sql/%.sql
 	@mkdir -p $(dir $@)
-	$(call say,GEN){ echo '/* generated from sql/schema.sql */'; \
-	  echo 'extern const char pyexec_schema_sql[];'; \
-	  echo 'const char pyexec_schema_sql[] ='; \
+	$(call say,GEN){ echo '/* generated from $< */'; \
+	  echo 'extern const char pyexec_$*_sql[];'; \
+	  echo 'const char pyexec_$*_sql[] ='; \
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $<; \
 	  echo ';'; } > $@
 
@@ -271,7 +276,7 @@ $(BUILD)/sandbox/seccomp_bpf.c: $(BUILD)/tools/seccomp-gen
 $(BUILD)/sandbox/seccomp_bpf.o: $(BUILD)/sandbox/seccomp_bpf.c
 	$(call say,CC)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
-$(BUILD)/sql/schema.o: $(BUILD)/sql/schema.c
+$(BUILD)/sql/schema.o $(BUILD)/sql/pg_schema.o: $(BUILD)/sql/%.o: $(BUILD)/sql/%.c
 	$(call say,CC)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 $(CBUILD)/nopy/%.o: %.c
@@ -291,7 +296,7 @@ $(BUILD)/%.o: %.c
 	$(call say,CC)$(CC) $(CFLAGS_ALL) -c -o $@ $<
 
 ifneq ($(CBUILD),$(BUILD))
-$(CBUILD)/sql/schema.o: $(BUILD)/sql/schema.c
+$(CBUILD)/sql/schema.o $(CBUILD)/sql/pg_schema.o: $(CBUILD)/sql/%.o: $(BUILD)/sql/%.c
 	@mkdir -p $(dir $@)
 	$(call say,CC)$(CC) $(CFLAGS_CGI) -c -o $@ $<
 
@@ -308,11 +313,11 @@ endif
 # pyexec.cgi through every server in cgi/conf/ (apache2-bin is Apache's
 # binary and modules without the service, which would take port 80).
 BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
-              libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev \
+              libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev libpq-dev \
               libfcgi-dev
 SERVE_DEBS := lighttpd curl
 TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev \
-              bubblewrap apache2-utils systemd nodejs
+              bubblewrap apache2-utils systemd nodejs postgresql
 # The MCP tests' client, the official TypeScript SDK, pinned by
 # tests/mcp/package-lock.json (npm ci). Debian ships npm apart from nodejs;
 # other builds of nodejs carry their own.
@@ -338,6 +343,7 @@ check-deps:
 	@$(HAVE_BUILD) && $(PYTHON) -c 'import pytest' 2>/dev/null \
 	  && command -v curl >/dev/null $(foreach s,$(SERVERS),&& test -x $(s)) \
 	  && $(HAVE_FUZZ) && test -x /usr/bin/node && command -v npm >/dev/null \
+	  && test -n "$(wildcard /usr/lib/postgresql/*/bin/initdb)" && command -v psql >/dev/null \
 	  || $(MAKE) --no-print-directory deps
 	@test -f $(MCP_SDK) || { $(NPM_CI); }
 
@@ -396,6 +402,7 @@ serve:
 	     -e 's|^var\.pyexec_cgi = .*|var.pyexec_cgi = "$(abspath $(CGI))"|' \
 	     -e 's|^var\.pyexec_fcgi = .*|var.pyexec_fcgi = "$(abspath $(FCGI))"|' \
 	     -e 's|^var\.pyexec_db = .*|var.pyexec_db = "$(SERVE_DIR)/pyexec.db"|' \
+	     -e 's|^var\.pyexec_run_dir = .*|var.pyexec_run_dir = "$(SERVE_DIR)/run"|' \
 	     -e 's|^var\.state_dir = .*|var.state_dir = "$(SERVE_DIR)/lighttpd"|' \
 	     -e '/^server\.pid-file = /d' -e '/^server\.errorlog = /d' \
 	     cgi/conf/$(SERVE_CONF) > $(SERVE_DIR)/lighttpd.conf

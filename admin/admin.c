@@ -101,6 +101,15 @@ static const struct command {
 	  "reclaim the space of deleted rows" },
 	{ "backup", cmd_backup, DB_RO, "backup PATH [--force]",
 	  "a consistent copy of the live database, written while it runs" },
+	{ "roles", cmd_roles, DB_NONE,
+	  "roles [--operator NAME] [--cgi NAME] [--create] [--grants]",
+	  "the SQL of the PostgreSQL roles: the operator's and the CGI's",
+	  "The operator's role (default pyexec_admin) makes and owns the\n"
+	  "tables and changes users, quotas and settings; the CGI's (default\n"
+	  "pyexec_cgi) may read users and settings and insert and complete\n"
+	  "runs, nothing more. --create: only the roles (before init);\n"
+	  "--grants: only the CGI's grants on the tables (after init, and\n"
+	  "after every upgrade). Review, then run it with psql.\n" },
 	{ "doctor", cmd_doctor, DB_NONE, "doctor [--json] [--cgi PATH] [--fcgi SOCKET]",
 	  "check the kernel, the database and the sandbox, live" },
 };

@@ -103,5 +103,6 @@ COMMAND(cmd_prune);
 COMMAND(cmd_vacuum);
 COMMAND(cmd_backup);
 COMMAND(cmd_doctor);
+COMMAND(cmd_roles);
 
 #endif

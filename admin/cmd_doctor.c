@@ -259,7 +259,7 @@ static void check_database(struct doctor *d, const char *path)
 	struct store_health h;
 	struct stat st;
 
-	if (stat(path, &st) != 0) {
+	if (store_is_file(path) && stat(path, &st) != 0) {
 		report(d, errno == ENOENT ? WARN : FAIL, "db.open", "%s: %s%s",
 		       path, strerror(errno), errno == ENOENT ? " (pyexec-admin "
 		       "init, or the CGI's first request, creates it)" : "");
@@ -286,7 +286,10 @@ static void check_database(struct doctor *d, const char *path)
 	else
 		report(d, FAIL, "db.integrity", "integrity_check: %s",
 		       h.integrity);
-	if (strcmp(h.journal_mode, "wal") == 0)
+	if (strcmp(h.journal_mode, "postgresql") == 0)
+		report(d, OK, "db.journal", "a PostgreSQL server: its WAL, its "
+		       "durability, its backups (pg_dump)");
+	else if (strcmp(h.journal_mode, "wal") == 0)
 		report(d, OK, "db.journal", "WAL");
 	else
 		report(d, WARN, "db.journal", "journal mode %s, not WAL: readers "
@@ -370,9 +373,17 @@ static const char *unsearchable(const struct who *w, const char *dir,
 	return NULL;
 }
 
+/* PYEXEC_RUN_DIR, as the CGI reads it (cgi/slots.c). */
+static const char *slots_dir(void)
+{
+	const char *r = getenv("PYEXEC_RUN_DIR");
+
+	return r && *r ? r : "/run/pyexec";
+}
+
 static void check_access(struct doctor *d, const char *path)
 {
-	static const char *const extra[] = { "-wal", "-shm", ".slots" };
+	static const char *const extra[] = { "-wal", "-shm" };
 	char dir[PATH_MAX], real[PATH_MAX], anc[PATH_MAX], f[PATH_MAX + 8];
 	char fown[96] = "", down[96], *slash;
 	struct stat fst, dst, st;
@@ -381,6 +392,12 @@ static void check_access(struct doctor *d, const char *path)
 	const char *bad = NULL;
 	int have_file;
 
+	if (!store_is_file(path)) {
+		report(d, OK, "db.owner", "a PostgreSQL server: no local "
+		       "database files (the sandbox slots are in %s)",
+		       slots_dir());
+		return;
+	}
 	snprintf(dir, sizeof(dir), "%s", path);
 	slash = strrchr(dir, '/');
 	if (!slash)
@@ -421,7 +438,7 @@ static void check_access(struct doctor *d, const char *path)
 		bad = real;
 	else if (have_file && !mode_allows(&w, &fst, 6))
 		bad = path;
-	for (size_t i = 0; !bad && have_file && i < 3; i++) {
+	for (size_t i = 0; !bad && have_file && i < 2; i++) {
 		snprintf(f, sizeof(f), "%s%s", path, extra[i]);
 		if (stat(f, &st) == 0 && !mode_allows(&w, &st, 6))
 			bad = f;
@@ -438,8 +455,8 @@ static void check_access(struct doctor *d, const char *path)
 	} else {
 		report(d, OK, "db.www-data", "www-data (uid %u) can %s (by the "
 		       "mode bits)", (unsigned)pw->pw_uid, have_file ?
-		       "write the database, its -wal, -shm and .slots files "
-		       "and its directory" : "create the database in its "
+		       "write the database, its -wal and -shm files and its "
+		       "directory" : "create the database in its "
 		       "directory");
 	}
 }

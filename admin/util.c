@@ -58,7 +58,7 @@ int as_db_owner(const char *path)
 	const char *slash = strrchr(path, '/');
 	struct stat st;
 
-	if (geteuid() != 0)
+	if (geteuid() != 0 || !store_is_file(path))
 		return 0;
 	if (!slash)
 		snprintf(dir, sizeof(dir), ".");

@@ -17,6 +17,9 @@ Per request: median and p99 wall time, CPU (user+system of the process and
 its children, from wait4), peak memory of the broker (its own rusage,
 reported by PYEXEC_TRACE_TIMING) and of the sandbox child (the response's
 peak_memory_kb). Through lighttpd: requests/s at concurrency 1 and 8 (ab).
+The database backends side by side: pyexec's hello on SQLite and on a
+PostgreSQL server the bench starts (tests/pg.py), over its Unix socket and
+over TCP loopback, directly and through lighttpd.
 PYEXEC_TRACE_TIMING=1 gives the per-phase breakdown of a pyexec request.
 
   /usr/bin/python3 bench/bench.py            full run (make bench)
@@ -111,6 +114,10 @@ class Direct:
                 "rc": p.returncode, "outer_wall": wall}
 
 
+# The sandbox slots of the CGIs the bench runs directly (PYEXEC_RUN_DIR).
+RUN_DIR = []
+
+
 def cgi_env(db=None, length=0, extra=None):
     e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
          "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
@@ -118,6 +125,8 @@ def cgi_env(db=None, length=0, extra=None):
          "CONTENT_LENGTH": str(length)}
     if db:
         e["PYEXEC_DB"] = db
+        if RUN_DIR:
+            e["PYEXEC_RUN_DIR"] = RUN_DIR[0]
     e.update(extra or {})
     return e
 
@@ -147,10 +156,18 @@ def load_servers(cgi):
     return test_servers
 
 
-def start_lighttpd(ts, subject_file, extra_files=(), quota_unlimited=True):
+def start_lighttpd(ts, subject_file, extra_files=(), quota_unlimited=True,
+                   db=None):
     """lighttpd from the shipped configuration (tests/test_servers.py's
-    Lighttpd), serving subject_file in place of pyexec.cgi."""
+    Lighttpd), serving subject_file in place of pyexec.cgi; db: another
+    database (a PostgreSQL URI, its settings made already)."""
     srv = ts.Lighttpd("lighttpd")
+    if db:
+        srv.db = db
+        quota_unlimited = False
+        www = ts.www_user()
+        if www:		# the CGI's user writes its slots there
+            os.chown(ts.run_dir(db), www.pw_uid, www.pw_gid)
     if subject_file:
         for f in extra_files:
             shutil.copy2(f, srv.path(os.path.basename(f)))
@@ -354,6 +371,26 @@ def metrics_bench(direct, cgi, tmp, nrows, n, log):
     return out
 
 
+# --- PostgreSQL --------------------------------------------------------------
+
+def pg_stores(tmp):
+    """A PostgreSQL server (tests/pg.py: its own initdb, a Unix socket and
+    127.0.0.1), and the same database by both ways, as pyexec-admin init
+    and config set make it: (server, unix URI, tcp URI)."""
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    import pg  # noqa: E402
+    server = pg.Server()
+    server.start()
+    run = os.path.join(tmp, "pg-run")
+    os.mkdir(run)
+    unix = pg.new_store(server, quota=-1, settings={"timeout_ms": "30000"},
+                        run=run)
+    name = unix.split("?")[0].rsplit("/", 1)[1]
+    tcp = server.uri(name, tcp=True)
+    pg.conftest.PG_RUN_DIRS[tcp] = pg.conftest.PG_RUN_DIRS[unix]
+    return server, unix, tcp
+
+
 def direct_bench(direct, subjects, workloads, n, log):
     """Interleaved: each round runs every subject once, so that drift in the
     machine's state hits every subject alike; the order rotates by one each
@@ -404,6 +441,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="pyexec-bench-")
     os.chmod(tmp, 0o755)
     try:
+        RUN_DIR.append(os.path.join(tmp, "run"))
         direct = Direct(tmp, build(tmp, "launch"))
         floor = build(tmp, "floor")
         for f in ("cgi_runner.py", "py-cgi.sh", "bwrap-cgi.sh"):
@@ -457,6 +495,18 @@ def main():
         notrace = [{"name": "pyexec", "cmd": body_cmd([cgi], None, True), "check": check_pyexec}]
         nt = direct_bench(direct, notrace, {"hello": workloads["hello"]}, n_fast, log)
 
+        # The backends side by side: hello, interleaved, in this run.
+        pg_server, pg_unix, pg_tcp = pg_stores(tmp)
+        backends = [
+            {"name": "SQLite", "cmd": body_cmd([cgi], None, True), "check": check_pyexec},
+            {"name": "PostgreSQL unix", "cmd": body_cmd([cgi], None, True, pg_unix),
+             "check": check_pyexec},
+            {"name": "PostgreSQL tcp", "cmd": body_cmd([cgi], None, True, pg_tcp),
+             "check": check_pyexec},
+        ]
+        by_backend = direct_bench(direct, backends, {"hello": workloads["hello"]},
+                                  n_fast, log)
+
         metrics_rows = 10000 if quick else 1000000
         scrapes = metrics_bench(direct, cgi, tmp, metrics_rows, 3 if quick else 20, log)
 
@@ -487,13 +537,26 @@ def main():
                     log("lighttpd %s done" % sname)
                 finally:
                     srv.stop()
+            bf = os.path.join(tmp, "ab-hello.json")
+            for bname, bdb in (("SQLite", None), ("PostgreSQL unix", pg_unix),
+                               ("PostgreSQL tcp", pg_tcp)):
+                srv = start_lighttpd(ts, None, db=bdb)
+                try:
+                    for c in (1, 8):
+                        n = (8 if quick else 300) if c == 8 else (4 if quick else 100)
+                        ab(srv.port, bf, max(c, n // 10), c)	# warm-up
+                        rps[("hello", bname, c)] = ab(srv.port, bf, n, c)
+                    log("lighttpd %s done" % bname)
+                finally:
+                    srv.stop()
+        pg_server.close()
 
         fcgi = None
         if not args.no_lighttpd:
             fcgi = fcgi_bench(ts, tmp, workloads, cgi, direct, db, quick, log)
 
         report = write_report(args, machine(), workloads, cpu_n, res, nt, rps, quick,
-                              (metrics_rows, scrapes))
+                              (metrics_rows, scrapes), by_backend)
         if fcgi:
             report += fcgi_report(fcgi, rps)
         with open(args.out, "w") as f:
@@ -577,7 +640,33 @@ def phase_part(k):
     return "other"
 
 
-def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick, metrics):
+def backend_report(L, by_backend, rps):
+    """The database backends side by side (README "Several hosts")."""
+    L.append("## The database: SQLite and PostgreSQL\n")
+    L.append("pyexec on hello with each backend, interleaved in this run: SQLite "
+             "(the file), PostgreSQL 15 on this machine over its Unix socket and "
+             "over TCP loopback (tests/pg.py's server: trust authentication, "
+             "fsync off, so these are the protocol's and pyexec's costs, not a "
+             "disk's). Direct: wall ms per request; through lighttpd: requests/s "
+             "(ab). Ratio: over SQLite.\n")
+    L.append("| backend | direct median ms | p99 ms | CPU ms | x SQLite | lighttpd c=1 rps | c=8 rps | c=8 x SQLite |")
+    L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
+    base = med([r["wall"] for r in by_backend[("hello", "SQLite")]])
+    base8 = rps.get(("hello", "SQLite", 8), {}).get("rps")
+    for name in ("SQLite", "PostgreSQL unix", "PostgreSQL tcp"):
+        walls = [r["wall"] for r in by_backend[("hello", name)]]
+        c1 = rps.get(("hello", name, 1), {}).get("rps")
+        c8 = rps.get(("hello", name, 8), {}).get("rps")
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            name, fmt(med(walls), 2), fmt(pct(walls, 99), 2),
+            fmt(med([r["cpu"] for r in by_backend[("hello", name)]])),
+            fmt(med(walls) / base, 2), fmt(c1), fmt(c8),
+            fmt(c8 / base8 if c8 and base8 else None, 2)))
+    L.append("")
+
+
+def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick, metrics,
+                 by_backend=None):
     L = []
     cmd = "/usr/bin/python3 bench/bench.py" + (" --quick" if quick else "")
     L.append("# pyexec benchmark results\n")
@@ -665,6 +754,9 @@ def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick, metrics):
         if bad:
             L.append("\nFailed or non-2xx responses: %s\n" % bad)
         L.append("")
+
+    if by_backend:
+        backend_report(L, by_backend, rps)
 
     mrows, scrapes = metrics
     mwall = [r["wall"] for r in scrapes]

@@ -180,7 +180,7 @@ static int take_slot(struct ctx *c, struct http_error *e)
 	int capped = !(c->id.is_user && c->id.user.is_admin) &&
 		     own < c->cfg.max_concurrent;
 
-	c->slot_fd = slots_acquire_for(c->db_path, c->cfg.max_concurrent,
+	c->slot_fd = slots_acquire_for(slots_run_dir(), c->cfg.max_concurrent,
 				       capped ? c->id.key : NULL, own,
 				       c->cfg.concurrency_wait_ms);
 	if (c->slot_fd >= 0)

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "cancel.h"
@@ -60,9 +62,31 @@ static int try_all(int fd, long max)
 	return -1;
 }
 
-int slots_acquire(const char *db_path, long max, long wait_ms)
+#ifndef PYEXEC_RUN_DIR_DEFAULT
+#define PYEXEC_RUN_DIR_DEFAULT "/run/pyexec"
+#endif
+
+/* PYEXEC_RUN_DIR; else, for a user's own process with a runtime directory
+ * (pyexec-mcp over stdio, say), $XDG_RUNTIME_DIR/pyexec; else /run/pyexec,
+ * which a web server's user cannot make: the operator makes it. */
+const char *slots_run_dir(void)
 {
-	return slots_acquire_for(db_path, max, NULL, 0, wait_ms);
+	static char user_dir[4096];
+	const char *d = getenv("PYEXEC_RUN_DIR");
+	const char *x = getenv("XDG_RUNTIME_DIR");
+
+	if (d && *d)
+		return d;
+	if (x && x[0] == '/' && geteuid() != 0 &&
+	    snprintf(user_dir, sizeof(user_dir), "%s/pyexec", x) <
+	    (int)sizeof(user_dir))
+		return user_dir;
+	return PYEXEC_RUN_DIR_DEFAULT;
+}
+
+int slots_acquire(const char *run_dir, long max, long wait_ms)
+{
+	return slots_acquire_for(run_dir, max, NULL, 0, wait_ms);
 }
 
 /* The identity's slot (when there is a key), then the host's. An identity
@@ -84,7 +108,7 @@ static int try_both(int fd, long max, const char *key, long per_identity,
 	return try_all(fd, max);
 }
 
-int slots_acquire_for(const char *db_path, long max, const char *key,
+int slots_acquire_for(const char *run_dir, long max, const char *key,
 		      long per_identity, long wait_ms)
 {
 	char path[4096];
@@ -94,7 +118,9 @@ int slots_acquire_for(const char *db_path, long max, const char *key,
 
 	if (per_identity < 1 || per_identity > IDENTITY_STRIDE)
 		key = NULL;
-	if (snprintf(path, sizeof(path), "%s.slots", db_path) >= (int)sizeof(path))
+	if (snprintf(path, sizeof(path), "%s/slots", run_dir) >= (int)sizeof(path))
+		return -2;
+	if (mkdir(run_dir, 0770) != 0 && errno != EEXIST)
 		return -2;
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0660);
 	if (fd < 0)

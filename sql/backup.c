@@ -67,7 +67,7 @@ static int check_copy(struct store *s, sqlite3 *dst,
 					  "copy fails its quick_check");
 }
 
-int store_backup(struct store *s, const char *dest,
+int sq_backup(struct store *s, const char *dest,
 		 struct store_backup_info *info)
 {
 	sqlite3 *dst = NULL;

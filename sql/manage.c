@@ -8,7 +8,7 @@
 #include "digest.h"
 #include "../cgi/banned.h"
 
-int store_user_list(struct store *s, user_cb cb, void *arg)
+int sq_user_list(struct store *s, user_cb cb, void *arg)
 {
 	sqlite3_stmt *st;
 	struct user u;
@@ -35,7 +35,7 @@ static int changed_one(struct store *s, const char *name, int rc)
 	       store_fail(s, STORE_NOTFOUND, "no user '%s'", name);
 }
 
-int store_user_set(struct store *s, const char *name, enum user_field f,
+int sq_user_set(struct store *s, const char *name, enum user_field f,
 		   int64_t value)
 {
 	static const char *const column[] = {
@@ -67,7 +67,7 @@ int store_user_set(struct store *s, const char *name, enum user_field f,
 	return changed_one(s, name, STORE_OK);
 }
 
-int store_user_set_modules(struct store *s, const char *name,
+int sq_user_set_modules(struct store *s, const char *name,
 			   const char *profile)
 {
 	sqlite3_stmt *st;
@@ -85,7 +85,7 @@ int store_user_set_modules(struct store *s, const char *name,
 	return changed_one(s, name, store_step_done(s, st, "update user"));
 }
 
-int store_user_remove(struct store *s, const char *name)
+int sq_user_remove(struct store *s, const char *name)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -96,7 +96,7 @@ int store_user_remove(struct store *s, const char *name)
 	return changed_one(s, name, store_step_done(s, st, "remove user"));
 }
 
-int store_user_rotate(struct store *s, const char *name,
+int sq_user_rotate(struct store *s, const char *name,
 		      char token[TOKEN_LEN + 1])
 {
 	char hash[65];
@@ -116,7 +116,7 @@ int store_user_rotate(struct store *s, const char *name,
 	return rc;
 }
 
-int store_settings_each(struct store *s, setting_cb cb, void *arg)
+int sq_settings_each(struct store *s, setting_cb cb, void *arg)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -241,7 +241,7 @@ static void bind_filter(sqlite3_stmt *st, const struct run_filter *f)
 
 /* One row at a time from SQLite to the callback: nothing is gathered, so
  * an export of any size takes the memory of one row. */
-int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
+int sq_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
 		     void *arg)
 {
 	char sql[1536];
@@ -257,7 +257,7 @@ int store_runs_query(struct store *s, const struct run_filter *f, run_cb cb,
 	return each_run(s, st, cb, arg, &seen);
 }
 
-int store_runs_count(struct store *s, const struct run_filter *f, long *n)
+int sq_runs_count(struct store *s, const struct run_filter *f, long *n)
 {
 	char sql[1536];
 	sqlite3_stmt *st;
@@ -277,7 +277,7 @@ int store_runs_count(struct store *s, const struct run_filter *f, long *n)
 	       store_sqlite_fail(s, rc, "count the audit log");
 }
 
-int store_run_by_id(struct store *s, const char *id, run_cb cb, void *arg)
+int sq_run_by_id(struct store *s, const char *id, run_cb cb, void *arg)
 {
 	sqlite3_stmt *st;
 	int rc, seen = 0;
@@ -292,7 +292,7 @@ int store_run_by_id(struct store *s, const char *id, run_cb cb, void *arg)
 	return rc;
 }
 
-int store_run_resolve(struct store *s, const char *prefix, char id[33])
+int sq_run_resolve(struct store *s, const char *prefix, char id[33])
 {
 	char pattern[34];
 	sqlite3_stmt *st;
@@ -332,7 +332,7 @@ int store_run_resolve(struct store *s, const char *prefix, char id[33])
 	return STORE_OK;
 }
 
-int store_runs_last_rowid(struct store *s, int64_t *rowid)
+int sq_runs_last_rowid(struct store *s, int64_t *rowid)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -346,7 +346,7 @@ int store_runs_last_rowid(struct store *s, int64_t *rowid)
 	       store_sqlite_fail(s, rc, "read the audit log");
 }
 
-int store_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
+int sq_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
 		    enum scan_order order, brief_cb cb, void *arg)
 {
 	static const char *const order_by[] = {
@@ -386,7 +386,7 @@ int store_runs_scan(struct store *s, int64_t since_ms, int64_t until_ms,
 	       store_sqlite_fail(s, rc, "read the audit log");
 }
 
-int store_exec_percentile(struct store *s, int pct, double *value, long *n)
+int sq_exec_percentile(struct store *s, int pct, double *value, long *n)
 {
 	sqlite3_stmt *st;
 	int64_t count, rank;
@@ -423,7 +423,7 @@ int store_exec_percentile(struct store *s, int pct, double *value, long *n)
 	       store_sqlite_fail(s, rc, "read the audit log");
 }
 
-int store_top_identities(struct store *s, int64_t since_ms, int64_t until_ms,
+int sq_top_identities(struct store *s, int64_t since_ms, int64_t until_ms,
 			 long n, count_cb cb, void *arg)
 {
 	sqlite3_stmt *st;
@@ -475,7 +475,7 @@ static int prune_rows(struct store *s, int64_t before_ms, long *count)
 	return rc;
 }
 
-int store_prune(struct store *s, int64_t before_ms, int dry_run, long *count)
+int sq_prune(struct store *s, int64_t before_ms, int dry_run, long *count)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -498,7 +498,7 @@ int store_prune(struct store *s, int64_t before_ms, int dry_run, long *count)
 
 /* Recomputes the totals from the log (after rows were written by hand,
  * say), then compacts the file. */
-int store_vacuum(struct store *s)
+int sq_vacuum(struct store *s)
 {
 	int rc = store_exec(s, "BEGIN IMMEDIATE", "lock the audit log");
 
@@ -539,7 +539,7 @@ static void one_text(struct store *s, const char *sql, char *buf, size_t len)
 	sqlite3_finalize(st);
 }
 
-int store_health(struct store *s, struct store_health *h)
+int sq_health(struct store *s, struct store_health *h)
 {
 	memset(h, 0, sizeof(*h));
 	one_text(s, "PRAGMA integrity_check(1)", h->integrity,

@@ -176,4 +176,14 @@ struct store_health {
 };
 int store_health(struct store *s, struct store_health *h);
 
+/* --- PostgreSQL's roles -------------------------------------------------- */
+
+/* The SQL that makes the operator's and the CGI's roles (ROLES_CREATE,
+ * before pyexec-admin init) and grants the CGI's what it needs on the
+ * tables (ROLES_GRANTS, after it): README "Several hosts". STORE_INVALID
+ * for a name that is not a plain identifier, or the same name twice. */
+enum { ROLES_CREATE = 1, ROLES_GRANTS = 2 };
+int store_roles_sql(const char *operator_role, const char *cgi_role,
+		    int parts, char *buf, size_t len);
+
 #endif

@@ -71,7 +71,7 @@ static int read_users(struct store *s, struct store_metrics *m)
 	       store_sqlite_fail(s, rc, "count the users");
 }
 
-int store_metrics(struct store *s, struct store_metrics *m)
+int sq_metrics(struct store *s, struct store_metrics *m)
 {
 	int rc;
 

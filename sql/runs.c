@@ -151,7 +151,7 @@ static int end_txn(struct store *s, int rc)
 	return rc;
 }
 
-int store_run_reject(struct store *s, const struct run_rec *r,
+int sq_run_reject(struct store *s, const struct run_rec *r,
 		     const struct settings *cfg)
 {
 	int rc;
@@ -166,7 +166,7 @@ int store_run_reject(struct store *s, const struct run_rec *r,
 
 /* Runs of the identity counted in the window, and the oldest of them
  * (the quota check, and pyexec-admin's usage figures). */
-int store_window_usage(struct store *s, const char *identity, int64_t since,
+int sq_window_usage(struct store *s, const char *identity, int64_t since,
 		       long *count, int64_t *oldest)
 {
 	sqlite3_stmt *st;
@@ -228,7 +228,7 @@ static int decide(struct store *s, const struct run_rec *r, long limit,
 	since = r->started_ms - window;
 	if (since < reset_ms)
 		since = reset_ms;
-	if ((rc = store_window_usage(s, r->identity, since, &count, &oldest)))
+	if ((rc = sq_window_usage(s, r->identity, since, &count, &oldest)))
 		return rc;
 	q->refused = count >= limit;
 	q->remaining = q->refused ? 0 : limit - count - 1;
@@ -246,7 +246,7 @@ static int decide(struct store *s, const struct run_rec *r, long limit,
 	return STORE_OK;
 }
 
-int store_run_begin(struct store *s, const struct run_rec *r, long limit,
+int sq_run_begin(struct store *s, const struct run_rec *r, long limit,
 		    long window_s, int64_t reset_ms, const struct settings *cfg,
 		    struct quota_state *q)
 {
@@ -296,7 +296,7 @@ static int update_row(struct store *s, sqlite3_stmt *st, const char *id,
 	return end_txn(s, totals_row(s, id, 1));
 }
 
-int store_run_finish(struct store *s, const struct run_rec *r,
+int sq_run_finish(struct store *s, const struct run_rec *r,
 		     const struct settings *cfg)
 {
 	sqlite3_stmt *st;
@@ -323,7 +323,7 @@ int store_run_finish(struct store *s, const struct run_rec *r,
 	return update_row(s, st, r->id, "complete audit row");
 }
 
-int store_run_unrun(struct store *s, const struct run_rec *r,
+int sq_run_unrun(struct store *s, const struct run_rec *r,
 		    const struct settings *cfg)
 {
 	sqlite3_stmt *st;

@@ -25,10 +25,6 @@
 #include "totals.h"
 #include "../cgi/banned.h"
 
-#ifndef PYEXEC_DB_DEFAULT
-#define PYEXEC_DB_DEFAULT "/var/lib/pyexec/pyexec.db"
-#endif
-
 /* How long a writer waits for another one before the request gets 503. */
 #define DEFAULT_BUSY_MS 5000
 
@@ -40,18 +36,6 @@ int64_t now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-const char *store_default_path(void)
-{
-	const char *p = getenv("PYEXEC_DB");
-
-	return p && *p ? p : PYEXEC_DB_DEFAULT;
-}
-
-const char *store_error(const struct store *s)
-{
-	return s ? s->err : "out of memory";
 }
 
 int store_fail(struct store *s, int code, const char *fmt, ...)
@@ -342,11 +326,6 @@ static int configure(struct store *s)
 
 /* --- "never" or "not now" ------------------------------------------------ */
 
-int store_never(const struct store *s)
-{
-	return s && s->never;
-}
-
 static int denied(int err)
 {
 	return err == EACCES || err == EPERM || err == EROFS;
@@ -455,15 +434,11 @@ static void diagnose(struct store *s, const char *path, int readonly)
 
 static int open_store(struct store *s, const char *path, int mode);
 
-int store_open(struct store **sp, const char *path, int mode)
+/* The SQLite backend's open (sql/backend.c allocated s). */
+int sq_open(struct store *s, const char *path, int mode)
 {
-	struct store *s = calloc(1, sizeof(*s));
-	int rc;
+	int rc = open_store(s, path, mode);
 
-	*sp = s;
-	if (!s)
-		return STORE_UNAVAILABLE;
-	rc = open_store(s, path, mode);
 	if (rc == STORE_UNAVAILABLE)
 		diagnose(s, path, mode == STORE_RO);
 	return rc;
@@ -505,18 +480,15 @@ static int open_store(struct store *s, const char *path, int mode)
 	return migrate(s);
 }
 
-void store_close(struct store *s)
+void sq_close(struct store *s)
 {
-	if (!s)
-		return;
 	sqlite3_close_v2(s->db);
-	explicit_bzero(s, sizeof(*s));
-	free(s);
+	s->db = NULL;
 }
 
 /* --- settings ------------------------------------------------------------- */
 
-int store_settings_load(struct store *s, struct settings *out)
+int sq_settings_load(struct store *s, struct settings *out)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -535,7 +507,7 @@ int store_settings_load(struct store *s, struct settings *out)
 	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, "read settings");
 }
 
-int store_setting_set(struct store *s, const char *key, const char *value)
+int sq_setting_set(struct store *s, const char *key, const char *value)
 {
 	const struct setting_def *d = setting_find(key);
 	sqlite3_stmt *st;
@@ -556,7 +528,7 @@ int store_setting_set(struct store *s, const char *key, const char *value)
 	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, "write setting");
 }
 
-int store_setting_unset(struct store *s, const char *key)
+int sq_setting_unset(struct store *s, const char *key)
 {
 	sqlite3_stmt *st;
 	int rc;

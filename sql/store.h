@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * store.h: the data layer, the only code that calls sqlite3_*. Shared by
- * pyexec.cgi and pyexec-admin; never linked into the sandbox's path (the
- * broker closes the database before it forks).
+ * store.h: the data layer, the only code that calls sqlite3_* or libpq's
+ * PQ*: SQLite or PostgreSQL, picked by the database's name (backend.h).
+ * Shared by pyexec.cgi and pyexec-admin; never linked into the sandbox's
+ * path (the broker forks the sandbox before it opens the database).
  *
  * Every function returns STORE_OK (0) or a negative STORE_* code with a
  * message in the store's error buffer (store_error). STORE_UNAVAILABLE
  * means the database cannot be used right now (cannot open, read-only,
- * locked past the busy timeout, full, I/O error): the CGI answers 503.
+ * locked past the busy timeout, full, I/O error; a server down, a login
+ * refused, a statement or lock timeout): the CGI answers 503.
  */
 #ifndef PYEXEC_STORE_H
 #define PYEXEC_STORE_H
@@ -28,6 +30,10 @@ enum {
 enum { STORE_RW = 0, STORE_RO = 1 };
 
 struct store;
+
+/* Whether the database name is a local file (SQLite's), rather than a
+ * server's URI (postgres:// or postgresql://: PostgreSQL's). */
+int store_is_file(const char *name);
 
 /* The path in force: PYEXEC_DB, else the compiled-in default. */
 const char *store_default_path(void);

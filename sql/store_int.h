@@ -1,19 +1,32 @@
 /* SPDX-License-Identifier: MIT */
-/* store_int.h: what the files of the data layer share; nothing else
- * includes it. */
+/* store_int.h: what the files of the data layer share (both backends);
+ * nothing else includes it. */
 #ifndef PYEXEC_STORE_INT_H
 #define PYEXEC_STORE_INT_H
 
 #include <sqlite3.h>
 #include "store.h"
+#include "backend.h"
+
+struct pg_conn;
 
 struct store {
-	sqlite3 *db;
+	const struct store_ops *ops;
+	sqlite3 *db;		/* SQLite */
+	struct pg_conn *pg;	/* PostgreSQL (libpq's PGconn) */
+	struct pg_result *pg_settings;	/* the settings read at open */
+	long stmt_ms;		/* PostgreSQL: statement and lock timeouts */
 	int readonly;
 	long busy_ms;		/* the busy timeout in force */
 	int never;		/* the open failed for good (store_never) */
 	char err[512];
 };
+
+/* The SQLite backend's operations (store.c, users.c, runs.c, ...). */
+#define SQ_DECL(name, params, args) int sq_##name params;
+STORE_OPS(SQ_DECL)
+int sq_open(struct store *s, const char *path, int mode);
+void sq_close(struct store *s);
 
 int store_fail(struct store *s, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -43,7 +43,7 @@ static int one_user(struct store *s, sqlite3_stmt *st, struct user *u)
 	return store_sqlite_fail(s, rc, "read user");
 }
 
-int store_user_by_token(struct store *s, const char *token, struct user *u)
+int sq_user_by_token(struct store *s, const char *token, struct user *u)
 {
 	char hash[65];
 	sqlite3_stmt *st;
@@ -61,7 +61,7 @@ int store_user_by_token(struct store *s, const char *token, struct user *u)
 	return one_user(s, st, u);
 }
 
-int store_user_by_name(struct store *s, const char *name, struct user *u)
+int sq_user_by_name(struct store *s, const char *name, struct user *u)
 {
 	sqlite3_stmt *st;
 	int rc;
@@ -73,7 +73,7 @@ int store_user_by_name(struct store *s, const char *name, struct user *u)
 	return one_user(s, st, u);
 }
 
-int store_user_add(struct store *s, const char *name, int admin, long quota,
+int sq_user_add(struct store *s, const char *name, int admin, long quota,
 		   char token[TOKEN_LEN + 1])
 {
 	char hash[65];

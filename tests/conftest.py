@@ -30,6 +30,7 @@ TRY_SYSCALL = os.environ.get("PYEXEC_TRY_SYSCALL", "")
 # silent skip: CI runs as root on a machine the README supports.
 ON_CI = os.environ.get("CI") == "true"
 ROOT = os.geteuid() == 0
+ADMIN_BIN = os.environ.get("PYEXEC_ADMIN", os.path.join(os.path.dirname(__file__), "..", "pyexec-admin"))
 
 
 def require(ok, reason):
@@ -131,9 +132,13 @@ FAST_LIMITS = {
 SESSION_DB = None
 
 
-def new_db(quota=None, settings=None):
+def new_db(quota=None, settings=None, backend="sqlite"):
     """Creates a database the way production does (the CGI's first request
-    migrates it) and applies settings; returns its path."""
+    migrates it; on PostgreSQL, pyexec-admin init) and applies settings;
+    returns its path or URI."""
+    if backend == "postgresql":
+        import pg
+        return pg.new_store(pg_cluster(), quota=quota, settings=settings)
     d = tempfile.mkdtemp(prefix="pyexec-test-")
     os.chmod(d, 0o755)
     path = os.path.join(d, "pyexec.db")
@@ -156,6 +161,13 @@ def add_user(db, name, admin=False, quota=None, timeout_ms=None,
     SHA-256) and returns the token."""
     token = "pyx_" + secrets.token_hex(32)
     digest = hashlib.sha256(token.encode()).hexdigest()
+    if is_pg(db):
+        pg_sql(db, "INSERT INTO users (name, token_hash, is_admin, disabled, "
+               "quota, timeout_ms, memory_mb, created_ms) VALUES "
+               "(?, ?, ?, ?, ?, ?, ?, ?)",
+               (name, digest, int(admin), int(disabled), quota, timeout_ms,
+                memory_mb, int(time.time() * 1000)))
+        return token
     with sqlite3.connect(db) as c:
         c.execute("INSERT INTO users (name, token_hash, is_admin, disabled, "
                   "quota, timeout_ms, memory_mb, created_ms) VALUES "
@@ -195,12 +207,33 @@ class Response:
         return "<Response %d %r>" % (self.status, self.json)
 
 
+def run_dir(db):
+    """The host-local directory (PYEXEC_RUN_DIR: the sandbox slots) of a
+    test database: the SQLite file's own directory, or for a PostgreSQL
+    URI the one its fixture made (tests/pg.py)."""
+    if db.startswith("postgres"):
+        if db not in PG_RUN_DIRS:
+            PG_RUN_DIRS[db] = tempfile.mkdtemp(prefix="pyexec-run-")
+            _made_dbs.append(PG_RUN_DIRS[db])
+        return PG_RUN_DIRS[db]
+    return os.path.dirname(db) or "."
+
+
+def slots_file(db):
+    return os.path.join(run_dir(db), "slots")
+
+
+# Host-local directories of PostgreSQL databases, by URI (tests/pg.py).
+PG_RUN_DIRS = {}
+
+
 def base_env(db=None):
     """The CGI/1.1 environment a web server gives pyexec.cgi, with the
     suite's lowered limits and database."""
     e = {"PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
          "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
          "PYEXEC_DB": db or SESSION_DB or ""}
+    e["PYEXEC_RUN_DIR"] = run_dir(e["PYEXEC_DB"])
     e.update(FAST_LIMITS)
     return e
 
@@ -339,11 +372,21 @@ print("never")
 _made_dbs = []
 
 
-def fresh_db(quota=None, settings=None):
+def fresh_db(quota=None, settings=None, backend="sqlite"):
     """A new database (see new_db), removed at the end of the session."""
-    db = new_db(quota=quota, settings=settings)
-    _made_dbs.append(os.path.dirname(db))
+    db = new_db(quota=quota, settings=settings, backend=backend)
+    _made_dbs.append(run_dir(db))
     return db
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request):
+    """Makes fresh databases on each backend in turn: store(quota=...,
+    settings=...) -> a path (SQLite) or a URI (PostgreSQL)."""
+    def make(quota=None, settings=None):
+        return fresh_db(quota=quota, settings=settings, backend=request.param)
+    make.backend = request.param
+    return make
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -357,7 +400,71 @@ def now_ms():
     return int(time.time() * 1000)
 
 
+def is_pg(db):
+    return db.startswith(("postgres://", "postgresql://"))
+
+
+# The suite's PostgreSQL server (tests/pg.py), started when a test first
+# asks for a PostgreSQL database, stopped at the end of the session.
+_PG = []
+
+
+def pg_cluster():
+    if not _PG:
+        import pg
+        server = pg.Server()
+        _PG.append(server)
+        server.start()
+    return _PG[0]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_pg():
+    yield
+    for server in _PG:
+        server.close()
+
+
+def pg_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+def pg_sql(db, sql, args=()):
+    """Runs sql (SQLite's ? placeholders, filled in as literals) on the
+    PostgreSQL database db, as the cluster's superuser; returns the rows as
+    dicts with JSON's types."""
+    parts = sql.split("?")
+    assert len(parts) == len(args) + 1, sql
+    text = parts[0] + "".join(pg_literal(a) + p for a, p in zip(args, parts[1:]))
+    dbname = db.split("?")[0].rsplit("/", 1)[1]
+    if text.lstrip().upper().startswith(("SELECT", "WITH")):
+        out = pg_cluster().psql(dbname, "SELECT coalesce(json_agg(q_), '[]') "
+                                "FROM (%s) AS q_" % text).stdout
+        return json.loads(out)
+    pg_cluster().psql(dbname, text)
+    return []
+
+
+def execute(db, sql, args=()):
+    """A write (SQLite's ? placeholders) on either backend, committed."""
+    if is_pg(db):
+        pg_sql(db, sql, args)
+        return
+    con = sqlite3.connect(db)
+    try:
+        with con:
+            con.execute(sql, args)
+    finally:
+        con.close()
+
+
 def query(db, sql, args=()):
+    if is_pg(db):
+        return pg_sql(db, sql, args)
     con = sqlite3.connect(db)
     con.row_factory = sqlite3.Row
     try:

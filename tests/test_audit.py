@@ -4,7 +4,7 @@ A request that may run is written as 'running' before the code runs and
 completed after; a refused one is written once, as 'rejected', with its HTTP
 status. A broker killed mid-run leaves its row behind, shown as 'abandoned'
 by runs_view once its deadline has passed; the sandbox dies with it. The
-sandbox child never holds the database (nor its -wal/-shm or .slots files).
+sandbox child never holds the database (nor its -wal/-shm files, nor the slots file in PYEXEC_RUN_DIR).
 """
 import hashlib
 import json
@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import (CGI, IDLE, add_user, base_env, cgi_raw,
+from conftest import (CGI, IDLE, add_user, base_env, cgi_raw, is_pg, slots_file,
                       finish_cgi as finish, fresh_db, now_ms, proc_mem, query,
                       row, run_code, running_sandboxes, sandbox_processes,
                       start_cgi, wait_for)
@@ -54,9 +54,10 @@ def assert_row_matches_response(r, rec):
     assert rec["http_status"] == r.status
 
 
-@pytest.fixture(scope="module")
-def db():
-    return fresh_db()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db(request):
+    """The rows' database, on each backend in turn."""
+    return fresh_db(backend=request.param)
 
 
 # ------------------------------------------ a broker killed mid-run (1/2)
@@ -229,8 +230,8 @@ def test_refused_request_is_audited(db, status, body, kw):
     assert rec["counted"] == 0
 
 
-def test_rate_limited_request_is_audited():
-    db = fresh_db()
+def test_rate_limited_request_is_audited(store):
+    db = store()
     token = add_user(db, "zero", quota=0)
     r = run_code("print('MARKER')", db=db,
                  env={"HTTP_AUTHORIZATION": "Bearer " + token})
@@ -366,6 +367,12 @@ def test_sandbox_child_holds_nothing_from_the_database(db):
     p = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": "1500",
                              "HTTP_AUTHORIZATION": "Bearer " + token})
     base = os.path.basename(db)
+    if is_pg(db):   # the broker's connection is a socket to the server
+        def db_link(l):
+            return l.startswith("socket:")
+    else:
+        def db_link(l):
+            return l.endswith(base)
     try:
         children = wait_for(lambda: running_sandboxes(p.pid), 1.2)
         assert children, "the program never started"
@@ -384,12 +391,12 @@ def test_sandbox_child_holds_nothing_from_the_database(db):
     assert row(db, r["run_id"])["user_name"] == name
     # The scan can see such files: the broker holds its slot and the
     # database (it completes the row on the same connection).
-    assert any(l.endswith(base + ".slots") for l in broker), broker
-    assert any(l.endswith(base) for l in broker), broker
+    assert any(l.endswith(slots_file(db)) for l in broker), broker
+    assert any(db_link(l) for l in broker), broker
     for pid, links in child_links.items():
         assert links, "no descriptors listed for %d" % pid
-        bad = [l for l in links if base in l or "-wal" in l or "-shm" in l
-               or ".slots" in l]
+        bad = [l for l in links if db_link(l) or base in l or "-wal" in l
+               or "-shm" in l or l.endswith("/slots")]
         assert not bad, "child %d holds %r" % (pid, bad)
         assert child_memory[pid] == (False, False), \
             "child %d holds the user's name or token" % pid
@@ -397,8 +404,8 @@ def test_sandbox_child_holds_nothing_from_the_database(db):
 
 # ---------------------------------------------------------------- every request
 
-def test_every_request_has_exactly_one_row():
-    db = fresh_db()
+def test_every_request_has_exactly_one_row(store):
+    db = store()
     start_count = count_rows(db)
     ids = []
     for body, kw in [(b'{"code": "print(1)"}', {}),
@@ -561,8 +568,8 @@ def test_refused_rows_keep_the_hash_and_size_not_the_code():
         assert b"A" * 1024 not in f.read()
 
 
-def test_a_run_refused_for_want_of_a_slot_drops_its_code():
-    db = fresh_db(settings={"max_concurrent": "1", "concurrency_wait_ms": "0"})
+def test_a_run_refused_for_want_of_a_slot_drops_its_code(store):
+    db = store(settings={"max_concurrent": "1", "concurrency_wait_ms": "0"})
     holder = start(IDLE, db, env={"PYEXEC_TIMEOUT_MS": "3000"})
     try:
         wait_for(lambda: running_sandboxes(holder.pid), 5.0)

@@ -19,9 +19,11 @@ def test_bench_quick_writes_results(tmp_path):
     text = out.read_text()
     for section in ("## Invoked directly", "## Where a pyexec request goes",
                     "## Through lighttpd", "## GET /metrics", "## Targets",
+                    "## The database: SQLite and PostgreSQL",
                     "## The FastCGI mode"):
         assert section in text, text
-    for subject in ("python -c", "floor", "py-cgi", "bwrap", "pyexec"):
+    for subject in ("python -c", "floor", "py-cgi", "bwrap", "pyexec",
+                    "SQLite", "PostgreSQL unix", "PostgreSQL tcp"):
         assert "| %s |" % subject in text
     assert "Failed or non-2xx" not in text, text
     assert "nproc" in text or "cores" in text

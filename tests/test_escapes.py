@@ -2036,7 +2036,7 @@ DB_ROUTES = {
         audit("open"), seccomp("openat")),
     "slots_lock": (
         "import random\nos = random._os\n"
-        "fd = os.open($DB + '.slots', os.O_RDWR)\nos.write(fd, b'x' * 4096)",
+        "fd = os.open($DB.rsplit('/', 1)[0] + '/slots', os.O_RDWR)\nos.write(fd, b'x' * 4096)",
         audit("open"), seccomp("openat")),
     "import_sqlite3": (
         "import sqlite3\nsqlite3.connect($DB).execute('DELETE FROM runs')",

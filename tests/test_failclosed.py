@@ -6,6 +6,8 @@ request is answered 503 with a JSON error, the program is never started,
 and no row appears later. The 503 carries Retry-After unless no retry can
 help (a missing directory, a directory or file this user or the mount
 denies): then the CGI's stderr names the path and the fix instead.
+(PostgreSQL's own ways to fail, the server stopped, killed, a lock held,
+a login refused, are in test_pg.py.)
 
 Root ignores file modes, so read-only here means a read-only mount (or an
 immutable file); full means a small tmpfs filled up. Every mount is undone
@@ -24,8 +26,8 @@ import time
 
 import pytest
 
-from conftest import (CGI, add_user, cgi_raw, fresh_db, query, run_code,
-                      can_mount_tmpfs, require)
+from conftest import (ADMIN_BIN, CGI, add_user, cgi_raw, execute, fresh_db,
+                      is_pg, query, run_code, can_mount_tmpfs, require)
 from test_admin import schema_version
 
 
@@ -376,15 +378,33 @@ def test_database_path_is_a_directory():
         shutil.rmtree(d)
 
 
-def test_database_newer_than_the_program():
-    db = fresh_db()
+def stored_version(db, new=None):
+    """The database's schema version (SQLite's user_version, PostgreSQL's
+    schema_version table), after setting it to new if given."""
+    if is_pg(db):
+        if new is not None:
+            execute(db, "UPDATE schema_version SET version = ?", (new,))
+        return query(db, "SELECT version FROM schema_version")[0]["version"]
     con = sqlite3.connect(db)
-    con.execute("PRAGMA user_version = 99")
-    con.close()
+    try:
+        if new is not None:
+            con.execute("PRAGMA user_version = %d" % new)
+        return con.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_database_newer_than_the_program(store):
+    db = store()
+    stored_version(db, 99)
     results = requests(db)
     for r in results:
         assert_fail_closed(r)
-    assert query(db, "PRAGMA user_version")[0]["user_version"] == 99
+        assert b"newer than this program" in r.stderr, r.stderr
+    p = subprocess.run([ADMIN_BIN, "--db", db, "init"], capture_output=True,
+                       text=True, timeout=60, env={"PATH": "/usr/bin:/bin"})
+    assert p.returncode != 0 and "newer than this program" in p.stderr, p
+    assert stored_version(db) == 99
     ids = [r["run_id"] for r in results]
     assert query(db, "SELECT id FROM runs WHERE id IN (?, ?)", ids) == []
 

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import (add_user, cgi_raw, finish_cgi, fresh_db, query, row,
+from conftest import (add_user, execute, slots_file, cgi_raw, finish_cgi, fresh_db, query, row,
                       run_code, start_cgi)
 
 
@@ -28,9 +28,10 @@ def assert_401(r):
     assert r["output"] == ""
 
 
-@pytest.fixture(scope="module")
-def db():
-    return fresh_db()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def db(request):
+    """The tokens' and refusals' database, on each backend in turn."""
+    return fresh_db(backend=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +92,7 @@ def test_token_is_stored_only_as_its_sha256(db):
     assert stored[0]["token_hash"] == hashlib.sha256(token.encode()).hexdigest()
     secret = token.encode()
     hex_part = token[4:].encode()
-    for suffix in ("", "-wal", "-shm", ".slots"):
-        path = db + suffix
+    for path in [db + s for s in ("", "-wal", "-shm")] + [slots_file(db)]:
         if os.path.exists(path):
             with open(path, "rb") as f:
                 data = f.read()
@@ -140,9 +140,7 @@ def test_disabled_user_is_a_401_and_audited(db):
         rec = row(db, r["run_id"])
         assert rec["http_status"] == 401 and rec["outcome"] == "rejected"
     # enabling the user lets the same token in
-    with sqlite3.connect(db) as con:
-        con.execute("UPDATE users SET disabled = 0 WHERE name = 'dora'")
-    con.close()
+    execute(db, "UPDATE users SET disabled = 0 WHERE name = 'dora'")
     r = run_code("print('MARKER')", db=db, env=bearer(token))
     assert r.status == 200 and r["output"] == "MARKER\n", r
 

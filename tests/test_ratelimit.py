@@ -2,7 +2,8 @@
 host-wide cap on sandboxes running at once.
 
 The quota is checked and the run recorded in one write transaction, so it
-is exact under concurrency; refused requests (400, 401, 405, ..., 429) do
+is exact under concurrency (the tests taking `store` run on SQLite and on
+PostgreSQL); refused requests (400, 401, 405, ..., 429) do
 not count. A sandbox slot is a byte-range lock beside the database, which
 the kernel drops when its holder dies.
 """
@@ -15,22 +16,13 @@ import time
 
 import pytest
 
-from conftest import (IDLE, add_user, cgi_raw, finish_cgi as finish, fresh_db,
+from conftest import (IDLE, add_user, cgi_raw, execute, finish_cgi as finish, fresh_db,
                       now_ms, query, run_code, running_sandboxes,
                       sandbox_processes,
                       start_cgi as start, wait_for)
 
 
 # ---------------------------------------------------------------- helpers
-
-def execute(db, sql, args=()):
-    con = sqlite3.connect(db)
-    try:
-        with con:
-            con.execute(sql, args)
-    finally:
-        con.close()
-
 
 def header_lines(r, name):
     """Every value of a header, from the raw response (duplicates kept)."""
@@ -144,10 +136,10 @@ def test_retry_after_never_exceeds_the_window():
     assert_429(r, 1, 3600)
 
 
-def test_retry_after_is_when_a_run_is_allowed_again():
+def test_retry_after_is_when_a_run_is_allowed_again(store):
     # More runs in the window than the (lowered) quota: Retry-After must
     # wait for enough of them to leave, not just the oldest one.
-    db = fresh_db(quota=5, settings={"quota_window_s": "3"})
+    db = store(quota=5, settings={"quota_window_s": "3"})
     assert run_code("print(1)", db=db).status == 200
     time.sleep(1.5)
     assert run_code("print(2)", db=db).status == 200
@@ -178,8 +170,8 @@ def test_default_quota_is_ten_per_hour_with_headers():
     assert int(header_lines(r, "Retry-After")[0]) >= 3590
 
 
-def test_refused_requests_do_not_count():
-    db = fresh_db(quota=2)
+def test_refused_requests_do_not_count(store):
+    db = store(quota=2)
     refusals = [
         (b"{", {}),
         (b'{"code": 5}', {}),
@@ -203,12 +195,12 @@ def test_refused_requests_do_not_count():
     assert query(db, "SELECT count(*) AS n FROM runs WHERE counted = 1")[0]["n"] == 2
 
 
-def test_window_slides_and_429s_do_not_count():
+def test_window_slides_and_429s_do_not_count(store):
     # The window is long (60 s) and its slide is made by moving the two
     # runs back in time, not by sleeping: a slow machine cannot push the
     # 429s out of the window before the check (they would count, had they
     # counted).
-    db = fresh_db(quota=2, settings={"quota_window_s": "60"})
+    db = store(quota=2, settings={"quota_window_s": "60"})
     r1 = run_code("print(1)", db=db)
     r2 = run_code("print(2)", db=db)
     assert (r1.status, r2.status) == (200, 200), (r1, r2)
@@ -226,8 +218,8 @@ def test_window_slides_and_429s_do_not_count():
     assert_rate_headers(r, 2, 1, 60)
 
 
-def test_identities_have_separate_quotas():
-    db = fresh_db(quota=1)
+def test_identities_have_separate_quotas(store):
+    db = store(quota=1)
     token = add_user(db, "u1")
     assert run_code("print(1)", db=db).status == 200
     assert run_code("print(1)", db=db).status == 429
@@ -250,8 +242,8 @@ def test_user_quota_null_follows_the_default():
     assert_429(run_code("print(1)", db=db, env=bearer(token)), 2, 3600)
 
 
-def test_user_quota_of_their_own():
-    db = fresh_db(quota=2)
+def test_user_quota_of_their_own(store):
+    db = store(quota=2)
     token = add_user(db, "three", quota=3)
     for left in (2, 1, 0):
         r = run_code("print(1)", db=db, token=token)
@@ -269,8 +261,8 @@ def test_user_quota_zero_refuses_every_run():
 
 
 @pytest.mark.parametrize("kind", ["unlimited", "admin"])
-def test_unlimited_users_and_admins_have_no_limit_and_no_headers(kind):
-    db = fresh_db(quota=2)
+def test_unlimited_users_and_admins_have_no_limit_and_no_headers(kind, store):
+    db = store(quota=2)
     if kind == "admin":
         token = add_user(db, "root", admin=True, quota=1)
     else:
@@ -286,8 +278,8 @@ def test_unlimited_users_and_admins_have_no_limit_and_no_headers(kind):
     assert_rate_headers(r, 2, 1, 3600)
 
 
-def test_quota_reset_forgives_earlier_runs():
-    db = fresh_db(quota=2)
+def test_quota_reset_forgives_earlier_runs(store):
+    db = store(quota=2)
     token = add_user(db, "forgiven")
     for _ in range(2):
         assert run_code("print(1)", db=db, env=bearer(token)).status == 200

@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from conftest import CGI, FCGI, add_user, base_env, cgi_raw, new_db, proc_table
+from conftest import CGI, FCGI, add_user, base_env, cgi_raw, new_db, proc_table, run_dir
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 CONF = os.path.join(REPO, "cgi", "conf")
@@ -300,6 +300,7 @@ class Lighttpd(Server):
             r"server\.port = .*": "server.port = %d" % self.port,
             r"var\.pyexec_cgi = .*": 'var.pyexec_cgi = "%s"' % self.cgi,
             r"var\.pyexec_db = .*": 'var.pyexec_db = "%s"' % self.db,
+            r"var\.pyexec_run_dir = .*": 'var.pyexec_run_dir = "%s"' % run_dir(self.db),
             r"var\.state_dir = .*": 'var.state_dir = "%s"' % self.own_dir("state"),
             r"server\.pid-file = .*": 'server.pid-file = "%s"' % self.path("lighttpd.pid"),
             # lighttpd opens its log as www-data (Debian's /var/log/lighttpd).
@@ -324,6 +325,7 @@ class Apache(Server):
         site = render("apache2.conf", {
             r"Define PYEXEC_CGI .*": "Define PYEXEC_CGI %s" % self.cgi,
             r"Define PYEXEC_DB .*": "Define PYEXEC_DB %s" % self.db,
+            r"Define PYEXEC_RUN_DIR .*": "Define PYEXEC_RUN_DIR %s" % run_dir(self.db),
             r"<VirtualHost \*:80>": "<VirtualHost *:%d>" % self.port,
         })
         # Debian's defaults (reqtimeout among them), and headers, which
@@ -357,6 +359,8 @@ class Nginx(Server):
                 "        fastcgi_param SCRIPT_FILENAME %s;" % self.cgi,
             r"\s*fastcgi_param PYEXEC_DB .*;":
                 "        fastcgi_param PYEXEC_DB %s;" % self.db,
+            r"\s*fastcgi_param PYEXEC_RUN_DIR .*;":
+                "        fastcgi_param PYEXEC_RUN_DIR %s;" % run_dir(self.db),
             r"\s*fastcgi_pass .*;": "        fastcgi_pass unix:%s;" % sock,
         })
         shutil.copy(os.path.join("/etc/nginx/fastcgi_params"), self.path("fastcgi_params"))

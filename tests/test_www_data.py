@@ -25,7 +25,7 @@ import tempfile
 
 import pytest
 
-from conftest import (CGI, NOPY_CGI, ROOT, Response, base_env,
+from conftest import (CGI, NOPY_CGI, ROOT, Response, base_env, slots_file,
                       host_missing_layers, note_layer, require)
 from test_escapes import WALK
 
@@ -38,7 +38,7 @@ ATTEMPTS = {
     "read": "print(open(DB, 'rb').read(16))",
     "append": "open(DB, 'ab').write(MARK.encode())",
     "wal": "open(DB + '-wal', 'ab').write(MARK.encode())",
-    "slots": "open(DB + '.slots', 'r+b').write(MARK.encode())",
+    "slots": "open(DB.rsplit('/', 1)[0] + '/slots', 'r+b').write(MARK.encode())",
     "proc_fd": "open('/proc/self/fd/3', 'ab').write(MARK.encode())",
     "proc_root": "print(open('/proc/1/root' + DB, 'rb').read(16))",
     "listdir": "print(posix.listdir(DB.rsplit('/', 1)[0]))",
@@ -81,9 +81,9 @@ def run_as(www, cgi, code, db):
 
 def database_bytes(db):
     out = b""
-    for suffix in ("", "-wal", "-shm", ".slots"):
-        if os.path.exists(db + suffix):
-            with open(db + suffix, "rb") as f:
+    for path in [db + s for s in ("", "-wal", "-shm")] + [slots_file(db)]:
+        if os.path.exists(path):
+            with open(path, "rb") as f:
                 out += f.read()
     return out
 

@@ -2423,39 +2423,39 @@ void test_slots(void)
 
 	if (tmp_make(&t) != 0)
 		return;
-	snprintf(lock, sizeof(lock), "%s.slots", t.path);
+	snprintf(lock, sizeof(lock), "%s/slots", t.dir);
 
 	/* Two slots, two holders: the third waits, then gives up. */
-	CHECK_EQ(holder_start(&a, t.path, 2, 0), 0);
-	CHECK_EQ(holder_start(&b, t.path, 2, 0), 0);
+	CHECK_EQ(holder_start(&a, t.dir, 2, 0), 0);
+	CHECK_EQ(holder_start(&b, t.dir, 2, 0), 0);
 	CHECK(stat(lock, &sb) == 0 && S_ISREG(sb.st_mode));
 	t0 = mono_ms();
-	fd = slots_acquire(t.path, 2, 300);
+	fd = slots_acquire(t.dir, 2, 300);
 	ms = mono_ms() - t0;
 	CHECK_EQ(fd, -1);
 	CHECKF(ms >= 290 && ms < 3000, "gave up after %lld ms", (long long)ms);
-	CHECK_EQ(slots_acquire(t.path, 2, 0), -1);
+	CHECK_EQ(slots_acquire(t.dir, 2, 0), -1);
 	/* Nor can another child take one. */
-	CHECK_EQ(holder_start(&c, t.path, 2, 0), -1);
+	CHECK_EQ(holder_start(&c, t.dir, 2, 0), -1);
 	holder_stop(&c);
 	/* A third slot is there for a cap of 3. */
-	fd = slots_acquire(t.path, 3, 0);
+	fd = slots_acquire(t.dir, 3, 0);
 	CHECK(fd >= 0);
 	if (fd >= 0)
 		close(fd);
 
 	/* One holder exits: its slot is free at once. */
 	holder_stop(&a);
-	fd = slots_acquire(t.path, 2, 0);
+	fd = slots_acquire(t.dir, 2, 0);
 	CHECK(fd >= 0);
 	if (fd >= 0)
 		close(fd);
 
 	/* A waiter gets the slot that frees while it waits. */
-	CHECK_EQ(holder_start(&a, t.path, 2, 300), 0);
-	CHECK_EQ(slots_acquire(t.path, 2, 0), -1);
+	CHECK_EQ(holder_start(&a, t.dir, 2, 300), 0);
+	CHECK_EQ(slots_acquire(t.dir, 2, 0), -1);
 	t0 = mono_ms();
-	fd = slots_acquire(t.path, 2, 10000);
+	fd = slots_acquire(t.dir, 2, 10000);
 	ms = mono_ms() - t0;
 	CHECK(fd >= 0);
 	CHECKF(ms >= 100 && ms < 5000, "waited %lld ms", (long long)ms);
@@ -2465,16 +2465,16 @@ void test_slots(void)
 	holder_stop(&b);
 
 	/* With one slot, one holder is enough to fill it. */
-	CHECK_EQ(holder_start(&a, t.path, 1, 0), 0);
-	CHECK_EQ(slots_acquire(t.path, 1, 0), -1);
+	CHECK_EQ(holder_start(&a, t.dir, 1, 0), 0);
+	CHECK_EQ(slots_acquire(t.dir, 1, 0), -1);
 	holder_stop(&a);
-	fd = slots_acquire(t.path, 1, 0);
+	fd = slots_acquire(t.dir, 1, 0);
 	CHECK(fd >= 0);
 	if (fd >= 0)
 		close(fd);
 
 	/* No lock file, no slot. */
-	tmp_file(&t, "no/such/dir/pyexec.db", missing);
+	tmp_file(&t, "no/such/dir", missing);
 	CHECK_EQ(slots_acquire(missing, 2, 0), -2);
 	tmp_clean(&t);
 }
