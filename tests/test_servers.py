@@ -414,7 +414,8 @@ class LighttpdFcgi(Lighttpd):
 def spawn_fcgi(server, sock):
     """pyexec-fcgi on its own, as www-data, as its systemd unit runs it."""
     server.spawn([install_fcgi(server), "--listen", sock, "--workers", "4"],
-                 as_www=True, env={"PYEXEC_DB": server.db})
+                 as_www=True, env={"PYEXEC_DB": server.db,
+                                   "PYEXEC_RUN_DIR": run_dir(server.db)})
     wait_for("pyexec-fcgi's socket", lambda: os.path.exists(sock), START_S)
 
 
