@@ -4,7 +4,8 @@
 #                   pyexec-mcp
 #   make serve      build them, serve pyexec.cgi with lighttpd on
 #                   127.0.0.1:8080 (PORT= to change), installing lighttpd
-#                   first if it is missing (as root)
+#                   first if it is missing (as root); MODE=fastcgi serves
+#                   pyexec-fcgi instead
 #   make test       install missing packages (as root), build, run every test
 #   make install    PREFIX=/usr/local, DESTDIR= for staging
 #   make deps       apt-get the build, serve and test packages
@@ -100,6 +101,9 @@ CGI_SRC     := cgi/main.c cgi/config.c cgi/http.c cgi/request.c cgi/job.c \
                cgi/identity.c cgi/slots.c cgi/cancel.c cgi/cidr.c \
                cgi/client.c cgi/mcp.c cgi/mcp_span.c cgi/mcp_tool.c \
                cgi/metrics.c
+# pyexec-fcgi: the CGI's request flow (main.c without its main()), the
+# FastCGI supervisor and workers, and the broker's side of the zygote.
+FCGI_SRC    := cgi/fcgi_main.c cgi/fcgi_worker.c sandbox/zygote_ctl.c
 SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c sql/textclean.c sql/backup.c \
                sql/metrics.c sql/totals.c sql/backend.c sql/sqlite_ops.c \
@@ -109,7 +113,8 @@ MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \
                admin/cmd_stats.c admin/cmd_cost.c admin/cmd_prune.c \
-               admin/cmd_doctor.c admin/cmd_backup.c admin/cmd_roles.c
+               admin/cmd_doctor.c admin/cmd_backup.c admin/cmd_roles.c \
+               admin/fcgi_probe.c
 # The broker's side of the sandbox (in pyexec.cgi), and the child's
 # (pyexec-sandbox, whose main() is in child.c); a few files are in both.
 SPAWN_SRC   := sandbox/spawn.c sandbox/fds.c sandbox/handoff.c \
@@ -119,7 +124,8 @@ CHILD_SRC   := sandbox/child.c sandbox/rlimit.c sandbox/ns.c \
                sandbox/landlock.c sandbox/seccomp.c sandbox/audit.c \
                sandbox/pyrun.c sandbox/pyerr.c sandbox/allowlist.c \
                sandbox/result.c sandbox/handoff.c sandbox/trace.c \
-               sandbox/profile.c sandbox/standin.c
+               sandbox/profile.c sandbox/standin.c sandbox/zygote.c \
+               sandbox/fds.c
 SANDBOX_SRC := $(sort $(SPAWN_SRC) $(CHILD_SRC))
 # Objects whose behaviour the test-only switch changes.
 PYLAYER_SRC := sandbox/child.c sandbox/pyrun.c
@@ -135,6 +141,8 @@ SANDBOX_OBJ := $(SANDBOX_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sandbox/seccomp_bpf.o
 CGI_BIN_OBJ := $(CGI_SRC:%.c=$(BUILD)/%.o) $(SPAWN_SRC:%.c=$(BUILD)/%.o) \
                $(SQL_SRC:%.c=$(BUILD)/%.o) $(BUILD)/sql/schema.o \
                $(BUILD)/sql/pg_schema.o $(BUILD)/sandbox/seccomp_bpf.o
+FCGI_BIN_OBJ := $(FCGI_SRC:%.c=$(BUILD)/%.o) $(BUILD)/cgi/flow.o \
+               $(filter-out $(BUILD)/cgi/main.o,$(CGI_BIN_OBJ))
 CHILD_BIN_OBJ := $(CHILD_SRC:%.c=$(CBUILD)/%.o) $(CBUILD)/sandbox/seccomp_bpf.o
 NOPY_BIN_OBJ := $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o),$(CHILD_BIN_OBJ)) \
                $(PYLAYER_SRC:%.c=$(CBUILD)/nopy/%.o)
@@ -150,15 +158,18 @@ variant_obj = $(filter-out $(PYLAYER_SRC:%.c=$(CBUILD)/%.o) \
 UNIT_SRC    := tests/unit/test_main.c tests/unit/test_cgi.c tests/unit/test_sandbox.c tests/unit/test_sql.c
 UNIT_OBJ    := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 LIB_OBJ     := $(filter-out $(BUILD)/cgi/main.o,$(CGI_OBJ)) \
-               $(filter-out $(BUILD)/sandbox/child.o,$(SANDBOX_OBJ)) $(SQL_OBJ)
+               $(filter-out $(BUILD)/sandbox/child.o $(BUILD)/sandbox/zygote.o,$(SANDBOX_OBJ)) \
+               $(SQL_OBJ)
 
 ifeq ($(SANITIZE),1)
 # side by side, as pyexec-admin doctor looks for pyexec.cgi next to itself
 CGI      := $(BUILD)/bin/pyexec.cgi
+FCGI     := $(BUILD)/bin/pyexec-fcgi
 ADMIN    := $(BUILD)/bin/pyexec-admin
 MCP      := $(BUILD)/bin/pyexec-mcp
 else
 CGI      := pyexec.cgi
+FCGI     := pyexec-fcgi
 ADMIN    := pyexec-admin
 MCP      := pyexec-mcp
 endif
@@ -174,7 +185,7 @@ TRY      := $(CBUILD)/tests/try-syscall
 .SECONDEXPANSION:
 .PHONY: FORCE all test unit blackbox deps check-deps serve serve-deps install uninstall \
         clean print-flags loadtest fuzz fuzz-build fuzz-smoke bench
-all: $(CGI) $(ADMIN) $(MCP)
+all: $(CGI) $(FCGI) $(ADMIN) $(MCP)
 
 # pyexec-mcp runs the pyexec.cgi beside it, else the installed one.
 $(MCP): $(MCP_OBJ)
@@ -193,6 +204,16 @@ $(ADMIN): $(ADMIN_OBJ) $(SQL_OBJ) $(BUILD)/sandbox/profile.o \
 $(CGI): $(CGI_BIN_OBJ) | $(SANDBOX_BIN)
 	@mkdir -p $(dir $@)
 	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS)
+
+# pyexec-fcgi forks its children from a pyexec-sandbox zygote beside it.
+$(FCGI): $(FCGI_BIN_OBJ) | $(SANDBOX_BIN)
+	@mkdir -p $(dir $@)
+	$(call say,LD)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(BROKER_LIBS) -lfcgi
+
+# The request flow without pyexec.cgi's main(), for pyexec-fcgi.
+$(BUILD)/cgi/flow.o: cgi/main.c
+	@mkdir -p $(dir $@)
+	$(call say,CC)$(CC) $(CFLAGS_ALL) -DPYEXEC_NO_MAIN -c -o $@ $<
 
 $(SANDBOX_BIN): $(CHILD_BIN_OBJ)
 	@mkdir -p $(dir $@)
@@ -292,7 +313,8 @@ endif
 # pyexec.cgi through every server in cgi/conf/ (apache2-bin is Apache's
 # binary and modules without the service, which would take port 80).
 BUILD_DEBS := build-essential pkg-config python3 libpython3-dev \
-              libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev libpq-dev
+              libseccomp-dev libsqlite3-dev libcjson-dev libssl-dev libpq-dev \
+              libfcgi-dev
 SERVE_DEBS := lighttpd curl
 TEST_DEBS  := python3-pytest apache2-bin nginx fcgiwrap clang libclang-rt-14-dev \
               bubblewrap apache2-utils systemd nodejs postgresql
@@ -304,7 +326,8 @@ NPM_CI     := cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error
 LIGHTTPD   := /usr/sbin/lighttpd
 SERVERS    := $(LIGHTTPD) /usr/sbin/apache2 /usr/sbin/nginx /usr/sbin/fcgiwrap \
               /usr/bin/bwrap /usr/bin/ab /usr/bin/systemd-analyze
-HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h
+HAVE_BUILD := $(PKG_CONFIG) --exists $(PKGS) && test -f /usr/include/openssl/sha.h \
+              && test -f /usr/include/fcgiapp.h
 # clang with libFuzzer's runtime (libclang-rt-14-dev), for make fuzz.
 HAVE_FUZZ   = command -v $(FUZZ_CC) >/dev/null \
               && test -n "$(wildcard /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-*.a)"
@@ -338,11 +361,22 @@ serve-deps:
 # to the terminal). The database is $(VARDIR)/pyexec.db.
 PORT   ?= 8080
 VARDIR ?= var
+# MODE=fastcgi serves pyexec-fcgi (cgi/conf/lighttpd-fcgi.conf) instead.
+MODE   ?= cgi
+ifeq ($(MODE),fastcgi)
+SERVE_CONF := lighttpd-fcgi.conf
+SERVE_VAR  := pyexec_fcgi
+SERVE_BIN  := $(FCGI)
+else
+SERVE_CONF := lighttpd.conf
+SERVE_VAR  := pyexec_cgi
+SERVE_BIN  := $(CGI)
+endif
 SERVE_DIR := $(abspath $(VARDIR))
 
 define SERVE_BANNER
 
-pyexec on http://127.0.0.1:$(PORT)/ (lighttpd in the foreground; Ctrl-C stops it)
+pyexec on http://127.0.0.1:$(PORT)/ ($(notdir $(SERVE_BIN)) under lighttpd in the foreground; Ctrl-C stops it)
 database: $(SERVE_DIR)/pyexec.db
 
 Try it:
@@ -366,14 +400,15 @@ serve:
 	@sed -e 's|^server\.port = .*|server.port = $(PORT)|' \
 	     -e '/^server\.username = /d' -e '/^server\.groupname = /d' \
 	     -e 's|^var\.pyexec_cgi = .*|var.pyexec_cgi = "$(abspath $(CGI))"|' \
+	     -e 's|^var\.pyexec_fcgi = .*|var.pyexec_fcgi = "$(abspath $(FCGI))"|' \
 	     -e 's|^var\.pyexec_db = .*|var.pyexec_db = "$(SERVE_DIR)/pyexec.db"|' \
 	     -e 's|^var\.pyexec_run_dir = .*|var.pyexec_run_dir = "$(SERVE_DIR)/run"|' \
 	     -e 's|^var\.state_dir = .*|var.state_dir = "$(SERVE_DIR)/lighttpd"|' \
 	     -e '/^server\.pid-file = /d' -e '/^server\.errorlog = /d' \
-	     cgi/conf/lighttpd.conf > $(SERVE_DIR)/lighttpd.conf
-	@grep -qxF 'var.pyexec_cgi = "$(abspath $(CGI))"' $(SERVE_DIR)/lighttpd.conf \
+	     cgi/conf/$(SERVE_CONF) > $(SERVE_DIR)/lighttpd.conf
+	@grep -qxF 'var.$(SERVE_VAR) = "$(abspath $(SERVE_BIN))"' $(SERVE_DIR)/lighttpd.conf \
 	  && grep -qx 'server\.port = $(PORT)' $(SERVE_DIR)/lighttpd.conf \
-	  || { echo "make serve: cgi/conf/lighttpd.conf lacks the lines it edits"; exit 1; }
+	  || { echo "make serve: cgi/conf/$(SERVE_CONF) lacks the lines it edits"; exit 1; }
 	@./$(ADMIN) --db $(SERVE_DIR)/pyexec.db init
 	@printf '%s\n' "$$SERVE_BANNER"
 	@exec $(LIGHTTPD) -D -f $(SERVE_DIR)/lighttpd.conf
@@ -387,22 +422,25 @@ LIBEXECDIR ?= $(PREFIX)/lib/pyexec
 MANDIR     ?= $(PREFIX)/share/man
 DOCDIR     ?= $(PREFIX)/share/doc/pyexec
 
-MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8 mcp/pyexec-mcp.1
+MANPAGES   := admin/pyexec-admin.1 cgi/pyexec.cgi.8 cgi/pyexec-fcgi.8 \
+              mcp/pyexec-mcp.1
 # Installed with the CGI's and pyexec-admin's paths set to the installed ones.
 EXAMPLES   := $(sort $(wildcard cgi/conf/*))
 
 $(BUILD)/mcp/pyexec-mcp.o: CFLAGS_ALL += -DPYEXEC_CGI_PATH='"$(LIBEXECDIR)/pyexec.cgi"'
 
-install: $(CGI) $(ADMIN) $(MCP)
+install: $(CGI) $(FCGI) $(ADMIN) $(MCP)
 	install -d $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 $(CGI) $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi
 	install -m 0755 $(SANDBOX_BIN) $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox
+	install -m 0755 $(FCGI) $(DESTDIR)$(LIBEXECDIR)/pyexec-fcgi
 	install -D -m 0755 $(ADMIN) $(DESTDIR)$(BINDIR)/pyexec-admin
 	install -D -m 0755 $(MCP) $(DESTDIR)$(BINDIR)/pyexec-mcp
 	for f in $(MANPAGES); do \
 	  install -D -m 0644 $$f $(DESTDIR)$(MANDIR)/man$${f##*.}/$${f##*/}; done
 	for f in $(EXAMPLES); do \
 	  sed -e 's|/usr/local/lib/pyexec/pyexec\.cgi|$(LIBEXECDIR)/pyexec.cgi|' \
+	      -e 's|/usr/local/lib/pyexec/pyexec-fcgi|$(LIBEXECDIR)/pyexec-fcgi|' \
 	      -e 's|/usr/local/bin/pyexec-admin|$(BINDIR)/pyexec-admin|' $$f \
 	    > $(DESTDIR)$(DOCDIR)/examples/$${f##*/} && \
 	  chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$${f##*/} || exit 1; done
@@ -412,7 +450,7 @@ install: $(CGI) $(ADMIN) $(MCP)
 # pyexec's own directories once empty; never bin/ or man/ themselves.
 uninstall:
 	rm -f $(DESTDIR)$(LIBEXECDIR)/pyexec.cgi \
-	  $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox $(DESTDIR)$(BINDIR)/pyexec-admin \
+	  $(DESTDIR)$(LIBEXECDIR)/pyexec-sandbox $(DESTDIR)$(LIBEXECDIR)/pyexec-fcgi $(DESTDIR)$(BINDIR)/pyexec-admin \
 	  $(DESTDIR)$(BINDIR)/pyexec-mcp \
 	  $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE
 	for f in $(MANPAGES); do \
@@ -425,14 +463,14 @@ uninstall:
 # make bench: pyexec against its baselines, in one run (bench/bench.py);
 # writes bench/RESULTS.md. BENCH_QUICK=1: a smoke run (figures meaningless).
 bench: check-deps
-	@$(MAKE) --no-print-directory $(CGI)
+	@$(MAKE) --no-print-directory $(CGI) $(FCGI)
 	$(PYTHON) bench/bench.py $(if $(BENCH_QUICK),--quick)
 
 unit: $(UNIT)
 	$(UNIT)
 
 test: check-deps
-	@$(MAKE) --no-print-directory $(CGI) $(ADMIN) $(MCP) $(NOPY_CGI) $(VARIANT_CGI) $(UNIT) $(TRY)
+	@$(MAKE) --no-print-directory $(CGI) $(FCGI) $(ADMIN) $(MCP) $(NOPY_CGI) $(VARIANT_CGI) $(UNIT) $(TRY)
 	$(UNIT)
 ifneq ($(SANITIZE),1)
 	@if $(HAVE_FUZZ); then $(MAKE) --no-print-directory fuzz-smoke; \
@@ -445,7 +483,7 @@ ifneq ($(SANITIZE),1)
 	@rc=0; PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
 	  PYEXEC_VARIANT_DIR=$(abspath $(CBUILD)/tests) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) PYEXEC_MCP=$(abspath $(MCP)) \
-	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
+	  PYEXEC_FCGI=$(abspath $(FCGI)) PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests || rc=1; \
 	$(MAKE) --no-print-directory SANITIZE=1 test || rc=1; \
 	if [ "$$rc" != 0 ]; then \
@@ -455,7 +493,7 @@ else
 	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_NOPY_CGI=$(abspath $(NOPY_CGI)) \
 	  PYEXEC_VARIANT_DIR=$(abspath $(CBUILD)/tests) \
 	  PYEXEC_ADMIN=$(abspath $(ADMIN)) PYEXEC_MCP=$(abspath $(MCP)) \
-	  PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
+	  PYEXEC_FCGI=$(abspath $(FCGI)) PYEXEC_TRY_SYSCALL=$(abspath $(TRY)) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests
 endif
 

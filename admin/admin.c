@@ -110,7 +110,7 @@ static const struct command {
 	  "runs, nothing more. --create: only the roles (before init);\n"
 	  "--grants: only the CGI's grants on the tables (after init, and\n"
 	  "after every upgrade). Review, then run it with psql.\n" },
-	{ "doctor", cmd_doctor, DB_NONE, "doctor [--json] [--cgi PATH]",
+	{ "doctor", cmd_doctor, DB_NONE, "doctor [--json] [--cgi PATH] [--fcgi SOCKET]",
 	  "check the kernel, the database and the sandbox, live" },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

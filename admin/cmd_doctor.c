@@ -29,6 +29,7 @@
 #include <linux/seccomp.h>
 #include <cjson/cJSON.h>
 #include "admin.h"
+#include "fcgi_probe.h"
 #include "../cgi/banned.h"
 
 #ifndef PYEXEC_PYTHON_VERSION
@@ -52,6 +53,7 @@ enum verdict { OK, WARN, FAIL };
 struct doctor {
 	int json;
 	const char *cgi;	/* --cgi */
+	const char *fcgi;	/* --fcgi: a running pyexec-fcgi's socket */
 	int count[3];
 };
 
@@ -849,6 +851,26 @@ static void self_test(struct doctor *d)
 		cJSON_Delete(r[i].json);
 }
 
+/* A running pyexec-fcgi, by a request that runs nothing (fcgi_probe.c). */
+static void check_fcgi(struct doctor *d)
+{
+	char why[320];
+	int status = fcgi_probe(d->fcgi, why, sizeof(why));
+
+	if (status == 200 || status == 401)
+		report(d, OK, "fcgi", "pyexec-fcgi answers at %s and reads its "
+		       "database", d->fcgi);
+	else if (status == 503)
+		report(d, FAIL, "fcgi", "pyexec-fcgi at %s answers, but its "
+		       "database is unavailable (503): it refuses every run",
+		       d->fcgi);
+	else if (status > 0)
+		report(d, FAIL, "fcgi", "pyexec-fcgi at %s answered %d", d->fcgi,
+		       status);
+	else
+		report(d, FAIL, "fcgi", "%s", why);
+}
+
 /* --- the command ---------------------------------------------------------- */
 
 static int doctor_opt(int opt, const char *arg, void *state)
@@ -859,6 +881,8 @@ static int doctor_opt(int opt, const char *arg, void *state)
 		d->json = 1;
 	else if (opt == 'c')
 		d->cgi = arg;
+	else if (opt == 'f')
+		d->fcgi = arg;
 	return 0;
 }
 
@@ -867,6 +891,7 @@ int cmd_doctor(int argc, char **argv, struct admin_ctx *ctx)
 	static const struct option opts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "cgi", required_argument, NULL, 'c' },
+		{ "fcgi", required_argument, NULL, 'f' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct doctor d = { 0 };
@@ -884,6 +909,8 @@ int cmd_doctor(int argc, char **argv, struct admin_ctx *ctx)
 	check_database(&d, ctx->db_path);
 	check_access(&d, ctx->db_path);
 	self_test(&d);
+	if (d.fcgi)
+		check_fcgi(&d);
 	if (!d.json)
 		printf("\n%d OK, %d WARN, %d FAIL\n", d.count[OK], d.count[WARN],
 		       d.count[FAIL]);

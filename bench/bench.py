@@ -192,9 +192,10 @@ AB_FAILED = re.compile(r"\(Connect: (\d+), Receive: (\d+), Length: \d+, Exceptio
 AB_NON2XX = re.compile(r"Non-2xx responses:\s+(\d+)")
 
 
-def ab(port, body_file, n, c):
+def ab(port, body_file, n, c, csv=None):
     r = subprocess.run(["ab", "-q", "-n", str(n), "-c", str(c), "-p", body_file,
-                        "-T", "application/json", "http://127.0.0.1:%d/" % port],
+                        "-T", "application/json"] + (["-e", csv] if csv else []) +
+                       ["http://127.0.0.1:%d/" % port],
                        capture_output=True, text=True, timeout=900)
     m = AB_RPS.search(r.stdout)
     if r.returncode != 0 or not m:
@@ -202,7 +203,67 @@ def ab(port, body_file, n, c):
     f = AB_FAILED.search(r.stdout)
     failed = sum(int(x) for x in f.groups()) if f else 0
     non2xx = AB_NON2XX.search(r.stdout)
-    return {"rps": float(m.group(1)), "failed": failed + (int(non2xx.group(1)) if non2xx else 0)}
+    out = {"rps": float(m.group(1)), "failed": failed + (int(non2xx.group(1)) if non2xx else 0)}
+    if csv:     # "Percentage served,Time in ms": the median's line
+        with open(csv) as f:
+            for line in f:
+                if line.startswith("50,"):
+                    out["p50"] = float(line.split(",")[1])
+    return out
+
+
+# --- the FastCGI mode ----------------------------------------------------------
+
+def fcgi_bench(ts, tmp, workloads, cgi, direct, db, quick, log):
+    """pyexec-fcgi through lighttpd (cgi/conf/lighttpd-fcgi.conf) against
+    pyexec.cgi and bwrap there (fcgi_rps), a static C FastCGI responder's
+    p50 (floor-fcgi.c), and the pure-run time (execution_time_ms) of the
+    imports and cpu50 workloads in both modes."""
+    floor = build(tmp, "floor-fcgi", ["-lfcgi"])
+    fcgi = os.path.join(os.path.dirname(cgi), "pyexec-fcgi")
+    out = {"rps": {}, "p50": {}, "run": {}}
+    bf = os.path.join(tmp, "ab-fcgi-hello.json")
+    with open(bf, "w") as fh:
+        json.dump({"code": workloads["hello"], "input_data": {}}, fh)
+    n8, n1 = (8, 4) if quick else (600, 200)
+    for name, binary in (("pyexec-fcgi", fcgi), ("floor-fcgi", floor)):
+        ts.FCGI = binary
+        srv = ts.LighttpdFcgi("lighttpd-fcgi")
+        with sqlite3.connect(srv.db) as c:
+            c.executemany("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
+                          "DO UPDATE SET value = excluded.value",
+                          [("default_quota", "-1"), ("timeout_ms", "30000")])
+        srv.start()
+        try:
+            ab(srv.port, bf, max(8, n8 // 10), 8)	# warm-up
+            out["rps"][name] = ab(srv.port, bf, n8, 8)
+            out["p50"][name] = ab(srv.port, bf, n1, 1, os.path.join(tmp, "ab.csv"))
+            if name == "pyexec-fcgi":
+                out["run"] = pure_runs(srv, workloads, cgi, direct, db, 3 if quick else 20)
+        finally:
+            srv.stop()
+        log("lighttpd %s done" % name)
+    return out
+
+
+def pure_runs(srv, workloads, cgi, direct, db, n):
+    """The programs' own time (the broker's measure, READY to exit) of the
+    imports and cpu50 workloads: pyexec.cgi run directly, pyexec-fcgi
+    through the server, alternately."""
+    import urllib.request
+    runs = {}
+    for wname in ("imports", "cpu50"):
+        body = json.dumps({"code": workloads[wname], "input_data": {}}).encode()
+        got = {"cgi": [], "fcgi": []}
+        for _ in range(n):
+            r = direct.once([cgi], body, cgi_env(db, len(body)))
+            got["cgi"].append(parse_body(r["out"])["execution_time_ms"])
+            req = urllib.request.Request("http://127.0.0.1:%d/" % srv.port, data=body,
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req, timeout=60) as f:
+                got["fcgi"].append(json.loads(f.read())["execution_time_ms"])
+        runs[wname] = {k: med(v) for k, v in got.items()}
+    return runs
 
 
 # --- the run -----------------------------------------------------------------
@@ -235,9 +296,10 @@ def calibrate_cpu50(direct):
     return n
 
 
-def build(tmp, name):
+def build(tmp, name, libs=()):
     exe = os.path.join(tmp, name)
-    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, name + ".c")], check=True)
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(HERE, name + ".c")] + list(libs),
+                   check=True)
     return exe
 
 
@@ -489,8 +551,14 @@ def main():
                     srv.stop()
         pg_server.close()
 
+        fcgi = None
+        if not args.no_lighttpd:
+            fcgi = fcgi_bench(ts, tmp, workloads, cgi, direct, db, quick, log)
+
         report = write_report(args, machine(), workloads, cpu_n, res, nt, rps, quick,
                               (metrics_rows, scrapes), by_backend)
+        if fcgi:
+            report += fcgi_report(fcgi, rps)
         with open(args.out, "w") as f:
             f.write(report)
         if args.json:
@@ -502,6 +570,46 @@ def main():
         print(report)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fcgi_report(f, rps):
+    """The FastCGI mode's section and its targets (issue: pyexec-fcgi)."""
+    L = ["\n## The FastCGI mode (pyexec-fcgi, through lighttpd)\n"]
+    fr = f["rps"]["pyexec-fcgi"]["rps"]
+    cg = rps.get(("hello", "pyexec", 8), {}).get("rps")
+    bw = rps.get(("hello", "bwrap", 8), {}).get("rps")
+    p50, fl = f["p50"]["pyexec-fcgi"].get("p50"), f["p50"]["floor-fcgi"].get("p50")
+    L.append("| hello, c=8 | requests/s | failed |")
+    L.append("|---|---|---|")
+    for name in ("pyexec-fcgi", "floor-fcgi"):
+        L.append("| %s | %s | %d |" % (name, fmt(f["rps"][name]["rps"]), f["rps"][name]["failed"]))
+    L.append("| pyexec.cgi | %s | |" % fmt(cg))
+    L.append("| bwrap CGI | %s | |\n" % fmt(bw))
+    L.append("| hello, c=1 | p50 ms (ab) |")
+    L.append("|---|---|")
+    L.append("| pyexec-fcgi | %s |" % fmt(p50))
+    L.append("| floor-fcgi (static C FastCGI) | %s |\n" % fmt(fl))
+    L.append("| workload | program's time, pyexec.cgi (ms, median) | pyexec-fcgi | ratio |")
+    L.append("|---|---|---|---|")
+    for w, v in f["run"].items():
+        L.append("| %s | %s | %s | %s |" % (w, fmt(v["cgi"], 2), fmt(v["fcgi"], 2),
+                                          fmt(v["fcgi"] / v["cgi"], 2) if v["cgi"] else "-"))
+    L.append("\n| target | measured | met |")
+    L.append("|---|---|---|")
+
+    def target(what, value, ok):
+        L.append("| %s | %s | %s |" % (what, value, "yes" if ok else "**no**"))
+    if cg:
+        target("hello c=8: >= 5x pyexec.cgi", "%.2fx" % (fr / cg), fr / cg >= 5)
+    if bw:
+        target("hello c=8: >= 10x bwrap", "%.2fx" % (fr / bw), fr / bw >= 10)
+    if p50 and fl:
+        target("hello p50: <= 1.5x floor-fcgi", "%.2fx" % (p50 / fl), p50 / fl <= 1.5)
+    for w, v in f["run"].items():
+        if v["cgi"]:
+            target("%s program time: <= 1.1x the CGI's" % w, "%.2fx" % (v["fcgi"] / v["cgi"]),
+                   v["fcgi"] / v["cgi"] <= 1.1)
+    return "\n".join(L) + "\n"
 
 
 # Trace phases (sandbox/trace.h): the broker's chain, then the child's

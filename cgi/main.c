@@ -35,6 +35,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 #include "cancel.h"
+#include "flow.h"
 #include "config.h"
 #include "identity.h"
 #include "job.h"
@@ -72,17 +73,6 @@ struct ctx {
 	int audited;		/* the request's row is written */
 	int db_failed;		/* the database refused a read or write */
 };
-
-/* fds 0-2 must exist, or the first file we open would become stdout. */
-static void sane_stdio(void)
-{
-	int fd;
-
-	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
-		;
-	if (fd > 2)
-		close(fd);
-}
 
 static void new_run_id(char out[33])
 {
@@ -418,23 +408,23 @@ refused:
 		request_discard(STDIN_FILENO, c->cfg.body_timeout_ms);
 }
 
-int main(void)
+/*
+ * One request, from the environment and fds 0 and 1 to its audit row and
+ * answer: pyexec.cgi's whole life, and one turn of pyexec-fcgi's worker
+ * loop (cgi/fcgi_worker.c), which gives it the request the same way.
+ */
+void pyexec_request(int cancel_fd, const char *db_path, const char *mode)
 {
 	static struct ctx c;
 
-	trace_init();
-	sane_stdio();
-	signal(SIGPIPE, SIG_IGN);
-	/* A SIGCHLD ignored by whoever started us (exec keeps SIG_IGN) would
-	 * have the kernel reap the child itself: wait4 would never see it end
-	 * (every run a timeout) nor report its usage. */
-	signal(SIGCHLD, SIG_DFL);
-	c.cancel_fd = cancel_init();
+	memset(&c, 0, sizeof(c));
+	c.cancel_fd = cancel_fd;
 	c.slot_fd = -1;
-	c.db_path = store_default_path();
+	c.db_path = db_path;
 	new_run_id(c.reply.run_id);
 	memcpy(c.rec.id, c.reply.run_id, sizeof(c.rec.id));
 	c.rec.started_ms = now_ms();
+	c.rec.mode = mode;
 	c.rec.client_addr = getenv("REMOTE_ADDR");
 	snprintf(c.anon, sizeof(c.anon), "anon:%.64s",
 		 c.rec.client_addr ? c.rec.client_addr : "unknown");
@@ -445,7 +435,7 @@ int main(void)
 	c.rec.via = mcp_via_name(c.mcp.via);
 	if (metrics_requested()) {	/* not a run: no sandbox, no row */
 		metrics_serve(c.db_path, &c.reply);
-		return 0;
+		return;
 	}
 	start_child(&c);
 	handle(&c);
@@ -455,6 +445,34 @@ int main(void)
 	request_release(&c.req);
 	if (c.slot_fd >= 0)
 		close(c.slot_fd);
+}
+
+#ifndef PYEXEC_NO_MAIN
+/* fds 0-2 must exist, or the first file we open would become stdout. */
+static void sane_stdio(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
+}
+
+int main(void)
+{
+	int cancel;
+
+	trace_init();
+	sane_stdio();
+	signal(SIGPIPE, SIG_IGN);
+	/* A SIGCHLD ignored by whoever started us (exec keeps SIG_IGN) would
+	 * have the kernel reap the child itself: wait4 would never see it end
+	 * (every run a timeout) nor report its usage. */
+	signal(SIGCHLD, SIG_DFL);
+	cancel = cancel_init();
+	pyexec_request(cancel, store_default_path(), "cgi");
 	trace_report();
 	return 0;
 }
+#endif

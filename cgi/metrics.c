@@ -172,6 +172,8 @@ static int answer(struct store *db, struct reply *r, struct http_error *e)
 	struct store_metrics m;
 	const char *method = getenv("REQUEST_METHOD");
 
+	o.len = 0;	/* pyexec-fcgi answers many requests in one process */
+	o.full = 0;
 	if (store_metrics(db, &m) != STORE_OK) {
 		fprintf(stderr, "pyexec.cgi: /metrics: %s\n", store_error(db));
 		return http_fail(e, 503, "audit log unavailable");

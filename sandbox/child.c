@@ -89,11 +89,17 @@ usage:
 	exit(2);
 }
 
-int main(int argc, char **argv)
+/*
+ * The list itself, shared by both ways a child starts: executed afresh as
+ * pyexec-sandbox by the CGI (main below), or forked from pyexec-fcgi's
+ * zygote (zygote.c), whose interpreter is up already (py_prepare then
+ * skips its start). Either way the descriptors are set (fds_setup) and
+ * nothing else of the parent's is open.
+ */
+void child_confine_and_run(pid_t broker)
 {
 	static struct sb_job job;
 	static struct sb_limits lim;
-	pid_t broker = broker_of(argc, argv);
 	char err[256];
 	unsigned layers = SB_LAYER_RLIMITS;
 	int abi = 0;
@@ -123,4 +129,11 @@ int main(int argc, char **argv)
 	rec_write(REC_READY, 0, layers, (uint32_t)abi, NULL, 0, NULL, 0);
 	TRACE(TR_C_READY);
 	py_run();
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && strcmp(argv[1], ZYGOTE_ARG) == 0)
+		zygote_main(argv[2]);
+	child_confine_and_run(broker_of(argc, argv));
 }

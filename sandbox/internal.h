@@ -22,6 +22,19 @@
 #define SANDBOX_ARG "--child-of"
 #define SANDBOX_EXE "pyexec-sandbox"	/* next to pyexec.cgi */
 
+/* pyexec-fcgi's zygote (zygote.c): pyexec-sandbox ZYGOTE_ARG <broker
+ * pid>, its control socket on ZYGOTE_CTL_FD. Each message there carries
+ * a child's descriptors (output, result, /dev/null, job and, when the
+ * trace is on, its page); the zygote forks the child as the broker's own
+ * (CLONE_PARENT) and answers with its pid. */
+#define ZYGOTE_ARG "--zygote-of"
+#define ZYGOTE_CTL_FD 3
+#define ZYGOTE_FDS_MAX 5
+void zygote_main(const char *broker_pid) __attribute__((noreturn));
+
+/* child.c: the confinement list, then the run; never returns. */
+void child_confine_and_run(pid_t broker) __attribute__((noreturn));
+
 /* handoff.c: the job over a pipe, with the run's record key (REC_KEY_LEN
  * bytes: recv hands it to rec_set_key and keeps no copy). recv returns 1 with the job (its
  * strings allocated), 0 when the broker closed the pipe without one (the
@@ -29,6 +42,9 @@
 int handoff_send(int fd, const struct sb_job *job, const struct sb_limits *lim,
 		 const uint8_t *key);
 int handoff_recv(int fd, struct sb_job *job, struct sb_limits *lim);
+
+/* spawn.c: pyexec-sandbox's path, beside this program. */
+int sandbox_path(char *buf, size_t len);
 
 /* fds.c */
 int fds_setup(int out_fd, int res_fd, int null_fd, int job_fd, int trace_fd);
@@ -76,7 +92,13 @@ enum {
 };
 void audit_configure(unsigned flags);
 
-/* pyrun.c */
+/* pyrun.c: py_boot starts the interpreter (audit hook, isolated
+ * configuration, stdio): the zygote's work, or py_prepare's first step;
+ * py_prepare then loads the job's modules and builds its globals. */
+int py_boot(char *err, size_t errlen);
+/* In a child forked from a booted interpreter: Python's own after-fork
+ * work, and the per-process seeds renewed (random's state). */
+int py_after_fork(char *err, size_t errlen);
 int py_prepare(const struct sb_job *job, char *err, size_t errlen);
 void py_run(void) __attribute__((noreturn));
 

@@ -353,10 +353,68 @@ static int build_globals(void)
 	return 0;
 }
 
-int py_prepare(const struct sb_job *j, char *err, size_t errlen)
+static int booted;	/* the interpreter is up: py_boot ran */
+
+static void describe_error(const char *step, char *err, size_t errlen);
+
+int py_boot(char *err, size_t errlen)
 {
 	PyStatus st;
-	const char *step = "audit hook";
+
+	if (audit_install() != 0) {
+		snprintf(err, errlen, "audit hook failed");
+		return -1;
+	}
+	TRACE(TR_C_AUDIT);
+	st = start_interpreter();
+	if (PyStatus_Exception(st)) {
+		snprintf(err, errlen, "interpreter start: %s",
+			 st.err_msg ? st.err_msg : "failed");
+		return -1;
+	}
+	TRACE(TR_C_PYINIT);
+	if (setup_stdio() != 0) {
+		describe_error("stdio", err, errlen);
+		return -1;
+	}
+	TRACE(TR_C_STDIO);
+	booted = 1;
+	return 0;
+}
+
+/*
+ * random's state is drawn from the kernel at import; a module imported in
+ * the zygote would hand every child the same stream, so it is drawn again
+ * (Python's own after-fork hook does it too: this does not rely on it).
+ * The hash secret is fixed when the interpreter starts and cannot change
+ * here: SECURITY.md says what that means.
+ */
+static int reseed_random(void)
+{
+	PyObject *mods = PyImport_GetModuleDict();
+	PyObject *random = PyDict_GetItemString(mods, "random");
+	PyObject *r;
+
+	if (!random)
+		return 0;
+	r = PyObject_CallMethod(random, "seed", NULL);
+	Py_XDECREF(r);
+	return r ? 0 : -1;
+}
+
+int py_after_fork(char *err, size_t errlen)
+{
+	PyOS_AfterFork_Child();
+	if (reseed_random() != 0) {
+		describe_error("reseed", err, errlen);
+		return -1;
+	}
+	return 0;
+}
+
+int py_prepare(const struct sb_job *j, char *err, size_t errlen)
+{
+	const char *step;
 
 	job = j;
 	mask = j->modules ? j->modules : profile_seed();
@@ -364,21 +422,8 @@ int py_prepare(const struct sb_job *j, char *err, size_t errlen)
 			 AUDIT_SIGNATURE_READS : 0) |
 			(profile_has(mask, "typing") ?
 			 AUDIT_TYPING_EVAL_REFUSED : 0));
-	if (audit_install() != 0)
-		goto fail;
-	TRACE(TR_C_AUDIT);
-	step = "interpreter start";
-	st = start_interpreter();
-	if (PyStatus_Exception(st)) {
-		snprintf(err, errlen, "%s: %s", step,
-			 st.err_msg ? st.err_msg : "failed");
+	if (!booted && py_boot(err, errlen) != 0)
 		return -1;
-	}
-	TRACE(TR_C_PYINIT);
-	step = "stdio";
-	if (setup_stdio() != 0)
-		goto fail;
-	TRACE(TR_C_STDIO);
 	step = "preload";
 	if (allowlist_preload(mask, job->code, job->code_len, load_one,
 			      NULL) != 0)
@@ -390,6 +435,12 @@ int py_prepare(const struct sb_job *j, char *err, size_t errlen)
 	TRACE(TR_C_GLOBALS);
 	return 0;
 fail:
+	describe_error(step, err, errlen);
+	return -1;
+}
+
+static void describe_error(const char *step, char *err, size_t errlen)
+{
 	if (PyErr_Occurred()) {
 		PyObject *t, *v, *tb, *s;
 		const char *m;
@@ -406,7 +457,6 @@ fail:
 	} else {
 		snprintf(err, errlen, "%s failed", step);
 	}
-	return -1;
 }
 
 static void flush_output(void)

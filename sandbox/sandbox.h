@@ -116,6 +116,16 @@ int sandbox_run(struct sb_child *c, const struct sb_job *job,
 
 void sb_result_release(struct sb_result *res);
 
+/*
+ * pyexec-fcgi: sandbox_start asks fn for the child instead of executing
+ * pyexec-sandbox. fn gets the child's descriptors (count of them: output,
+ * result, /dev/null, job, and the trace's page when the trace is on) and
+ * returns the pid of a child of this process that took them and confines
+ * itself as the executed one does, or -1.
+ */
+typedef int (*sb_spawner)(const int *fds, int count);
+void sandbox_set_spawner(sb_spawner fn);
+
 /* Names for the response and the log: "ok", "TimeoutError", ... */
 const char *sb_outcome_name(enum sb_outcome o);
 

@@ -365,7 +365,7 @@ static int start_failed(struct sb_child *c, const char *what)
 
 /* pyexec-sandbox, next to this program (make install puts them side by
  * side): found from /proc/self/exe, not from the working directory. */
-static int sandbox_path(char *buf, size_t len)
+int sandbox_path(char *buf, size_t len)
 {
 	ssize_t n = readlink("/proc/self/exe", buf, len - 1);
 	char *slash;
@@ -419,6 +419,22 @@ static void close_all(int *fds, size_t n)
 			close(fds[i]);
 }
 
+static sb_spawner spawner;	/* pyexec-fcgi's zygote, or NULL */
+
+void sandbox_set_spawner(sb_spawner fn)
+{
+	spawner = fn;
+}
+
+/* The child from the spawner: the descriptors fds_setup takes, in its
+ * order (output, result, /dev/null, job, the trace's page when on). */
+static int spawn_from(const int fd[7])
+{
+	int give[5] = { fd[1], fd[3], fd[6], fd[4], trace_fd() };
+
+	return spawner(give, give[4] >= 0 ? 5 : 4);
+}
+
 int sandbox_start(struct sb_child *c)
 {
 	static char path[4096];
@@ -433,7 +449,7 @@ int sandbox_start(struct sb_child *c)
 		errno = 0;
 		return start_failed(c, "seccomp");
 	}
-	if (sandbox_path(path, sizeof(path)) != 0)
+	if (!spawner && sandbox_path(path, sizeof(path)) != 0)
 		return start_failed(c, "the path of " SANDBOX_EXE);
 	if (pipe2(fd, O_CLOEXEC) != 0 || pipe2(fd + 2, O_CLOEXEC) != 0 ||
 	    pipe2(fd + 4, O_CLOEXEC) != 0)
@@ -442,9 +458,9 @@ int sandbox_start(struct sb_child *c)
 		failed = "/dev/null";
 	else {
 		TRACE(TR_PIPES);
-		c->pid = fork();
+		c->pid = spawner ? spawn_from(fd) : fork();
 		if (c->pid < 0)
-			failed = "fork";
+			failed = spawner ? "the zygote" : "fork";
 	}
 	if (failed) {
 		start_failed(c, failed);

@@ -38,16 +38,26 @@ static const char *const names[TR_NPOINTS] = {
 };
 
 static int page_fd = -1;
+static uint64_t *page;	/* kept for the next request (pyexec-fcgi) */
 
-/* The page is a memfd, so that the child keeps it across its exec. */
+/* The page is a memfd, so that the child keeps it across its exec. In
+ * pyexec-fcgi each request calls this again: the page is reused, and the
+ * trace is on for the requests that ask for it. */
 void trace_init(void)
 {
 	const char *v = getenv("PYEXEC_TRACE_TIMING");
 	int fd;
 	void *p;
 
+	pyexec_trace = NULL;
 	if (!v || strcmp(v, "1") != 0)
 		return;
+	if (page) {
+		memset(page, 0, 4096);
+		pyexec_trace = page;
+		pyexec_trace[TR_MAIN] = mono_ns();
+		return;
+	}
 	fd = memfd_create("pyexec-trace", MFD_CLOEXEC);
 	if (fd < 0 || ftruncate(fd, 4096) != 0) {
 		if (fd >= 0)
@@ -60,13 +70,14 @@ void trace_init(void)
 		return;
 	}
 	page_fd = fd;
+	page = p;
 	pyexec_trace = p;
 	pyexec_trace[TR_MAIN] = mono_ns();
 }
 
 int trace_fd(void)
 {
-	return page_fd;
+	return pyexec_trace ? page_fd : -1;
 }
 
 void trace_attach(int fd)

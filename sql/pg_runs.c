@@ -35,8 +35,9 @@ static const char insert_sql[] =
 	"INSERT INTO runs (id, started_ms, finished_ms, identity, user_id, "
 	"user_name, client_addr, broker_pid, deadline_ms, code_sha256, "
 	"code_size, code, input_size, outcome, error_type, error, "
-	"http_status, counted, profile, via) VALUES ($1, $2, $3, $4, $5, $6, "
-	"$7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+	"http_status, counted, profile, via, mode) VALUES ($1, $2, $3, $4, $5, "
+	"$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
+	"$21)";
 
 static size_t error_max(const struct settings *cfg, int refused)
 {
@@ -122,6 +123,7 @@ static void q_insert(struct pg_q *q, const struct run_rec *r,
 	pg_q_int(q, counted);
 	pg_q_text(q, r->profile);
 	pg_q_text(q, r->via ? r->via : "rest");
+	pg_q_text(q, r->mode ? r->mode : "cgi");
 }
 
 int pg_run_reject(struct store *s, const struct run_rec *r,

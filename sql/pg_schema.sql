@@ -88,3 +88,9 @@ FROM runs;
 -- index for the rows still running.
 CREATE INDEX runs_running ON runs (outcome, deadline_ms)
     WHERE outcome = 'running';
+
+-- migrate 5
+-- How the service ran the request: pyexec.cgi, one process per request,
+-- or pyexec-fcgi's broker and zygote (sql/schema.sql's migrate 5).
+ALTER TABLE runs ADD COLUMN mode text NOT NULL DEFAULT 'cgi'
+    CHECK (mode IN ('cgi', 'fcgi'));

@@ -27,9 +27,9 @@ static const char insert_sql[] =
 	"user_name, client_addr, broker_pid, deadline_ms, code_sha256, "
 	"code_size, code, input_size, outcome, error_type, error, "
 	"output_size, truncated, exec_ms, wall_ms, cpu_ms, peak_kb, "
-	"http_status, counted, profile, via) VALUES (?1, ?2, ?3, ?4, ?5, ?6, "
-	"?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-	"?21, ?22, ?23, ?24, ?25, ?26)";
+	"http_status, counted, profile, via, mode) VALUES (?1, ?2, ?3, ?4, ?5, "
+	"?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+	"?21, ?22, ?23, ?24, ?25, ?26, ?27)";
 
 static void bind_text(sqlite3_stmt *st, int i, const char *v, size_t n)
 {
@@ -134,6 +134,7 @@ static int insert(struct store *s, const struct run_rec *r,
 	sqlite3_bind_int(st, 24, counted);
 	bind_text(st, 25, r->profile, r->profile ? strlen(r->profile) : 0);
 	sqlite3_bind_text(st, 26, r->via ? r->via : "rest", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 27, r->mode ? r->mode : "cgi", -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? STORE_OK : store_sqlite_fail(s, rc, "write audit row");

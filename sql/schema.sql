@@ -112,3 +112,9 @@ CREATE TABLE run_totals (
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX runs_running ON runs (outcome, deadline_ms)
     WHERE outcome = 'running';
+
+-- migrate 5
+-- How the service ran the request: pyexec.cgi, one process per request,
+-- or pyexec-fcgi's broker and zygote. Rows from before are the CGI's.
+ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'cgi'
+    CHECK (mode IN ('cgi', 'fcgi'));

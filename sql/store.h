@@ -88,6 +88,7 @@ struct run_rec {
 	const char *user_name;
 	const char *client_addr;
 	const char *via;	/* "rest", "mcp", "stdio" (NULL: "rest") */
+	const char *mode;	/* "cgi" or "fcgi" (NULL: "cgi") */
 	const char *code;	/* may be NULL (refused before parsing) */
 	size_t code_len;
 	size_t input_size;

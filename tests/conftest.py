@@ -8,13 +8,21 @@ import re
 import secrets
 import time
 import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 import tempfile
 
 import pytest
 
+from helpers import fcgi_client
+
 CGI = os.environ.get("PYEXEC_CGI", os.path.join(os.path.dirname(__file__), "..", "pyexec.cgi"))
+# pyexec-fcgi, the FastCGI mode: the suites parametrised over both modes
+# send it the same requests through a FastCGI connection (tests/helpers/
+# fcgi_client.py), to one server started once per session.
+FCGI = os.environ.get("PYEXEC_FCGI", os.path.join(os.path.dirname(CGI), "pyexec-fcgi"))
 NOPY_CGI = os.environ.get("PYEXEC_NOPY_CGI", "")
 TRY_SYSCALL = os.environ.get("PYEXEC_TRY_SYSCALL", "")
 
@@ -238,11 +246,14 @@ def base_env(db=None):
 
 
 def cgi_raw(body, env=None, cgi=None, timeout=120, method="POST",
-            content_type="application/json", content_length=None, db=None):
+            content_type="application/json", content_length=None, db=None,
+            mode=None):
     """Runs the CGI with body (bytes) and returns a Response.
 
     env adds to (or, with value None, removes from) the CGI environment;
-    db is the database (default: the session's)."""
+    db is the database (default: the session's). mode "fcgi" (default:
+    the mode the test runs in, MODE) sends the same request to the
+    session's pyexec-fcgi instead, the environment as its parameters."""
     e = base_env(db)
     if method is not None:
         e["REQUEST_METHOD"] = method
@@ -257,18 +268,91 @@ def cgi_raw(body, env=None, cgi=None, timeout=120, method="POST",
             e.pop(k, None)
         else:
             e[k] = v
+    if (mode or MODE) == "fcgi" and (cgi is None or os.path.abspath(cgi) ==
+                                     os.path.abspath(CGI)):
+        out, err, status = fcgi_client.request(fcgi_address(), e, body,
+                                               timeout=timeout)
+        return Response(out, status, err)
     p = subprocess.run([cgi or CGI], input=body, env=e, capture_output=True,
                        timeout=timeout)
     return Response(p.stdout, p.returncode, p.stderr)
 
 
-def run_code(code, input_data=None, env=None, cgi=None, db=None, **fields):
+def run_code(code, input_data=None, env=None, cgi=None, db=None, mode=None,
+             **fields):
     """Sends {"code": code, "input_data": ...} and returns the Response."""
     req = {"code": code}
     if input_data is not None:
         req["input_data"] = input_data
     req.update(fields)
-    return cgi_raw(json.dumps(req).encode(), env=env, cgi=cgi, db=db)
+    return cgi_raw(json.dumps(req).encode(), env=env, cgi=cgi, db=db,
+                   mode=mode)
+
+
+# ---------------------------------------------------------------------------
+# The FastCGI mode: one pyexec-fcgi for the session, started on first use.
+
+MODE = "cgi"
+_FCGI = {}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fcgi_address():
+    """The session's pyexec-fcgi, listening on a free loopback port."""
+    if "addr" in _FCGI:
+        return _FCGI["addr"]
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="pyexec-fcgi-", suffix=".log",
+                                      delete=False)
+    p = subprocess.Popen([FCGI, "--listen", "127.0.0.1:%d" % port,
+                          "--workers", "4"], env={"PATH": "/usr/bin:/bin"},
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                         start_new_session=True)
+    addr = ("127.0.0.1", port)
+    for _ in range(500):
+        try:
+            socket.create_connection(addr, timeout=1).close()
+            break
+        except OSError:
+            assert p.poll() is None, "pyexec-fcgi exited: %s" % \
+                open(log.name, errors="replace").read()
+            time.sleep(0.02)
+    _FCGI.update(addr=addr, proc=p, log=log.name)
+    return addr
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_fcgi():
+    yield
+    p = _FCGI.get("proc")
+    if p:
+        p.terminate()
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        os.unlink(_FCGI["log"])
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fcgi_args(*args, settings=None): "
+                            "test_fcgi.py's server options")
+
+
+@pytest.fixture(params=["cgi", "fcgi"])
+def both_modes(request):
+    """Runs the test once per mode: its requests go to pyexec.cgi, then to
+    pyexec-fcgi (cgi_raw's default mode)."""
+    global MODE
+    MODE = request.param
+    yield request.param
+    MODE = "cgi"
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from conftest import add_user               # noqa: E402
-from test_servers import (Lighttpd, descendants, post, pyexec_procs,  # noqa: E402
+from test_servers import (Lighttpd, LighttpdFcgi, descendants, post, pyexec_procs,  # noqa: E402
                           rows, wait_for)
 
 HELLO = 'print("Hello from Python!")'
@@ -83,10 +83,11 @@ def zombies(roots):
     return out
 
 
-def run_load(duration_s, concurrency, out=sys.stdout):
+def run_load(duration_s, concurrency, out=sys.stdout, fcgi=False):
     """Runs the load and checks it; returns the figures (a dict). Raises
-    AssertionError on any broken promise."""
-    server = Lighttpd("lighttpd")
+    AssertionError on any broken promise. fcgi: through pyexec-fcgi
+    (cgi/conf/lighttpd-fcgi.conf) instead of pyexec.cgi."""
+    server = LighttpdFcgi("lighttpd-fcgi") if fcgi else Lighttpd("lighttpd")
     try:
         server.start()
         tokens = {"alice": server.token,
@@ -208,8 +209,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-d", "--duration", type=float, default=60.0)
     ap.add_argument("-c", "--concurrency", type=int, default=16)
+    ap.add_argument("--fcgi", action="store_true",
+                    help="through pyexec-fcgi (lighttpd-fcgi.conf)")
     a = ap.parse_args()
-    run_load(a.duration, a.concurrency)
+    run_load(a.duration, a.concurrency, fcgi=a.fcgi)
     print("load test passed")
 
 

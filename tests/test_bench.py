@@ -19,7 +19,8 @@ def test_bench_quick_writes_results(tmp_path):
     text = out.read_text()
     for section in ("## Invoked directly", "## Where a pyexec request goes",
                     "## Through lighttpd", "## GET /metrics", "## Targets",
-                    "## The database: SQLite and PostgreSQL"):
+                    "## The database: SQLite and PostgreSQL",
+                    "## The FastCGI mode"):
         assert section in text, text
     for subject in ("python -c", "floor", "py-cgi", "bwrap", "pyexec",
                     "SQLite", "PostgreSQL unix", "PostgreSQL tcp"):
@@ -27,3 +28,5 @@ def test_bench_quick_writes_results(tmp_path):
     assert "Failed or non-2xx" not in text, text
     assert "nproc" in text or "cores" in text
     assert "| typing | pyexec |" in text, text   # under compute
+    for subject in ("pyexec-fcgi", "floor-fcgi (static C FastCGI)"):
+        assert "| %s |" % subject in text, text

@@ -107,11 +107,13 @@ def compute_db():
 
 
 class Build:
-    def __init__(self, name, cgi, profile="seed", missing=frozenset()):
+    def __init__(self, name, cgi, profile="seed", missing=frozenset(),
+                 mode="cgi"):
         self.name = name
         self.cgi = cgi
         self.profile = profile
         self.missing = set(missing)
+        self.mode = mode	# "fcgi": through pyexec-fcgi's zygote
 
     @property
     def db(self):
@@ -120,7 +122,7 @@ class Build:
 
     def run(self, code, **kw):
         kw.setdefault("db", self.db)
-        r = run_code(code, cgi=self.cgi, **kw)
+        r = run_code(code, cgi=self.cgi, mode=self.mode, **kw)
         assert r.returncode == 0, "the CGI itself failed: %r" % (r,)
         assert isinstance(r.json, dict) and "success" in r.json, r
         assert r.json.get("modules") == self.profile, r
@@ -138,12 +140,21 @@ class Build:
         return r
 
     def __repr__(self):
-        return "<Build %s/%s %s>" % (self.name, self.profile, self.cgi)
+        return "<Build %s/%s %s %s>" % (self.name, self.profile, self.mode,
+                                        self.cgi)
 
 
-@pytest.fixture(params=[FULL, FULL + "/compute", KERNEL, KERNEL + "/compute"]
-                + list(VARIANTS))
+# The full build in the FastCGI mode: the same attacks, through
+# pyexec-fcgi, whose sandbox children fork from its zygote.
+FCGI_BUILD = FULL + ", fcgi"
+
+
+@pytest.fixture(params=[FULL, FULL + "/compute", FCGI_BUILD, KERNEL,
+                        KERNEL + "/compute"] + list(VARIANTS))
 def build(request):
+    if request.param == FCGI_BUILD:
+        conftest.fcgi_address()     # started before the test looks around
+        return Build(FULL, os.path.abspath(CGI), mode="fcgi")
     if request.param in VARIANTS:
         sub, missing = VARIANTS[request.param]
         if not VARIANT_DIR:
@@ -1176,11 +1187,27 @@ def test_direct_os_environ(build, host):
         assert r["success"] is True and r["output"] == "{'TZ': 'UTC0'}\n", r
 
 
-def _children(pid, comm=None):
-    """pid's children, those named comm only when given (the suite's own
-    servers, PostgreSQL's among them, are this process's children too)."""
-    return [p for p, proc in proc_table().items()
-            if proc.ppid == pid and (comm is None or proc.comm == comm)]
+def _comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _sandbox_child(root):
+    """A sandbox child among root's descendants: the CGI's child, or one
+    forked from pyexec-fcgi's zygote (named pyexec-zygote itself)."""
+    table = proc_table()
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        kids = [p for p, proc in table.items() if proc.ppid == pid]
+        for k in kids:
+            if _comm(k) == "pyexec-sandbox":
+                return k
+        todo.extend(kids)
+    return None
 
 
 def test_sandbox_memory_holds_no_environment(build, host):
@@ -1222,12 +1249,13 @@ def test_sandbox_memory_holds_no_environment(build, host):
         child = None
         deadline = time.monotonic() + 1.5
         while child is None and time.monotonic() < deadline:
-            for cgi_pid in _children(os.getpid(), os.path.basename(build.cgi)[:15]):
-                for pid in _children(cgi_pid):
-                    child = pid
+            child = _sandbox_child(os.getpid())
             time.sleep(0.02)
         assert child is not None, "no sandbox child found"
         time.sleep(0.3)   # let it reach the program
+        # A zygote found as it started, before it named itself: look again.
+        if _comm(child) != "pyexec-sandbox":
+            child = _sandbox_child(os.getpid())
         with open("/proc/%d/status" % child) as f:
             status = f.read()
         assert re.search(r"^Uid:\s+%d\s+%d\s+%d\s+%d$" % ((SANDBOX_UID,) * 4),

@@ -232,6 +232,7 @@ def hold_lock(db, exclusive_mode=False):
 
 @pytest.mark.parametrize("exclusive_mode", [False, True],
                          ids=["writer", "exclusive-locking-mode"])
+@pytest.mark.usefixtures("both_modes")	# pyexec-fcgi's broker too
 def test_database_locked_past_the_busy_timeout(exclusive_mode):
     db = fresh_db()
     con = hold_lock(db, exclusive_mode)

@@ -11,3 +11,12 @@ def test_short_load_through_lighttpd(capsys):
         print()
         figures = loadtest.run_load(8, 8)
     assert figures["audit_rows_added"] == figures["requests"]
+
+
+def test_short_load_through_pyexec_fcgi(capsys):
+    """The same through lighttpd-fcgi.conf: pyexec-fcgi, its workers and
+    their zygotes under the same mix and proofs."""
+    with capsys.disabled():
+        print()
+        figures = loadtest.run_load(8, 8, fcgi=True)
+    assert figures["audit_rows_added"] == figures["requests"]

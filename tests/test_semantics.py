@@ -11,6 +11,9 @@ import pytest
 
 from conftest import cgi_raw, run_code
 
+# Every program, through pyexec.cgi and through pyexec-fcgi.
+pytestmark = pytest.mark.usefixtures("both_modes")
+
 ALLOWED = ("collections", "datetime", "functools", "itertools", "json", "math",
            "random", "re", "statistics", "string")
 ALLOWED_LIST = "(allowed modules: %s)" % ", ".join(ALLOWED)
