@@ -10,6 +10,12 @@
  *   SIGTERM  every worker finishes the request in hand and exits; then
  *            this process exits
  *
+ * A signal can land where no handler sees it in time: in a worker not yet
+ * past its own sigaction, or just before a worker (or this process)
+ * blocks in accept (or waitpid). So this process wakes every second
+ * (SIGALRM) and, once stopping, repeats SIGTERM to the workers still
+ * there: a repeat finds each one where it listens.
+ *
  * The listening socket is, in this order: --listen ADDR (":PORT",
  * "HOST:PORT" or a socket path), the one systemd passes (LISTEN_FDS=1:
  * fd 3), or fd 0 as a web server's bin-path gives it (lighttpd).
@@ -43,7 +49,7 @@ static void on_signal(int sig)
 {
 	if (sig == SIGHUP)
 		got_hup = 1;
-	else
+	else if (sig != SIGALRM)
 		got_term = 1;
 }
 
@@ -163,6 +169,7 @@ static void supervisor_signals(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGALRM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGCHLD, SIG_DFL);
 }
@@ -172,7 +179,7 @@ static void start_worker(const struct fcgi_opts *o, int i)
 	pid_t pid = fork();
 
 	if (pid == 0)
-		fcgi_worker(o);
+		fcgi_worker(o);	/* fork clears the alarm */
 	if (pid < 0)
 		perror("pyexec-fcgi: fork");
 	workers[i] = pid > 0 ? pid : 0;
@@ -213,16 +220,16 @@ static int supervise(const struct fcgi_opts *o)
 		start_worker(o, i);
 	for (;;) {
 		int status;
-		pid_t pid = waitpid(-1, &status, 0);
+		pid_t pid;
 
+		alarm(1);	/* waitpid returns at least once a second */
+		pid = waitpid(-1, &status, 0);
 		if (got_hup) {
 			got_hup = 0;
 			signal_all(o->workers, SIGHUP);
 		}
-		if (got_term == 1) {
+		if (got_term)	/* again at every wake-up: see the top */
 			signal_all(o->workers, SIGTERM);
-			got_term = 2;
-		}
 		if (pid > 0)
 			replace(o, pid, status);
 		else if (errno == ECHILD)

@@ -241,6 +241,9 @@ def test_sigterm_drains_the_run_in_hand(server):
 def test_busy_slots_refuse_at_once(server):
     """One sandbox slot, taken: the next request is a 503 from another
     worker, not a wait, and is audited as refused."""
+    # A zygote is named pyexec-sandbox until it has started: wait for all
+    # of them first, so that the one pyexec-sandbox is the run's child.
+    server.zygotes()
     result = {}
     t = threading.Thread(target=lambda: result.update(
         r=server.request(IDLE)))
