@@ -17,10 +17,8 @@ const double metrics_bound_ms[METRICS_NBOUNDS] = {
 	5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
 };
 
-/* The pair for (http_status, outcome), made if new; past the table's end,
- * the last one. */
-static struct metrics_pair *pair_for(struct store_metrics *m, int http_status,
-				     const char *outcome)
+struct metrics_pair *metrics_pair_for(struct store_metrics *m, int http_status,
+				      const char *outcome)
 {
 	struct metrics_pair *p;
 
@@ -43,7 +41,7 @@ static void add_group(void *arg, int http_status, const char *outcome,
 {
 	struct store_metrics *m = arg;
 
-	pair_for(m, http_status, outcome)->requests += requests;
+	metrics_pair_for(m, http_status, outcome)->requests += requests;
 	if (http_status == 429 && strcmp(outcome, "rejected") == 0)
 		m->rate_limited += requests;
 	m->cpu_ms_sum += cpu_ms;

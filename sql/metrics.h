@@ -37,6 +37,11 @@ struct store_metrics {
 	int64_t users;
 };
 
+/* The pair for (http_status, outcome) in m, made if new; past the table's
+ * end, the last one. Both backends' readers fill m through it. */
+struct metrics_pair *metrics_pair_for(struct store_metrics *m, int http_status,
+				      const char *outcome);
+
 int store_metrics(struct store *s, struct store_metrics *m);
 
 #endif

@@ -23,23 +23,6 @@ static const char metrics_sql[] =
 	LE(12) "0 FROM runs GROUP BY http_status, outcome";
 #define COL_LE 7
 
-static struct metrics_pair *pair_for(struct store_metrics *m, int http_status,
-				     const char *outcome)
-{
-	struct metrics_pair *p;
-
-	for (size_t i = 0; i < m->npairs; i++)
-		if (m->pair[i].http_status == http_status &&
-		    strcmp(m->pair[i].outcome, outcome) == 0)
-			return &m->pair[i];
-	if (m->npairs == METRICS_MAX_PAIRS)
-		return &m->pair[METRICS_MAX_PAIRS - 1];
-	p = &m->pair[m->npairs++];
-	p->http_status = http_status;
-	snprintf(p->outcome, sizeof(p->outcome), "%s", outcome);
-	return p;
-}
-
 static void add_group(struct store_metrics *m, const PGresult *r, int i)
 {
 	const char *outcome = pg_text(r, i, 1);
@@ -47,9 +30,9 @@ static void add_group(struct store_metrics *m, const PGresult *r, int i)
 	int64_t n = pg_int(r, i, 2), abandoned = pg_int(r, i, 3);
 
 	outcome = outcome ? outcome : "";
-	pair_for(m, http, outcome)->requests += n - abandoned;
+	metrics_pair_for(m, http, outcome)->requests += n - abandoned;
 	if (abandoned)
-		pair_for(m, http, "abandoned")->requests += abandoned;
+		metrics_pair_for(m, http, "abandoned")->requests += abandoned;
 	if (http == 429 && strcmp(outcome, "rejected") == 0)
 		m->rate_limited += n;
 	m->finished += pg_int(r, i, 4);

@@ -62,7 +62,7 @@ static void opt_int(struct pg_q *q, int have, int64_t v)
 static void q_code(struct pg_q *q, const struct run_rec *r,
 		   const struct settings *cfg, int refused, char hash[65])
 {
-	size_t keep = r->code_len, n = 0;
+	size_t keep, n = 0;
 	char *out;
 
 	if (!r->code || sha256_hex(r->code, r->code_len, hash) != 0) {
@@ -77,11 +77,8 @@ static void q_code(struct pg_q *q, const struct run_rec *r,
 		pg_q_text(q, NULL);
 		return;
 	}
-	if (keep > (size_t)cfg->audit_code_max_bytes)
-		keep = (size_t)cfg->audit_code_max_bytes;
-	while (keep > 0 && keep < r->code_len &&
-	       ((unsigned char)r->code[keep] & 0xC0) == 0x80)
-		keep--;		/* never cut a UTF-8 sequence */
+	keep = text_keep(r->code, r->code_len,
+			 (size_t)cfg->audit_code_max_bytes);
 	if (q->n >= PG_MAXP || !(out = malloc(keep * 3 + 1))) {
 		pg_q_text(q, NULL);
 		return;

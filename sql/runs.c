@@ -48,7 +48,7 @@ static void bind_text(sqlite3_stmt *st, int i, const char *v, size_t n)
 static void bind_code(sqlite3_stmt *st, const struct run_rec *r,
 		      const struct settings *cfg, int refused, char hash[65])
 {
-	size_t keep = r->code_len;
+	size_t keep;
 
 	if (!r->code || sha256_hex(r->code, r->code_len, hash) != 0) {
 		sqlite3_bind_null(st, 10);
@@ -62,11 +62,8 @@ static void bind_code(sqlite3_stmt *st, const struct run_rec *r,
 		sqlite3_bind_null(st, 12);
 		return;
 	}
-	if (keep > (size_t)cfg->audit_code_max_bytes)
-		keep = (size_t)cfg->audit_code_max_bytes;
-	while (keep > 0 && keep < r->code_len &&
-	       ((unsigned char)r->code[keep] & 0xC0) == 0x80)
-		keep--;		/* never cut a UTF-8 sequence */
+	keep = text_keep(r->code, r->code_len,
+			 (size_t)cfg->audit_code_max_bytes);
 	bind_text(st, 12, r->code, keep);
 }
 

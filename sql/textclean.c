@@ -75,3 +75,12 @@ size_t text_clean(const char *s, size_t n, char *out, size_t cap,
 	}
 	return used;
 }
+
+size_t text_keep(const char *s, size_t n, size_t max)
+{
+	size_t keep = n < max ? n : max;
+
+	while (keep > 0 && keep < n && ((unsigned char)s[keep] & 0xC0) == 0x80)
+		keep--;
+	return keep;
+}

@@ -17,4 +17,8 @@
 size_t text_clean(const char *s, size_t n, char *out, size_t cap,
 		  int lines);
 
+/* The bytes of s[0..n) to keep within max without cutting a UTF-8
+ * sequence (the stored code, on both backends). */
+size_t text_keep(const char *s, size_t n, size_t max);
+
 #endif

@@ -335,6 +335,7 @@ def test_the_local_transport_is_out_of_a_web_clients_reach(db):
 
 def test_a_version_1_database_gains_via_with_rest_rows():
     import sqlite3
+    from test_settings_db import LATEST
     import tempfile
     here = os.path.dirname(os.path.abspath(__file__))
     with open(os.path.join(here, "..", "sql", "schema.sql")) as f:
@@ -352,7 +353,7 @@ def test_a_version_1_database_gains_via_with_rest_rows():
     assert r.status == 200, r
     got = query(db, "SELECT id, via FROM runs ORDER BY rowid")
     assert got[0] == {"id": "old", "via": "rest"} and got[1]["via"] == "mcp"
-    assert query(db, "PRAGMA user_version")[0]["user_version"] >= 3
+    assert query(db, "PRAGMA user_version")[0]["user_version"] == LATEST
 
 
 # ------------------------------------- messages that run nothing fork nothing

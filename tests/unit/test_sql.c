@@ -2510,3 +2510,17 @@ void test_text_clean(void)
 	CHECK_EQ(text_clean("A\tB\nC", 5, out, sizeof(out), 0), 15);
 	CHECK(memcmp(out, "A\\u0009B\\u000AC", 15) == 0);
 }
+
+/* The stored code's cut (text_keep): within the bound, never inside a
+ * UTF-8 sequence. */
+void test_text_keep(void)
+{
+	static const char cafe[] = "# caf\xC3\xA9!";	/* bytes 5-6: e-acute */
+
+	CHECK_EQ(text_keep(cafe, 8, 100), 8);	/* all of it fits */
+	CHECK_EQ(text_keep(cafe, 8, 7), 7);	/* after the sequence */
+	CHECK_EQ(text_keep(cafe, 8, 6), 5);	/* not inside it */
+	CHECK_EQ(text_keep(cafe, 8, 5), 5);
+	CHECK_EQ(text_keep(cafe, 8, 0), 0);
+	CHECK_EQ(text_keep("\xC3\xA9", 2, 1), 0);
+}

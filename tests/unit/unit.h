@@ -169,6 +169,7 @@ void unit_check_contains(const char *file, int line, const char *expr,
 	X(runs_reject)							\
 	X(runs_audit_code)						\
 	X(text_clean)							\
+	X(text_keep)							\
 	X(runs_busy)							\
 	X(runs_view_abandoned)						\
 	X(digest_sha256)						\
