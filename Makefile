@@ -108,7 +108,8 @@ SQL_SRC     := sql/store.c sql/users.c sql/runs.c sql/settings.c sql/digest.c \
                sql/manage.c sql/textclean.c sql/backup.c \
                sql/metrics.c sql/totals.c sql/backend.c sql/sqlite_ops.c \
                sql/pg_conn.c sql/pg_query.c sql/pg_users.c sql/pg_runs.c \
-               sql/pg_manage.c sql/pg_metrics.c sql/pg_roles.c
+               sql/pg_manage.c sql/pg_metrics.c sql/pg_roles.c \
+               sql/pg_totals.c
 MCP_SRC     := mcp/pyexec-mcp.c mcp/stdio_relay.c cgi/mcp_span.c
 ADMIN_SRC   := admin/admin.c admin/util.c admin/cmd_init.c admin/cmd_user.c \
                admin/cmd_quota.c admin/cmd_config.c admin/cmd_logs.c \

@@ -34,10 +34,10 @@ struct metrics_pair *metrics_pair_for(struct store_metrics *m, int http_status,
 	return p;
 }
 
-/* One group of the totals into m (a totals_fn). */
-static void add_group(void *arg, int http_status, const char *outcome,
-		      int bucket, int64_t requests, double exec_ms,
-		      int64_t cpu_ms)
+/* One group of the totals into m (a totals_fn; pg_metrics.c's too). */
+void metrics_add_group(void *arg, int http_status, const char *outcome,
+		       int bucket, int64_t requests, double exec_ms,
+		       int64_t cpu_ms)
 {
 	struct store_metrics *m = arg;
 
@@ -76,7 +76,7 @@ int sq_metrics(struct store *s, struct store_metrics *m)
 	memset(m, 0, sizeof(*m));
 	if ((rc = store_exec(s, "BEGIN", "read the totals")))
 		return rc;
-	rc = totals_read(s, add_group, m);
+	rc = totals_read(s, metrics_add_group, m);
 	if (rc == STORE_OK)
 		rc = read_users(s, m);
 	sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);

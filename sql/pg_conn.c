@@ -200,7 +200,12 @@ static int migrate(struct store *s, int target)
 		goto out;
 	snprintf(sql, sizeof(sql), "DELETE FROM schema_version; INSERT INTO "
 		 "schema_version VALUES (%d)", target);
-	if ((rc = apply_sections(s, v)) == STORE_OK)
+	rc = apply_sections(s, v);
+	/* Version 6 added the totals, which start from the log (as
+	 * store.c's version 4). */
+	if (rc == STORE_OK && v < 6)
+		rc = pg_totals_rebuild(s, 0);
+	if (rc == STORE_OK)
 		rc = exec_simple(s, sql, "set the schema version");
 out:
 	if (rc == STORE_OK && v > target)	/* a newer program came first */

@@ -73,6 +73,17 @@ void pg_read_user(const PGresult *r, int row, struct user *u);
 
 int pg_schema_version(void);
 
+/* The running totals (pg_totals.c). Makes in buf, once (buf starts
+ * zeroed), "WITH <ctes>, <upsert of CTE d's signed rows> <result>"; NULL
+ * if it does not fit. */
+const char *pg_totals_with(char *buf, size_t size, const char *ctes,
+			   const char *result);
+/* Recomputes the totals from the log, in a transaction of its own or in
+ * the caller's (own_tx 0: the migration). */
+int pg_totals_rebuild(struct store *s, int own_tx);
+/* The statement counting the groups where totals and log differ. */
+void pg_q_totals_check(struct pg_q *q);
+
 /* The operations (backend.h), in pg_users.c, pg_runs.c, pg_manage.c. */
 #define PG_DECL(name, params, args) int pg_##name params;
 STORE_OPS(PG_DECL)

@@ -312,28 +312,57 @@ int pg_top_identities(struct store *s, int64_t since_ms, int64_t until_ms,
 
 /* --- maintenance ---------------------------------------------------------- */
 
+/* The pruned rows, taken out of their groups in the same statement. */
+static const char *prune_sql(void)
+{
+	static char sql[4096];
+
+	return pg_totals_with(sql, sizeof(sql), "gone AS (DELETE FROM runs "
+			      "WHERE id IN (SELECT id FROM runs_view WHERE "
+			      "started_ms < $1 AND status <> 'running') "
+			      "RETURNING http_status, outcome, exec_ms, "
+			      "cpu_ms), d AS (SELECT -1 AS sign, * FROM gone)",
+			      "SELECT count(*) FROM gone");
+}
+
+/* Deletes the rows and their totals in one transaction; groups emptied
+ * go (totals.c's drop_empty). */
+static int prune_rows(struct store *s, int64_t before_ms, int64_t *n)
+{
+	const char *sql = prune_sql();
+	struct pg_q q[2];
+	PGresult *res[2] = { 0 };
+	int rc;
+
+	if (!sql)
+		return store_fail(s, STORE_INVALID, "totals statement too long");
+	pg_q_init(&q[0], sql);
+	pg_q_int(&q[0], before_ms);
+	pg_q_init(&q[1], "DELETE FROM run_totals WHERE requests = 0");
+	rc = pg_run(s, q, 2, res, 1, "prune");
+	*n = pg_int(res[0], 0, 0);
+	PQclear(res[0]);
+	PQclear(res[1]);
+	return rc;
+}
+
 int pg_prune(struct store *s, int64_t before_ms, int dry_run, long *count)
 {
 	struct pg_q q;
-	PGresult *res = NULL;
 	int64_t n = 0;
 	int rc;
 
 	/* Rows still running are never pruned: they may yet be completed. A
 	 * row past its deadline lost its broker and never will: runs_view
 	 * calls it 'abandoned', and it goes by age like any other (as
-	 * manage.c). */
-	pg_q_init(&q, dry_run ? "SELECT count(*) FROM runs_view WHERE "
-		  "started_ms < $1 AND status <> 'running'" :
-		  "DELETE FROM runs WHERE id IN (SELECT id FROM runs_view "
-		  "WHERE started_ms < $1 AND status <> 'running')");
-	pg_q_int(&q, before_ms);
+	 * manage.c); the totals never held it. */
 	if (dry_run) {
+		pg_q_init(&q, "SELECT count(*) FROM runs_view WHERE "
+			  "started_ms < $1 AND status <> 'running'");
+		pg_q_int(&q, before_ms);
 		rc = one_int(s, &q, &n, "prune");
 	} else {
-		rc = pg_one(s, &q, &res, "prune");
-		n = res ? strtoll(PQcmdTuples(res), NULL, 10) : 0;
-		PQclear(res);
+		rc = prune_rows(s, before_ms, &n);
 	}
 	*count = (long)n;
 	return rc;
@@ -349,13 +378,19 @@ int pg_backup(struct store *s, const char *dest, struct store_backup_info *info)
 			  "pg_dump -Fc -f FILE DBNAME");
 }
 
-/* VACUUM cannot run in a transaction block: a statement of its own,
- * without the request's timeouts. */
+/* Recomputes the totals from the log (as sq_vacuum), then VACUUM, which
+ * cannot run in a transaction block: a statement of its own, without the
+ * request's timeouts. */
 int pg_vacuum(struct store *s)
 {
-	PGresult *r = PQexec(PG(s), "VACUUM (ANALYZE) runs, users, settings");
-	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? STORE_OK :
-		 pg_fail(s, r, "vacuum");
+	PGresult *r;
+	int rc = pg_totals_rebuild(s, 1);
+
+	if (rc != STORE_OK)
+		return rc;
+	r = PQexec(PG(s), "VACUUM (ANALYZE) runs, run_totals, users, settings");
+	rc = PQresultStatus(r) == PGRES_COMMAND_OK ? STORE_OK :
+	     pg_fail(s, r, "vacuum");
 
 	PQclear(r);
 	return rc;
@@ -371,12 +406,14 @@ static const char privileges_sql[] =
 	"CASE WHEN NOT has_table_privilege('users', 'SELECT') THEN "
 	"'SELECT on users' END, "
 	"CASE WHEN NOT has_table_privilege('settings', 'SELECT') THEN "
-	"'SELECT on settings' END)";
+	"'SELECT on settings' END, "
+	"CASE WHEN NOT has_table_privilege('run_totals', 'SELECT, INSERT, "
+	"UPDATE') THEN 'SELECT, INSERT, UPDATE on run_totals' END)";
 
 int pg_health(struct store *s, struct store_health *h)
 {
-	struct pg_q q[5];
-	PGresult *res[5] = { 0 };
+	struct pg_q q[6];
+	PGresult *res[6] = { 0 };
 	const char *missing;
 	int rc;
 
@@ -386,7 +423,8 @@ int pg_health(struct store *s, struct store_health *h)
 	pg_q_init(&q[2], "SELECT pg_database_size(current_database())");
 	pg_q_init(&q[3], "SELECT count(*) FROM runs");
 	pg_q_init(&q[4], "SELECT count(*) FROM users");
-	rc = pg_run(s, q, 5, res, 1, "check the database");
+	pg_q_totals_check(&q[5]);
+	rc = pg_run(s, q, 6, res, 1, "check the database");
 	missing = pg_text(res[0], 0, 0);
 	if (rc == STORE_OK && missing && *missing)
 		snprintf(h->integrity, sizeof(h->integrity), "this role lacks "
@@ -400,8 +438,8 @@ int pg_health(struct store *s, struct store_health *h)
 	h->pages = pg_int(res[2], 0, 0) / h->page_size;
 	h->runs = pg_int(res[3], 0, 0);
 	h->users = pg_int(res[4], 0, 0);
-	h->totals_off = 0;	/* /metrics counts the log itself */
-	for (int i = 0; i < 5; i++)
+	h->totals_off = rc == STORE_OK ? pg_int(res[5], 0, 0) : -1;
+	for (int i = 0; i < 6; i++)
 		PQclear(res[i]);
 	return rc;
 }

@@ -1,45 +1,33 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pg_metrics.c: /metrics' figures on PostgreSQL (metrics.c on SQLite): the
- * same groups and definitions, counted in one statement over the audit
- * log (FILTER where SQLite sums booleans).
+ * pg_metrics.c: /metrics' figures on PostgreSQL (metrics.c on SQLite),
+ * from the same running totals (pg_totals.c) and the rows still running,
+ * which the partial index runs_running answers: a scrape reads a few
+ * dozen rows whatever the size of the log, in one statement (so one
+ * snapshot) and one round trip with the count of users.
  */
 #include <stdio.h>
 #include <string.h>
 #include "pg_int.h"
+#include "metrics.h"
+#include "totals.h"
 #include "../cgi/banned.h"
 
-#define F "(" FINISHED_RUN ")"
-#define LE(n) "count(*) FILTER (WHERE " F " AND exec_ms <= $" #n "), "
-
-static const char metrics_sql[] =
-	"SELECT coalesce(http_status, 0), outcome, count(*), "
-	"count(*) FILTER (WHERE outcome = 'running' AND deadline_ms < "
-	"(extract(epoch FROM clock_timestamp()) * 1000)::bigint), "
-	"count(*) FILTER (WHERE " F "), "
-	"coalesce(sum(exec_ms) FILTER (WHERE " F "), 0), "
-	"coalesce(sum(cpu_ms), 0), "
-	LE(1) LE(2) LE(3) LE(4) LE(5) LE(6) LE(7) LE(8) LE(9) LE(10) LE(11)
-	LE(12) "0 FROM runs GROUP BY http_status, outcome";
-#define COL_LE 7
+/* totals.c's totals_read, with runs_view's clock. */
+static const char totals_sql[] =
+	"SELECT http_status, outcome, bucket, requests, exec_ms, cpu_ms "
+	"FROM run_totals WHERE requests <> 0 UNION ALL SELECT 0, CASE WHEN "
+	"deadline_ms < (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+	"THEN 'abandoned' ELSE 'running' END, -1, count(*), 0, 0 FROM runs "
+	"WHERE outcome = 'running' GROUP BY 2";
 
 static void add_group(struct store_metrics *m, const PGresult *r, int i)
 {
 	const char *outcome = pg_text(r, i, 1);
-	int http = (int)pg_int(r, i, 0);
-	int64_t n = pg_int(r, i, 2), abandoned = pg_int(r, i, 3);
 
-	outcome = outcome ? outcome : "";
-	metrics_pair_for(m, http, outcome)->requests += n - abandoned;
-	if (abandoned)
-		metrics_pair_for(m, http, "abandoned")->requests += abandoned;
-	if (http == 429 && strcmp(outcome, "rejected") == 0)
-		m->rate_limited += n;
-	m->finished += pg_int(r, i, 4);
-	m->exec_ms_sum += pg_double(r, i, 5);
-	m->cpu_ms_sum += (int64_t)pg_double(r, i, 6);
-	for (int b = 0; b < METRICS_NBOUNDS; b++)
-		m->le[b] += pg_int(r, i, COL_LE + b);
+	metrics_add_group(m, (int)pg_int(r, i, 0), outcome ? outcome : "",
+			  (int)pg_int(r, i, 2), pg_int(r, i, 3),
+			  pg_double(r, i, 4), pg_int(r, i, 5));
 }
 
 int pg_metrics(struct store *s, struct store_metrics *m)
@@ -49,11 +37,9 @@ int pg_metrics(struct store *s, struct store_metrics *m)
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	pg_q_init(&q[0], metrics_sql);
-	for (int b = 0; b < METRICS_NBOUNDS; b++)
-		pg_q_double(&q[0], metrics_bound_ms[b]);
+	pg_q_init(&q[0], totals_sql);
 	pg_q_init(&q[1], "SELECT count(*) FROM users");
-	rc = pg_run(s, q, 2, res, 1, "read the audit log");
+	rc = pg_run(s, q, 2, res, 1, "read the totals");
 	for (int i = 0; rc == STORE_OK && i < PQntuples(res[0]); i++)
 		add_group(m, res[0], i);
 	m->users = pg_int(res[1], 0, 0);

@@ -3,7 +3,8 @@
  * pg_roles.c: the SQL of pyexec's two PostgreSQL roles (pyexec-admin
  * roles). The operator's role makes, migrates and owns the tables, and
  * changes users, quotas and settings; the CGI's may read users and
- * settings, count and insert runs and complete them, nothing else: a
+ * settings, count and insert runs and complete them, and add to the
+ * running totals (run_totals), nothing else: a
  * broken-into CGI can neither make itself an admin nor rewrite the past.
  */
 #include <stdio.h>
@@ -37,6 +38,7 @@ static const char grants_fmt[] =
 	"GRANT UPDATE (finished_ms, outcome, error_type, error, output_size,\n"
 	"    truncated, exec_ms, wall_ms, cpu_ms, peak_kb, http_status,\n"
 	"    counted, code) ON runs TO %2$s;\n"
+	"GRANT SELECT, INSERT, UPDATE ON run_totals TO %2$s;\n"
 	"-- The CGI connects as %2$s (PYEXEC_DB=postgresql://%2$s@HOST/DB);\n"
 	"-- passwords go in a password file, never in the URI.\n";
 

@@ -17,6 +17,8 @@
  * Round trips: admission 2 (BEGIN, timeouts, lock, count; then insert,
  * COMMIT), every other write 1 (pipeline mode); with the open's 1 (the
  * schema version and the settings, pg_conn.c), 4 for an anonymous run.
+ * A write that ends a row updates the running totals in its own statement
+ * (pg_totals.c), so the figures stay the same.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,13 +33,24 @@
 #define REFUSAL_ERROR_MAX 256
 #define ERROR_TYPE_MAX 128
 
-static const char insert_sql[] =
-	"INSERT INTO runs (id, started_ms, finished_ms, identity, user_id, "
+/* The insert, and its row's group in the totals (pg_totals.c); a row
+ * written 'running' has none yet. */
+static const char insert_cte[] =
+	"new AS (INSERT INTO runs (id, started_ms, finished_ms, identity, user_id, "
 	"user_name, client_addr, broker_pid, deadline_ms, code_sha256, "
 	"code_size, code, input_size, outcome, error_type, error, "
 	"http_status, counted, profile, via, mode) VALUES ($1, $2, $3, $4, $5, "
 	"$6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, "
-	"$21)";
+	"$21) RETURNING http_status, outcome, exec_ms, cpu_ms), "
+	"d AS (SELECT 1 AS sign, * FROM new)";
+
+static const char *insert_sql(void)
+{
+	static char sql[4096];
+
+	return pg_totals_with(sql, sizeof(sql), insert_cte,
+			      "SELECT count(*) FROM new");
+}
 
 static size_t error_max(const struct settings *cfg, int refused)
 {
@@ -96,11 +109,15 @@ static void q_code(struct pg_q *q, const struct run_rec *r,
 	pg_q_text(q, out);
 }
 
-static void q_insert(struct pg_q *q, const struct run_rec *r,
-		     const struct settings *cfg, int finished, int counted,
-		     char hash[65])
+static int q_insert(struct store *s, struct pg_q *q, const struct run_rec *r,
+		    const struct settings *cfg, int finished, int counted,
+		    char hash[65])
 {
-	pg_q_init(q, insert_sql);
+	const char *sql = insert_sql();
+
+	pg_q_init(q, sql ? sql : "");
+	if (!sql)
+		return store_fail(s, STORE_INVALID, "totals statement too long");
 	pg_q_text(q, r->id);
 	pg_q_int(q, r->started_ms);
 	opt_int(q, finished, now_ms());
@@ -121,6 +138,7 @@ static void q_insert(struct pg_q *q, const struct run_rec *r,
 	pg_q_text(q, r->profile);
 	pg_q_text(q, r->via ? r->via : "rest");
 	pg_q_text(q, r->mode ? r->mode : "cgi");
+	return STORE_OK;
 }
 
 int pg_run_reject(struct store *s, const struct run_rec *r,
@@ -130,8 +148,8 @@ int pg_run_reject(struct store *s, const struct run_rec *r,
 	struct pg_q q;
 	int rc;
 
-	q_insert(&q, r, cfg, 1, 0, hash);
-	rc = pg_one(s, &q, NULL, "write audit row");
+	if ((rc = q_insert(s, &q, r, cfg, 1, 0, hash)) == STORE_OK)
+		rc = pg_one(s, &q, NULL, "write audit row");
 	pg_q_free(&q);
 	return rc;
 }
@@ -237,26 +255,66 @@ int pg_run_begin(struct store *s, const struct run_rec *r, long limit,
 		row.error = "rate limit exceeded";
 		row.http_status = 429;
 	}
-	q_insert(&ins[0], &row, cfg, q->refused, !q->refused, hash);
+	rc = q_insert(s, &ins[0], &row, cfg, q->refused, !q->refused, hash);
 	pg_q_init(&ins[1], "COMMIT");
 	/* Unlimited: no lock, no count; the insert alone. */
-	rc = limit >= 0 ? pg_run(s, ins, 2, NULL, 0, "write audit row") :
-	     pg_one(s, &ins[0], NULL, "write audit row");
+	if (rc != STORE_OK)
+		pg_rollback(s);
+	else if (limit >= 0)
+		rc = pg_run(s, ins, 2, NULL, 0, "write audit row");
+	else
+		rc = pg_one(s, &ins[0], NULL, "write audit row");
 	pg_q_free(&ins[0]);
 	return rc;
+}
+
+/*
+ * The UPDATE of row $1 (set: its SET list) and the move of the row's
+ * contribution to the totals from its old group to its new one, in one
+ * statement whose one number is the count of rows updated. The old state
+ * is the statement's snapshot; only when the row was updated is it taken
+ * away, so a completion sent again (pg_run's retry after a lost
+ * connection) moves nothing twice.
+ */
+#define MOVE_CTES(set) "old AS (SELECT http_status, outcome, exec_ms, " \
+	"cpu_ms FROM runs WHERE id = $1), new AS (UPDATE runs SET " set \
+	" WHERE id = $1 RETURNING http_status, outcome, exec_ms, cpu_ms), " \
+	"d AS (SELECT -1 AS sign, * FROM old WHERE EXISTS (SELECT 1 FROM " \
+	"new) UNION ALL SELECT 1, * FROM new)"
+#define MOVE_RESULT "SELECT count(*) FROM new"
+
+static const char *finish_sql(void)
+{
+	static char sql[4096];
+
+	return pg_totals_with(sql, sizeof(sql), MOVE_CTES("finished_ms = $2, "
+			      "outcome = $3, error_type = $4, error = $5, "
+			      "output_size = $6, truncated = $7, exec_ms = $8, "
+			      "wall_ms = $9, cpu_ms = $10, peak_kb = $11, "
+			      "http_status = $12"), MOVE_RESULT);
+}
+
+static const char *unrun_sql(void)
+{
+	static char sql[4096];
+
+	return pg_totals_with(sql, sizeof(sql), MOVE_CTES("finished_ms = $2, "
+			      "outcome = 'rejected', error_type = $3, "
+			      "error = $4, http_status = $5, counted = 0, "
+			      "code = NULL"), MOVE_RESULT);
 }
 
 int pg_run_finish(struct store *s, const struct run_rec *r,
 		  const struct settings *cfg)
 {
+	const char *sql = finish_sql();
 	struct pg_q q;
 	PGresult *res = NULL;
 	int rc;
 
-	pg_q_init(&q, "UPDATE runs SET finished_ms = $2, outcome = $3, "
-		  "error_type = $4, error = $5, output_size = $6, "
-		  "truncated = $7, exec_ms = $8, wall_ms = $9, cpu_ms = $10, "
-		  "peak_kb = $11, http_status = $12 WHERE id = $1");
+	if (!sql)
+		return store_fail(s, STORE_INVALID, "totals statement too long");
+	pg_q_init(&q, sql);
 	pg_q_text(&q, r->id);
 	pg_q_int(&q, now_ms());
 	pg_q_text(&q, r->outcome);
@@ -271,7 +329,7 @@ int pg_run_finish(struct store *s, const struct run_rec *r,
 	pg_q_int(&q, r->http_status);
 	rc = pg_one(s, &q, &res, "complete audit row");
 	pg_q_free(&q);
-	if (rc == STORE_OK && strcmp(PQcmdTuples(res), "1") != 0)
+	if (rc == STORE_OK && pg_int(res, 0, 0) != 1)
 		rc = store_fail(s, STORE_NOTFOUND, "audit row '%s' is gone",
 				r->id);
 	PQclear(res);
@@ -281,12 +339,13 @@ int pg_run_finish(struct store *s, const struct run_rec *r,
 int pg_run_unrun(struct store *s, const struct run_rec *r,
 		 const struct settings *cfg)
 {
+	const char *sql = unrun_sql();
 	struct pg_q q;
 	int rc;
 
-	pg_q_init(&q, "UPDATE runs SET finished_ms = $2, outcome = 'rejected', "
-		  "error_type = $3, error = $4, http_status = $5, counted = 0, "
-		  "code = NULL WHERE id = $1");
+	if (!sql)
+		return store_fail(s, STORE_INVALID, "totals statement too long");
+	pg_q_init(&q, sql);
 	pg_q_text(&q, r->id);
 	pg_q_int(&q, now_ms());
 	pg_q_clean(&q, r->error_type, ERROR_TYPE_MAX, 0);

@@ -94,3 +94,20 @@ CREATE INDEX runs_running ON runs (outcome, deadline_ms)
 -- or pyexec-fcgi's broker and zygote (sql/schema.sql's migrate 5).
 ALTER TABLE runs ADD COLUMN mode text NOT NULL DEFAULT 'cgi'
     CHECK (mode IN ('cgi', 'fcgi'));
+
+-- migrate 6
+-- The audit log's running totals, for GET /metrics, as SQLite's (sql/
+-- schema.sql's migrate 4): one row per HTTP status, outcome and histogram
+-- bucket (-1: not a finished run) of the rows no longer running, kept by
+-- the statements that write runs (sql/pg_totals.c) and filled from the
+-- log by the migration (sql/pg_conn.c). Rows still running are counted
+-- from runs itself, through runs_running (migrate 4).
+CREATE TABLE run_totals (
+    http_status integer NOT NULL,
+    outcome     text NOT NULL,
+    bucket      integer NOT NULL,
+    requests    bigint NOT NULL,
+    exec_ms     double precision NOT NULL,
+    cpu_ms      bigint NOT NULL,
+    PRIMARY KEY (http_status, outcome, bucket)
+);

@@ -118,3 +118,8 @@ CREATE INDEX runs_running ON runs (outcome, deadline_ms)
 -- or pyexec-fcgi's broker and zygote. Rows from before are the CGI's.
 ALTER TABLE runs ADD COLUMN mode TEXT NOT NULL DEFAULT 'cgi'
     CHECK (mode IN ('cgi', 'fcgi'));
+
+-- migrate 6
+-- Nothing on SQLite: PostgreSQL's run_totals (sql/pg_schema.sql's migrate
+-- 6), which SQLite has had since migrate 4. The section keeps the numbers
+-- of both files the same.

@@ -23,8 +23,9 @@
 #define NOW_MS "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
 
 /* "CASE WHEN <not finished> THEN -1 WHEN exec_ms <= 5 THEN 0 ... ELSE
- * METRICS_NBOUNDS END", from metrics_bound_ms. */
-static const char *bucket_sql(void)
+ * METRICS_NBOUNDS END", from metrics_bound_ms: SQL both backends read
+ * alike (pg_totals.c uses it too). */
+const char *totals_bucket_sql(void)
 {
 	static char sql[1024];
 	size_t len;
@@ -65,7 +66,7 @@ static int add_rows(struct store *s, const char *where, const char *id,
 		     "?9 * total(CASE WHEN %s THEN exec_ms END), "
 		     "?9 * coalesce(sum(cpu_ms), 0) FROM runs WHERE "
 		     "outcome <> 'running' AND %s GROUP BY 1, 2, 3" UPSERT,
-		     bucket_sql(), FINISHED_RUN, where);
+		     totals_bucket_sql(), FINISHED_RUN, where);
 	if (n < 0 || (size_t)n >= sizeof(sql))
 		return store_fail(s, STORE_INVALID, "totals statement too long");
 	if ((rc = store_prepare(s, sql, &st)))
@@ -104,23 +105,36 @@ int totals_rebuild(struct store *s)
 	return rc ? rc : add_rows(s, "1", NULL, 0, 1);
 }
 
-int64_t totals_disagree(struct store *s)
+/* One number: the groups where the totals and a count of the log differ
+ * (SQL both backends read alike; pg_totals.c uses it too). */
+const char *totals_check_sql(void)
 {
-	char sql[2048];
-	sqlite3_stmt *st;
-	int64_t n = -1;
+	static char sql[2048];
 	int len;
 
+	if (sql[0])
+		return sql;
 	len = snprintf(sql, sizeof(sql), "WITH log AS (SELECT coalesce("
 		       "http_status, 0) AS h, outcome AS o, %s AS b, count(*) "
 		       "AS n FROM runs WHERE outcome <> 'running' GROUP BY 1, "
 		       "2, 3), kept AS (SELECT http_status, outcome, bucket, "
 		       "requests FROM run_totals WHERE requests <> 0) SELECT "
 		       "(SELECT count(*) FROM (SELECT * FROM log EXCEPT SELECT "
-		       "* FROM kept)) + (SELECT count(*) FROM (SELECT * FROM "
-		       "kept EXCEPT SELECT * FROM log))", bucket_sql());
-	if (len < 0 || (size_t)len >= sizeof(sql) ||
-	    store_prepare(s, sql, &st) != STORE_OK)
+		       "* FROM kept) AS a) + (SELECT count(*) FROM (SELECT * "
+		       "FROM kept EXCEPT SELECT * FROM log) AS b)",
+		       totals_bucket_sql());
+	if (len < 0 || (size_t)len >= sizeof(sql))
+		sql[0] = 0;
+	return sql[0] ? sql : NULL;
+}
+
+int64_t totals_disagree(struct store *s)
+{
+	const char *sql = totals_check_sql();
+	sqlite3_stmt *st;
+	int64_t n = -1;
+
+	if (!sql || store_prepare(s, sql, &st) != STORE_OK)
 		return -1;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int64(st, 0);
