@@ -10,7 +10,8 @@ import uuid
 import pytest
 from test_settings_db import LATEST
 
-from conftest import CGI, add_user, cgi_raw, fresh_db, now_ms, query, run_code
+from conftest import (CGI, add_user, cgi_raw, execute, fresh_db, is_pg, now_ms, query,
+                      run_code)
 
 ADMIN = os.environ.get("PYEXEC_ADMIN", os.path.join(os.path.dirname(__file__), "..",
                                                     "pyexec-admin"))
@@ -95,14 +96,21 @@ def check_against_rows(db, token):
             assert v == sum(1 for r in finished if r["exec_ms"] <= float(le) * 1000), le
     assert m["pyexec_run_duration_seconds_sum"][0][1] == pytest.approx(
         sum(r["exec_ms"] for r in finished) / 1000, abs=1e-3)
-    cpu = query(db, "SELECT total(cpu_ms) AS c FROM runs")[0]["c"]
+    cpu = query(db, "SELECT coalesce(sum(cpu_ms), 0) AS c FROM runs")[0]["c"]
     assert m["pyexec_cpu_seconds_total"][0][1] == pytest.approx(cpu / 1000, abs=1e-3)
     assert m["pyexec_users"][0][1] == len(query(db, "SELECT id FROM users"))
     return m
 
 
 @pytest.fixture
-def db():
+def db(store):
+    """The tests about figures run on both backends (the same figures from
+    the same log); those about the path and access run on SQLite (sdb)."""
+    return store(quota=2)
+
+
+@pytest.fixture
+def sdb():
     return fresh_db(quota=2)
 
 
@@ -139,7 +147,8 @@ def test_a_scrape_is_not_a_run(db):
     assert run_code("print(1)", db=db).status == 429
 
 
-def test_metrics_allow(db):
+def test_metrics_allow(sdb):
+    db = sdb
     assert scrape(db)[0] == 401
     p = subprocess.run([ADMIN, "--db", db, "config", "set", "metrics_allow", "10.0.0.0/33"],
                        capture_output=True, text=True, timeout=60)
@@ -159,7 +168,8 @@ def test_metrics_allow(db):
     assert scrape(db, addr="127.0.0.1")[0] == 401
 
 
-def test_paths_the_servers_pass(db):
+def test_paths_the_servers_pass(sdb):
+    db = sdb
     admin = add_user(db, "ops", admin=True)
     rows = len(query(db, "SELECT id FROM runs"))
     for env in ({"REQUEST_URI": "/metrics?x=1"}, {"REQUEST_URI": "/pyexec/metrics"},
@@ -192,9 +202,10 @@ def hand_rows(db, old):
                 ("rejected", 429, None, None, None), ("error", 200, 0.0, 0, None),
                 ("running", None, None, None, old + 10**9),
                 ("running", None, None, None, now_ms() + 10**9)])]
-    with sqlite3.connect(db) as c:
-        c.executemany("INSERT INTO runs (id, started_ms, identity, outcome, http_status, "
-                      "exec_ms, cpu_ms, deadline_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    execute(db, "INSERT INTO runs (id, started_ms, identity, outcome, http_status, "
+            "exec_ms, cpu_ms, deadline_ms) VALUES " +
+            ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(rows)),
+            [v for r in rows for v in r])
     return rows
 
 
@@ -231,9 +242,8 @@ def test_totals_follow_refusals_completion_abandonment_and_prune(db):
     m = check_against_rows(db, admin)
     assert by_label(m["pyexec_requests_total"])[("429", "rejected")] == 2
     # A row edited by hand, outside the writers: doctor sees it.
-    with sqlite3.connect(db) as c:
-        c.execute("UPDATE runs SET outcome = 'ok', http_status = 200, exec_ms = 42.5, "
-                  "cpu_ms = 40, finished_ms = ? WHERE id = ?", (now_ms(), rows[-1][0]))
+    execute(db, "UPDATE runs SET outcome = 'ok', http_status = 200, exec_ms = 42.5, "
+            "cpu_ms = 40, finished_ms = ? WHERE id = ?", (now_ms(), rows[-1][0]))
     assert "differ from the log" in doctor_totals(db)
     subprocess.run([ADMIN, "--db", db, "vacuum"], check=True, capture_output=True, timeout=60)
     p = subprocess.run([ADMIN, "--db", db, "prune", "--older-than", "30d"],
@@ -253,16 +263,22 @@ def test_migration_fills_the_totals(db):
     admin = add_user(db, "ops", admin=True)
     hand_rows(db, now_ms() - 86400 * 1000)
     assert run_code("print(1)", db=db).status == 200
-    with sqlite3.connect(db) as c:
-        # back to version 3: the later migrations' changes undone too
-        c.executescript("DROP TABLE run_totals; DROP INDEX runs_running; "
-                        "ALTER TABLE runs DROP COLUMN mode; "
-                        "PRAGMA user_version = 3;")
+    if is_pg(db):
+        # back to version 5, before PostgreSQL's totals (pg_schema.sql)
+        execute(db, "DROP TABLE run_totals; UPDATE schema_version SET version = 5")
+    else:
+        with sqlite3.connect(db) as c:
+            # back to version 3: the later migrations' changes undone too
+            c.executescript("DROP TABLE run_totals; DROP INDEX runs_running; "
+                            "ALTER TABLE runs DROP COLUMN mode; "
+                            "PRAGMA user_version = 3;")
     m = check_against_rows(db, admin)
     # the hand-written rows too: only the migration's fill counts them
     assert sum(v for _, v in m["pyexec_requests_total"]) == \
         len(query(db, "SELECT id FROM runs"))
-    assert query(db, "PRAGMA user_version")[0]["user_version"] == LATEST
+    version = ("SELECT max(version) AS v FROM schema_version" if is_pg(db) else
+               "SELECT user_version AS v FROM pragma_user_version")
+    assert query(db, version)[0]["v"] == LATEST
 
 
 def test_unavailable_database_is_a_503():

@@ -83,6 +83,15 @@ def test_two_hosts_share_one_exact_quota(pgdb):
     assert sorted((r["outcome"], r["http_status"], r["counted"])
                   for r in logged) == \
         sorted([("ok", 200, True)] * 10 + [("rejected", 429, False)] * 30)
+    # /metrics' running totals, added to by both hosts at once (the same
+    # few groups), equal a count of the log (sql/pg_totals.c); doctor's
+    # check agrees.
+    totals = query(pgdb, "SELECT http_status AS h, outcome AS o, "
+                   "sum(requests) AS n FROM run_totals GROUP BY 1, 2")
+    assert sorted((t["h"], t["o"], t["n"]) for t in totals) == \
+        [(200, "ok", 10), (429, "rejected", 30)]
+    doctor = admin(pgdb, "doctor", check=False).stdout.splitlines()
+    assert [l for l in doctor if "db.totals" in l][0].startswith("OK"), doctor
 
 
 def test_tcp_loopback_uri_works():
