@@ -215,7 +215,8 @@ def test_the_cgi_role_cannot_change_a_user():
     for attack in ("UPDATE users SET is_admin = 1 WHERE name = 'alice'",
                    "INSERT INTO settings VALUES ('default_quota', '-1')",
                    "DELETE FROM runs",
-                   "UPDATE runs SET identity = 'x'"):
+                   "UPDATE runs SET identity = 'x'",
+                   "DELETE FROM run_totals"):
         p = server.psql(dbname, attack, user="pyexec_cgi", check=False)
         assert p.returncode != 0 and "permission denied" in p.stderr, (attack, p)
     u = query(cgi, "SELECT is_admin FROM users WHERE name = 'alice'")
@@ -225,6 +226,8 @@ def test_the_cgi_role_cannot_change_a_user():
     assert p.returncode != 0 and "permission denied" in p.stderr, p
     d = admin(operator, "doctor", check=False).stdout
     assert "postgresql" in d.lower()
+    # The run's completion, as pyexec_cgi, kept /metrics' totals.
+    assert [l for l in d.splitlines() if "db.totals" in l][0].startswith("OK"), d
 
 
 def test_authentication_refused_is_503_with_retry_after(pgdb):
