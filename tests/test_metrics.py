@@ -239,8 +239,16 @@ def test_totals_follow_refusals_completion_abandonment_and_prune(db):
     assert run_code("1/0", db=db).status == 200
     assert run_code("print(2)", db=db).status == 429
     assert cgi_raw(b"{", db=db).status == 400
+    # Admitted, then refused for want of a sandbox slot (the run
+    # directory is a file): the row ends 'rejected', 503 (an unrun).
+    slots = os.path.join(os.path.dirname(fresh_db()), "not-a-dir")
+    open(slots, "w").close()
+    r = run_code("print(4)", db=db, env={"HTTP_AUTHORIZATION": "Bearer " + admin,
+                                         "PYEXEC_RUN_DIR": slots})
+    assert r.status == 503, r
     m = check_against_rows(db, admin)
     assert by_label(m["pyexec_requests_total"])[("429", "rejected")] == 2
+    assert by_label(m["pyexec_requests_total"])[("503", "rejected")] == 1
     # A row edited by hand, outside the writers: doctor sees it.
     execute(db, "UPDATE runs SET outcome = 'ok', http_status = 200, exec_ms = 42.5, "
             "cpu_ms = 40, finished_ms = ? WHERE id = ?", (now_ms(), rows[-1][0]))
