@@ -315,18 +315,21 @@ def new_db(direct, cgi, tmp, modules="seed"):
     return db
 
 
-def metrics_db(direct, cgi, tmp, nrows):
+def metrics_db(direct, cgi, tmp, nrows, pg=None):
     """A database with nrows audit rows shaped like a service's (mostly ok
     runs with their code, some errors, refusals and rows still running) and
-    an admin; returns (path, token)."""
+    an admin, in SQLite, or with pg (the pg.Server of pg_stores) in a new
+    PostgreSQL database; returns (path or URI, token)."""
+    import csv
     import hashlib
+    import io
     import random
-    db = new_db(direct, cgi, tmp)
     token = "pyx_" + os.urandom(32).hex()
     shapes = [("ok", 200)] * 80 + [("error", 200)] * 10 + [("rejected", 429)] * 5 + \
              [("rejected", 400)] * 2 + [("timeout", 200)] * 2 + [("running", None)]
     rnd = random.Random(7)
     now = int(time.time() * 1000)
+    columns = "id, started_ms, identity, code, outcome, http_status, exec_ms, cpu_ms, deadline_ms"
 
     def rows():
         for i in range(nrows):
@@ -337,12 +340,27 @@ def metrics_db(direct, cgi, tmp, nrows):
                    rnd.random() * 300 if done else None,
                    rnd.randint(1, 300) if done else None,
                    now - nrows + i + 10000 if o == "running" else None)
-    with sqlite3.connect(db) as c:
-        c.executemany("INSERT INTO runs (id, started_ms, identity, code, outcome, "
-                      "http_status, exec_ms, cpu_ms, deadline_ms) VALUES "
-                      "(?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
-        c.execute("INSERT INTO users (name, token_hash, is_admin, created_ms) "
-                  "VALUES ('ops', ?, 1, ?)", (hashlib.sha256(token.encode()).hexdigest(), now))
+    admin_row = (hashlib.sha256(token.encode()).hexdigest(), now)
+    if pg:
+        import pg as pgmod  # noqa: E402 (tests/, on the path: pg_stores)
+        db = pgmod.new_store(pg, quota=-1)
+        name = db.split("?")[0].rsplit("/", 1)[1]
+        buf = io.StringIO()
+        csv.writer(buf).writerows(rows())
+        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", pg.sock,
+                        "-p", str(pg.port), "-U", "postgres", "-d", name, "-c",
+                        "COPY runs (%s) FROM STDIN WITH (FORMAT csv)" % columns],
+                       input=buf.getvalue(), text=True, check=True, capture_output=True,
+                       timeout=3600)
+        pg.psql(name, "INSERT INTO users (name, token_hash, is_admin, created_ms) "
+                "VALUES ('ops', '%s', 1, %d)" % admin_row)
+    else:
+        db = new_db(direct, cgi, tmp)
+        with sqlite3.connect(db) as c:
+            c.executemany("INSERT INTO runs (%s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)" % columns,
+                          rows())
+            c.execute("INSERT INTO users (name, token_hash, is_admin, created_ms) "
+                      "VALUES ('ops', ?, 1, ?)", admin_row)
     # Rows written by hand are outside /metrics' running totals until
     # vacuum rebuilds them from the log, as README says.
     subprocess.run([os.path.join(os.path.dirname(cgi), "pyexec-admin"), "--db", db,
@@ -350,10 +368,11 @@ def metrics_db(direct, cgi, tmp, nrows):
     return db, token
 
 
-def metrics_bench(direct, cgi, tmp, nrows, n, log):
+def metrics_bench(direct, cgi, tmp, nrows, n, log, pg=None):
     """GET /metrics over nrows audit rows: wall per scrape, as a scraper
-    sees it (the whole CGI, the database's pages in the page cache)."""
-    db, token = metrics_db(direct, cgi, tmp, nrows)
+    sees it (the whole CGI, the database's pages in the page cache), on
+    SQLite or (pg) PostgreSQL."""
+    db, token = metrics_db(direct, cgi, tmp, nrows, pg)
     env = dict(cgi_env(db), REQUEST_METHOD="GET", REQUEST_URI="/metrics",
                HTTP_AUTHORIZATION="Bearer " + token)
     out = []
@@ -365,9 +384,9 @@ def metrics_bench(direct, cgi, tmp, nrows, n, log):
             out.append(r)
     total = sum(float(l.rsplit(b" ", 1)[1]) for l in r["out"].splitlines()
                 if l.startswith(b"pyexec_requests_total{"))
-    if total != nrows + 1:	# new_db's own request
+    if total != nrows + (0 if pg else 1):	# new_db's own request
         raise RuntimeError("/metrics counted %d requests of %d" % (total, nrows + 1))
-    log("/metrics over %d rows done" % nrows)
+    log("/metrics over %d rows (%s) done" % (nrows, "PostgreSQL" if pg else "SQLite"))
     return out
 
 
@@ -509,6 +528,8 @@ def main():
 
         metrics_rows = 10000 if quick else 1000000
         scrapes = metrics_bench(direct, cgi, tmp, metrics_rows, 3 if quick else 20, log)
+        pg_scrapes = metrics_bench(direct, cgi, tmp, metrics_rows, 3 if quick else 20,
+                                   log, pg=pg_server)
 
         # Through lighttpd.
         rps = {}
@@ -556,7 +577,7 @@ def main():
             fcgi = fcgi_bench(ts, tmp, workloads, cgi, direct, db, quick, log)
 
         report = write_report(args, machine(), workloads, cpu_n, res, nt, rps, quick,
-                              (metrics_rows, scrapes), by_backend)
+                              (metrics_rows, scrapes, pg_scrapes), by_backend)
         if fcgi:
             report += fcgi_report(fcgi, rps)
         with open(args.out, "w") as f:
@@ -758,17 +779,21 @@ def write_report(args, mach, workloads, cpu_n, res, nt, rps, quick, metrics,
     if by_backend:
         backend_report(L, by_backend, rps)
 
-    mrows, scrapes = metrics
-    mwall = [r["wall"] for r in scrapes]
+    mrows, scrapes, pg_scrapes = metrics
     L.append("## GET /metrics\n")
     L.append("A scrape with an admin's token of a database holding %d audit rows "
              "(mostly ok runs with their code): the whole CGI, wall ms over %d scrapes "
              "after a first that warms the page cache. The figures come from the "
-             "running totals the writers keep, and the rows still running.\n" % (mrows, len(scrapes)))
-    L.append("| rows | median ms | p99 ms | CPU ms |")
-    L.append("|---:|---:|---:|---:|")
-    L.append("| %d | %s | %s | %s |\n" % (mrows, fmt(med(mwall), 1), fmt(pct(mwall, 99), 1),
-                                        fmt(med([r["cpu"] for r in scrapes]), 1)))
+             "running totals the writers keep, and the rows still running, on both "
+             "backends (PostgreSQL over its Unix socket).\n" % (mrows, len(scrapes)))
+    L.append("| rows | backend | median ms | p99 ms | CPU ms |")
+    L.append("|---:|---|---:|---:|---:|")
+    for name, runs in (("SQLite", scrapes), ("PostgreSQL", pg_scrapes)):
+        mwall = [r["wall"] for r in runs]
+        L.append("| %d | %s | %s | %s | %s |" % (mrows, name, fmt(med(mwall), 1),
+                                                fmt(pct(mwall, 99), 1),
+                                                fmt(med([r["cpu"] for r in runs]), 1)))
+    L.append("")
 
     # Targets.
     def ratio(w, s, base):
