@@ -15,8 +15,8 @@ import threading
 
 import pytest
 
-from conftest import (ADMIN_BIN, IDLE, _made_dbs, base_env, cgi_raw, finish_cgi, fresh_db,
-                      pg_cluster, query, run_code, start_cgi, wait_for)
+from conftest import (ADMIN_BIN, IDLE, _made_dbs, base_env, cgi_raw, execute, finish_cgi,
+                      fresh_db, now_ms, pg_cluster, query, run_code, start_cgi, wait_for)
 
 
 def admin(db, *args, check=True):
@@ -90,6 +90,49 @@ def test_two_hosts_share_one_exact_quota(pgdb):
                    "sum(requests) AS n FROM run_totals GROUP BY 1, 2")
     assert sorted((t["h"], t["o"], t["n"]) for t in totals) == \
         [(200, "ok", 10), (429, "rejected", 30)]
+    doctor = admin(pgdb, "doctor", check=False).stdout.splitlines()
+    assert [l for l in doctor if "db.totals" in l][0].startswith("OK"), doctor
+
+
+def test_totals_stay_exact_under_prune_and_vacuum_from_two_hosts(pgdb):
+    """Two hosts complete and refuse requests while an admin prunes old rows
+    and vacuum rebuilds the totals: no request fails (no deadlock, no lock
+    wait past the timeout), and the totals end equal to a count of the log."""
+    old = now_ms() - 40 * 86400 * 1000
+    execute(pgdb, "INSERT INTO runs (id, started_ms, identity, outcome, http_status, "
+            "exec_ms, cpu_ms) SELECT md5(i::text), %d + i, 'anon:10.1.0.1', 'ok', 200, "
+            "i %% 700, 1 FROM generate_series(1, 2000) AS i" % old)
+    admin(pgdb, "vacuum")
+    hosts = [dict(host_env(h), PYEXEC_DB_BUSY_MS="60000") for h in "ab"]
+    n = 16
+    results = [None] * n
+    barrier = threading.Barrier(n + 2)
+
+    def one(i):
+        barrier.wait()
+        code = "1/0" if i % 3 == 0 else "print(%d)" % i
+        results[i] = run_code(code, db=pgdb, env=hosts[i % 2])
+
+    def maintain(args):
+        barrier.wait()
+        results.append(admin(pgdb, *args))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)] + \
+        [threading.Thread(target=maintain, args=(a,)) for a in
+         (("prune", "--older-than", "30d"), ("vacuum",))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(180)
+    assert all(r is not None for r in results[:n]), "a request did not answer"
+    assert sorted(r.status for r in results[:n]) == [200] * 10 + [429] * 6
+    assert query(pgdb, "SELECT count(*) AS n FROM runs WHERE started_ms < %d" %
+                 (old + 10000)) == [{"n": 0}]
+    totals = query(pgdb, "SELECT http_status AS h, outcome AS o, sum(requests) AS n "
+                   "FROM run_totals GROUP BY 1, 2 HAVING sum(requests) <> 0")
+    log = query(pgdb, "SELECT coalesce(http_status, 0) AS h, outcome AS o, count(*) AS n "
+                "FROM runs GROUP BY 1, 2")
+    assert sorted(map(repr, totals)) == sorted(map(repr, log))
     doctor = admin(pgdb, "doctor", check=False).stdout.splitlines()
     assert [l for l in doctor if "db.totals" in l][0].startswith("OK"), doctor
 
