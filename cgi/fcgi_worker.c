@@ -220,6 +220,9 @@ void fcgi_worker(const struct fcgi_opts *o)
 	opts = o;
 	worker_signals();
 	sandbox_set_spawner(spawn);
+	/* The database stays open from one request to the next (checked
+	 * before each: store.h), not opened per request as the CGI must. */
+	store_keep_open();
 	if (FCGX_Init() != 0 ||
 	    FCGX_InitRequest(&req, o->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
 		fprintf(stderr, "pyexec-fcgi: FastCGI library failed\n");
