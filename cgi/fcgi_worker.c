@@ -47,7 +47,7 @@
 extern char **environ;
 
 static const struct fcgi_opts *opts;
-static struct zygote zyg = { 0, -1, 0, 0 };
+static struct zygote zyg = { .ctl = -1 };
 static volatile sig_atomic_t stopping, renew;
 
 static void on_term(int sig)
@@ -218,6 +218,7 @@ void fcgi_worker(const struct fcgi_opts *o)
 	char **saved = environ;
 
 	opts = o;
+	zyg.seed = o->zygote_seed;
 	worker_signals();
 	sandbox_set_spawner(spawn);
 	/* The database stays open from one request to the next (checked

@@ -499,3 +499,52 @@ def test_a_postgresql_restart_costs_the_kept_connection_no_request():
     finally:
         server.stop()
 
+
+# ------------------------------------------------ the zygote's modules
+
+def mapped(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return f.read()
+
+
+IMPORTS = ("import json, statistics, re\n"
+           "print(json.dumps(statistics.median([3, 1, 2])),"
+           " re.sub('a', 'b', 'aa'))")
+
+
+@pytest.mark.fcgi_args("--workers", "1")
+def test_the_zygote_imports_the_seed_modules_by_default(server):
+    """The zygote holds the seed profile's modules (their C extensions are
+    mapped before any run), and a program that imports them runs."""
+    zygote, = server.zygotes()
+    wait_for(lambda: "_decimal" in mapped(zygote) and
+             "_json" in mapped(zygote), 30)
+    assert ok(server.request(IMPORTS)) == "2 bb\n"
+
+
+@pytest.mark.fcgi_args("--workers", "1", "--zygote-modules", "none")
+def test_a_zygote_without_modules_imports_none(server):
+    """--zygote-modules none: the zygote holds the interpreter alone; each
+    child imports what its program names, as an executed sandbox does."""
+    ok(server.request("print(1)"))
+    zygote, = server.zygotes()
+    assert "_json" not in mapped(zygote) and "_decimal" not in mapped(zygote)
+    assert ok(server.request(IMPORTS)) == "2 bb\n"
+
+
+@pytest.mark.fcgi_args("--workers", "1", settings={"allowed_modules": "math"})
+def test_a_module_the_zygote_holds_is_still_the_profiles_to_give(server):
+    """json is in the zygote's memory, but a profile without it refuses
+    it all the same: the import guard asks the profile, not sys.modules."""
+    r = server.request("import json\nprint(json.dumps(1))")
+    assert r.status == 200 and r["success"] is False, r
+    assert r["error_type"] == "ImportError" and "json" in r["error"], r
+    assert r["output"] == ""
+    assert ok(server.request("import math\nprint(math.isqrt(17))")) == "4\n"
+
+
+def test_zygote_modules_takes_seed_or_none():
+    p = subprocess.run([FCGI, "--zygote-modules", "all", "--listen",
+                        "127.0.0.1:1"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 2 and "--zygote-modules seed|none" in p.stderr, p
