@@ -430,6 +430,9 @@ def test_a_newer_schema_under_the_kept_connection_fails_closed(server):
     user_version(server.db, ours + 1)
     refused_unaudited(server, server.request("print('%s')" % MARKER), before)
     assert "newer than this program" in server.logs()
+    # its messages name it, not the CGI whose request flow it shares
+    assert "pyexec-fcgi: request " in server.logs()
+    assert "pyexec.cgi:" not in server.logs()
     user_version(server.db, ours)
     assert ok(server.request("print(2)")) == "2\n"
 
