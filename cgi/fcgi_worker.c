@@ -48,7 +48,7 @@ extern char **environ;
 
 static const struct fcgi_opts *opts;
 static struct zygote zyg = { .ctl = -1 };
-static volatile sig_atomic_t stopping, renew;
+static volatile sig_atomic_t stopping, renew, reconnect;
 
 static void on_term(int sig)
 {
@@ -61,6 +61,7 @@ static void on_hup(int sig)
 {
 	(void)sig;
 	renew = 1;
+	reconnect = 1;
 }
 
 static void worker_signals(void)
@@ -236,6 +237,10 @@ void fcgi_worker(const struct fcgi_opts *o)
 
 		if (renew && fresh_zygote() != 0)
 			perror("pyexec-fcgi: zygote");
+		if (reconnect) {	/* SIGHUP: the database afresh too */
+			reconnect = 0;
+			store_forget();
+		}
 		rc = FCGX_Accept_r(&req);
 		if (rc < 0) {	/* a signal, or a connection that failed */
 			if (rc != -EINTR && !stopping)

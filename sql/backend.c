@@ -60,6 +60,12 @@ void store_keep_open(void)
 	keeping = 1;
 }
 
+void store_forget(void)
+{
+	release(kept);
+	kept = NULL;
+}
+
 /*
  * The kept store into *sp when it is name's and still sound (STORE_OK), or
  * the error its check met (as an open's: *sp set, the caller closes it);

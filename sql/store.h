@@ -54,6 +54,9 @@ void store_close(struct store *s);
  * settings read again. Anything else, and it is closed and opened afresh.
  */
 void store_keep_open(void);
+/* Closes the store kept, if any: the next store_open connects afresh (new
+ * credentials or certificates, after pyexec-fcgi's SIGHUP). */
+void store_forget(void);
 const char *store_error(const struct store *s);
 /* After a failed store_open: 1 when no retry can cure it (the directory is
  * missing, or this user or the mount denies what SQLite needs), and the

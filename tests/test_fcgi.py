@@ -159,10 +159,15 @@ def test_zygote_replaced_after_its_runs(server):
 
 @pytest.mark.fcgi_args("--workers", "2")
 def test_sighup_replaces_every_zygote(server):
+    """SIGHUP: every worker replaces its zygote and lets its database
+    connection go (the next request connects afresh)."""
+    ok(server.request("print(1)"))
+    holder, = [w for w in server.workers() if server.db in open_paths(w)]
     before = set(server.zygotes())
     workers = server.workers()
     server.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: not (set(server.procs("pyexec-zygote")) & before), 30)
+    wait_for(lambda: server.db not in open_paths(holder), 30)
     assert server.workers() == workers, "the workers stay"
     assert ok(server.request("print(6 * 7)")) == "42\n"
 
