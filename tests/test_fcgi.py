@@ -19,6 +19,7 @@ import pytest
 import conftest
 from conftest import FCGI, IDLE, base_env, fresh_db, proc_table, query
 from conftest import wait_for as _wait_for
+from test_failclosed import stored_version
 
 
 def wait_for(predicate, seconds):
@@ -378,16 +379,6 @@ def open_paths(pid):
     return out
 
 
-def user_version(db, new=None):
-    con = sqlite3.connect(db)
-    try:
-        if new is not None:
-            con.execute("PRAGMA user_version = %d" % new)
-        return con.execute("PRAGMA user_version").fetchone()[0]
-    finally:
-        con.close()
-
-
 def refused_unaudited(server, r, before):
     """503 with Retry-After, the program never ran, no row was added."""
     assert r.status == 503 and r.headers.get("retry-after"), r
@@ -431,14 +422,14 @@ def test_a_newer_schema_under_the_kept_connection_fails_closed(server):
     version, the service resumes by itself."""
     ok(server.request("print(1)"))
     before = rows(server.db)
-    ours = user_version(server.db)
-    user_version(server.db, ours + 1)
+    ours = stored_version(server.db)
+    stored_version(server.db, ours + 1)
     refused_unaudited(server, server.request("print('%s')" % MARKER), before)
     assert "newer than this program" in server.logs()
     # its messages name it, not the CGI whose request flow it shares
     assert "pyexec-fcgi: request " in server.logs()
     assert "pyexec.cgi:" not in server.logs()
-    user_version(server.db, ours)
+    stored_version(server.db, ours)
     assert ok(server.request("print(2)")) == "2\n"
 
 
