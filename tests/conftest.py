@@ -148,6 +148,7 @@ def new_db(quota=None, settings=None, backend="sqlite", mode=None):
         import pg
         return pg.new_store(pg_cluster(), quota=quota, settings=settings)
     d = tempfile.mkdtemp(prefix="pyexec-test-")
+    _made_dbs.append(d)     # removed at the end of the session
     os.chmod(d, 0o755)
     path = os.path.join(d, "pyexec.db")
     r = cgi_raw(b"", method="GET", db=path, mode=mode)
@@ -385,7 +386,7 @@ _made_dbs = []
 def fresh_db(quota=None, settings=None, backend="sqlite", mode=None):
     """A new database (see new_db), removed at the end of the session."""
     db = new_db(quota=quota, settings=settings, backend=backend, mode=mode)
-    _made_dbs.append(run_dir(db))
+    _made_dbs.append(run_dir(db))   # PostgreSQL's: its run directory
     return db
 
 
