@@ -221,6 +221,7 @@ def test_user_token_works_as_bearer_and_in_the_body(db):
     assert bad.status == 401
 
 
+@BOTH
 def test_user_add_tokens_differ_and_options_apply(db):
     t1 = new_user(db, "one")
     t2 = new_user(db, "two", "--admin", "--quota", "unlimited")
@@ -303,6 +304,7 @@ def test_user_show_usage_in_the_window(db):
                      text, re.M), text
 
 
+@BOTH
 def test_user_show_follows_the_default_quota(db):
     ok("quota", "default", "4", db=db)
     token = new_user(db, "dora")
@@ -311,6 +313,7 @@ def test_user_show_follows_the_default_quota(db):
     assert (show["quota"], show["used"], show["remaining"]) == (4, 1, 3)
 
 
+@BOTH
 def test_user_show_unknown(db):
     assert "no user 'ghost'" in fails(1, "user", "show", "ghost", db=db)
 
@@ -382,6 +385,7 @@ def test_admin_grant_and_revoke(db):
 
 # --- quotas -----------------------------------------------------------------
 
+@BOTH
 def test_quota_default_limits_anonymous(db):
     out = ok("quota", "default", "2", "--window", "1h", db=db)
     assert "2 runs per 1h" in out
@@ -395,6 +399,7 @@ def test_quota_default_limits_anonymous(db):
     assert "2 runs per 3600 s" in ok("quota", "show", db=db)
 
 
+@BOTH
 def test_quota_default_window(db):
     ok("quota", "default", "3", "--window", "15m", db=db)
     assert ok("config", "get", "quota_window_s", db=db) == "900\n"
@@ -402,6 +407,7 @@ def test_quota_default_window(db):
     assert 0 < int(r.headers["ratelimit-reset"]) <= 900
 
 
+@BOTH
 def test_quota_default_unlimited(db):
     ok("quota", "default", "unlimited", db=db)
     assert ok("config", "get", "default_quota", db=db) == "-1\n"
@@ -431,6 +437,7 @@ def test_quota_set(db):
     fails(1, "quota", "set", "nobody-here", "3", db=db)
 
 
+@BOTH
 def test_quota_show(db):
     out = ok("quota", "show", db=db)
     assert "10 runs per 3600 s" in out and "allowed" in out
@@ -473,6 +480,7 @@ KEYS = ["timeout_ms", "cpu_ms", "memory_mb", "output_bytes", "code_bytes",
         "mcp_allowed_origins", "metrics_allow"]
 
 
+@BOTH
 def test_config_list(db):
     table = ok("config", "list", db=db).splitlines()
     assert table[0].split()[:3] == ["KEY", "VALUE", "SOURCE"]
@@ -487,6 +495,7 @@ def test_config_list(db):
     assert byk["timeout_ms"]["value"] == byk["timeout_ms"]["default"] == "30000"
 
 
+@BOTH
 def test_config_invalid_stored_value_shows_the_default(db):
     sql(db, "INSERT INTO settings VALUES ('timeout_ms', 'soon')")
     assert ok("config", "get", "timeout_ms", db=db) == "30000\n"
@@ -515,6 +524,7 @@ def test_config_get_set_unset(db):
     ("price_gb_s", "cheap"), ("default_quota", "-2"), ("output_bytes", "0"),
     ("quota_window_s", ""),
 ])
+@BOTH
 def test_config_set_validates(db, key, value):
     before = ok("config", "get", key, db=db)
     msg = fails(1, "config", "set", key, value, db=db)
@@ -522,6 +532,7 @@ def test_config_set_validates(db, key, value):
     assert ok("config", "get", key, db=db) == before
 
 
+@BOTH
 def test_config_unknown_key_is_a_usage_error(db):
     for args in (["get", "nope"], ["set", "nope", "1"], ["unset", "nope"]):
         msg = fails(2, "config", *args, db=db)
@@ -647,6 +658,7 @@ def kill_broker_mid_run(db, env):
     return new.pop()
 
 
+@BOTH
 def test_a_killed_brokers_row_counts_then_goes_by_age(db):
     """A broker SIGKILLed mid-run leaves its row 'running'. Past its
     deadline it reads 'abandoned' (stats count it so); inside the quota
@@ -713,7 +725,10 @@ def www_data():
 def deployed(db):
     """Gives the database's directory to www-data, as README's deployment
     does, where this process can (root, and the user exists). Returns the
-    verdict doctor's db.www-data must then give."""
+    verdict doctor's db.www-data must then give. A PostgreSQL database
+    has no file here to give: None."""
+    if is_pg(db):
+        return None
     www = www_data()
     if not www:
         return "WARN"
@@ -960,6 +975,7 @@ ERRORS = [
 
 
 @pytest.mark.parametrize("args", ERRORS, ids=" ".join)
+@BOTH
 def test_errors_exit_1(db, args):
     new_user(db, "taken")
     msg = fails(1, *args, db=db)
@@ -976,6 +992,7 @@ def test_unusable_database_is_an_error(tmpdir_path):
     fails(1, "--db", os.path.join(tmpdir_path, "no", "dir.db"), "init")
 
 
+@BOTH
 def test_tokens_are_printed_only_by_add_and_rotate(db):
     verdict = deployed(db)
     token = new_user(db, "leaky", "--admin")
@@ -1106,6 +1123,7 @@ def test_read_only_commands_never_open_the_database_for_writing(db):
 
 # --- concurrency ------------------------------------------------------------
 
+@BOTH
 def test_commands_while_the_cgi_writes(db):
     token = new_user(db, "busy", "--quota", "unlimited")
     statuses, stop = [], threading.Event()
@@ -1171,6 +1189,7 @@ def test_user_set_limits_are_shown_and_applied(db):
         [(None,)]
 
 
+@BOTH
 def test_user_set_every_option_and_back_to_the_defaults(db):
     new_user(db, "eve")
     ok("user", "set", "eve", "--memory-mb", "256", "--quota", "unlimited",
@@ -1188,6 +1207,7 @@ def test_user_set_every_option_and_back_to_the_defaults(db):
                "WHERE name = 'eve'") == [(None, None, None)]
 
 
+@BOTH
 def test_user_set_checks_every_value_before_writing_any(db):
     new_user(db, "zed")
     ok("config", "set", "max_memory_mb", "1024", db=db)
@@ -1201,11 +1221,11 @@ def test_user_set_checks_every_value_before_writing_any(db):
         [(1024,)]
 
 
-def test_cost_and_stats_use_the_brokers_time_not_a_forged_one():
+@BOTH
+def test_cost_and_stats_use_the_brokers_time_not_a_forged_one(db):
     """A busy program fills its result pipe with 'ok' records claiming one
     nanosecond of execution. The cost report bills, and stats ranks, the
     time the broker measured (READY to exit), the time the answer gave."""
-    db = new_db()
     rec = struct.pack("<IIQIIII16s", 0x70797831, 2, 1, 0, 0, 0, 0, bytes(16))
     code = ("n = 0\nfor i in range(10_000_000):\n    n += i\n"
             "import random\np = random._os.sys.modules['posix']\n"
