@@ -122,7 +122,10 @@ def db(request):
     shutil.rmtree(run_dir(path), ignore_errors=True)
 
 
-# The commands that behave the same on both backends run on both.
+# The commands that behave the same on both backends run on both. The
+# others are SQLite's alone: init's file, the read-only mount and opening,
+# vacuum's PRAGMAs, doctor's www-data check of the file's directory, and
+# the argument parsing (usage errors, before any database is opened).
 BOTH = pytest.mark.parametrize("db", ["sqlite", "postgresql"], indirect=True)
 
 
