@@ -547,12 +547,14 @@ fuzz-smoke: $(FUZZ_BIN)
 
 # The full load test through lighttpd (tests/loadtest.py; make test runs an
 # 8 s variant): LOAD_SECONDS at LOAD_CONCURRENCY, then its proofs.
+# MODE=fastcgi: through lighttpd-fcgi.conf and pyexec-fcgi.
 LOAD_SECONDS     ?= 60
 LOAD_CONCURRENCY ?= 16
 loadtest: check-deps
-	@$(MAKE) --no-print-directory $(CGI)
-	PYEXEC_CGI=$(abspath $(CGI)) $(PYTHON) tests/loadtest.py \
-	  -d $(LOAD_SECONDS) -c $(LOAD_CONCURRENCY)
+	@$(MAKE) --no-print-directory $(CGI) $(FCGI)
+	PYEXEC_CGI=$(abspath $(CGI)) PYEXEC_FCGI=$(abspath $(FCGI)) \
+	  $(PYTHON) tests/loadtest.py -d $(LOAD_SECONDS) -c $(LOAD_CONCURRENCY) \
+	  $(if $(filter fastcgi,$(MODE)),--fcgi)
 
 print-flags:
 	@echo "CC       = $(CC)"

@@ -226,9 +226,9 @@ def fcgi_bench(ts, tmp, workloads, cgi, direct, db, quick, log):
     with open(bf, "w") as fh:
         json.dump({"code": workloads["hello"], "input_data": {}}, fh)
     n8, n1 = (8, 4) if quick else (600, 200)
-    for name, binary in (("pyexec-fcgi", fcgi), ("floor-fcgi", floor)):
+    for name, binary in (("pyexec-fcgi", fcgi), (BARE, fcgi), ("floor-fcgi", floor)):
         ts.FCGI = binary
-        srv = ts.LighttpdFcgi("lighttpd-fcgi")
+        srv = (bare_zygote(ts) if name == BARE else ts.LighttpdFcgi)("lighttpd-fcgi")
         with sqlite3.connect(srv.db) as c:
             c.executemany("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) "
                           "DO UPDATE SET value = excluded.value",
@@ -238,30 +238,87 @@ def fcgi_bench(ts, tmp, workloads, cgi, direct, db, quick, log):
             ab(srv.port, bf, max(8, n8 // 10), 8)	# warm-up
             out["rps"][name] = ab(srv.port, bf, n8, 8)
             out["p50"][name] = ab(srv.port, bf, n1, 1, os.path.join(tmp, "ab.csv"))
-            if name == "pyexec-fcgi":
-                out["run"] = pure_runs(srv, workloads, cgi, direct, db, 3 if quick else 20)
+            if name != "floor-fcgi":
+                out["run"][name] = pure_runs(srv, workloads, cgi, direct, db,
+                                             3 if quick else 20)
         finally:
             srv.stop()
         log("lighttpd %s done" % name)
+    out["trace"] = fcgi_trace(tmp, fcgi, db, workloads["hello"], 5 if quick else 60)
     return out
+
+
+# pyexec-fcgi with a zygote that imports nothing (--zygote-modules none).
+BARE = "pyexec-fcgi, bare zygote"
+
+
+def bare_zygote(ts):
+    class Bare(ts.LighttpdFcgi):
+        def edits(self):
+            e = super().edits()
+            e[r'    "bin-path" => .*'] = ('    "bin-path" => var.pyexec_fcgi + '
+                                         '" --workers 8 --zygote-modules none",')
+            return e
+    return Bare
+
+
+def fcgi_trace(tmp, fcgi, db, code, n):
+    """Where a pyexec-fcgi request's time goes: n hellos to a pyexec-fcgi
+    of its own (one worker, its stderr kept) with PYEXEC_TRACE_TIMING=1 as
+    the requests' parameter; each phase's median (us), the first five
+    requests left out."""
+    sys.path.insert(0, os.path.join(REPO, "tests", "helpers"))
+    import fcgi_client  # noqa: E402  (the tests' FastCGI client)
+    sock, log = os.path.join(tmp, "trace-fcgi.sock"), os.path.join(tmp, "trace-fcgi.log")
+    with open(log, "w") as lf:
+        p = subprocess.Popen([fcgi, "--listen", sock, "--workers", "1"],
+                             env={"PATH": "/usr/bin:/bin", "PYEXEC_DB": db,
+                                  "PYEXEC_RUN_DIR": RUN_DIR[0]},
+                             stdout=lf, stderr=lf)
+    try:
+        for _ in range(300):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        body = json.dumps({"code": code, "input_data": {}}).encode()
+        env = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": "application/json",
+               "CONTENT_LENGTH": str(len(body)), "REMOTE_ADDR": "127.0.0.1",
+               "PYEXEC_TRACE_TIMING": "1"}
+        for _ in range(n + 5):
+            out, _, _ = fcgi_client.request(sock, env, body)
+            if b'"success": true' not in out:
+                raise RuntimeError("pyexec-fcgi trace run failed: %r" % out[-300:])
+    finally:
+        p.terminate()
+        p.wait(60)
+    with open(log, "rb") as f:
+        lines = [x for x in f.read().split(b"\n") if b"pyexec-trace:" in x][5:]
+    phases = {}
+    for t in filter(None, (parse_trace(x) for x in lines)):
+        for k, v in t.items():
+            phases.setdefault(k, []).append(v)
+    return {k: med(v) for k, v in phases.items()}
 
 
 def pure_runs(srv, workloads, cgi, direct, db, n):
     """The programs' own time (the broker's measure, READY to exit) of the
     imports and cpu50 workloads: pyexec.cgi run directly, pyexec-fcgi
-    through the server, alternately."""
+    through the server, alternately; and pyexec-fcgi's whole request as
+    the client sees it (wall)."""
     import urllib.request
     runs = {}
     for wname in ("imports", "cpu50"):
         body = json.dumps({"code": workloads[wname], "input_data": {}}).encode()
-        got = {"cgi": [], "fcgi": []}
+        got = {"cgi": [], "fcgi": [], "wall": []}
         for _ in range(n):
             r = direct.once([cgi], body, cgi_env(db, len(body)))
             got["cgi"].append(parse_body(r["out"])["execution_time_ms"])
             req = urllib.request.Request("http://127.0.0.1:%d/" % srv.port, data=body,
                                          headers={"Content-Type": "application/json"})
+            t0 = time.perf_counter()
             with urllib.request.urlopen(req, timeout=60) as f:
                 got["fcgi"].append(json.loads(f.read())["execution_time_ms"])
+            got["wall"].append((time.perf_counter() - t0) * 1e3)
         runs[wname] = {k: med(v) for k, v in got.items()}
     return runs
 
@@ -574,42 +631,59 @@ def main():
 
 def fcgi_report(f, rps):
     """The FastCGI mode's section and its targets (issue: pyexec-fcgi)."""
-    L = ["\n## The FastCGI mode (pyexec-fcgi, through lighttpd)\n"]
-    fr = f["rps"]["pyexec-fcgi"]["rps"]
+    L = ["\n## The FastCGI mode (pyexec-fcgi, through lighttpd)\n",
+         "pyexec-fcgi as shipped (its zygote imports the seed profile's modules) "
+         "and with `--zygote-modules none` (a bare zygote).\n"]
     cg = rps.get(("hello", "pyexec", 8), {}).get("rps")
     bw = rps.get(("hello", "bwrap", 8), {}).get("rps")
-    p50, fl = f["p50"]["pyexec-fcgi"].get("p50"), f["p50"]["floor-fcgi"].get("p50")
-    L.append("| hello, c=8 | requests/s | failed |")
-    L.append("|---|---|---|")
-    for name in ("pyexec-fcgi", "floor-fcgi"):
-        L.append("| %s | %s | %d |" % (name, fmt(f["rps"][name]["rps"]), f["rps"][name]["failed"]))
-    L.append("| pyexec.cgi | %s | |" % fmt(cg))
-    L.append("| bwrap CGI | %s | |\n" % fmt(bw))
-    L.append("| hello, c=1 | p50 ms (ab) |")
-    L.append("|---|---|")
-    L.append("| pyexec-fcgi | %s |" % fmt(p50))
-    L.append("| floor-fcgi (static C FastCGI) | %s |\n" % fmt(fl))
-    L.append("| workload | program's time, pyexec.cgi (ms, median) | pyexec-fcgi | ratio |")
+    fl = f["p50"]["floor-fcgi"].get("p50")
+    L.append("| hello | requests/s, c=8 | failed | p50 ms, c=1 (ab) |")
     L.append("|---|---|---|---|")
-    for w, v in f["run"].items():
-        L.append("| %s | %s | %s | %s |" % (w, fmt(v["cgi"], 2), fmt(v["fcgi"], 2),
-                                          fmt(v["fcgi"] / v["cgi"], 2) if v["cgi"] else "-"))
+    for name in ("pyexec-fcgi", BARE, "floor-fcgi"):
+        L.append("| %s | %s | %d | %s |" % (name, fmt(f["rps"][name]["rps"]),
+                                            f["rps"][name]["failed"], fmt(f["p50"][name].get("p50"))))
+    L.append("| pyexec.cgi | %s | | |" % fmt(cg))
+    L.append("| bwrap CGI | %s | | |\n" % fmt(bw))
+    L.append("| workload | program's time, pyexec.cgi (ms, median) | pyexec-fcgi | ratio "
+             "| bare zygote | ratio | whole request, pyexec-fcgi | bare zygote |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    run, bare = f["run"]["pyexec-fcgi"], f["run"][BARE]
+    for w, v in run.items():
+        b = bare[w]
+        L.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            w, fmt(v["cgi"], 2), fmt(v["fcgi"], 2), ratio_txt(v["fcgi"], v["cgi"]),
+            fmt(b["fcgi"], 2), ratio_txt(b["fcgi"], b["cgi"]), fmt(v["wall"], 1), fmt(b["wall"], 1)))
+    L.append("\nWhere a hello's time goes in pyexec-fcgi (`PYEXEC_TRACE_TIMING=1`, one "
+             "worker, medians in us; the child's phases, `c_*`, run alongside the "
+             "worker's from `fork` on):\n")
+    L.append("| phase | us |")
+    L.append("|---|---|")
+    for k, v in f["trace"].items():
+        L.append("| %s | %s |" % (k, fmt(v, 0)))
     L.append("\n| target | measured | met |")
     L.append("|---|---|---|")
 
     def target(what, value, ok):
         L.append("| %s | %s | %s |" % (what, value, "yes" if ok else "**no**"))
-    if cg:
-        target("hello c=8: >= 5x pyexec.cgi", "%.2fx" % (fr / cg), fr / cg >= 5)
-    if bw:
-        target("hello c=8: >= 10x bwrap", "%.2fx" % (fr / bw), fr / bw >= 10)
-    if p50 and fl:
-        target("hello p50: <= 1.5x floor-fcgi", "%.2fx" % (p50 / fl), p50 / fl <= 1.5)
-    for w, v in f["run"].items():
-        if v["cgi"]:
-            target("%s program time: <= 1.1x the CGI's" % w, "%.2fx" % (v["fcgi"] / v["cgi"]),
-                   v["fcgi"] / v["cgi"] <= 1.1)
+    for name in ("pyexec-fcgi", BARE):
+        fr = f["rps"][name]["rps"]
+        if cg:
+            target("%s hello c=8: >= 5x pyexec.cgi" % name, "%.2fx" % (fr / cg), fr / cg >= 5)
+        if bw:
+            target("%s hello c=8: >= 10x bwrap" % name, "%.2fx" % (fr / bw), fr / bw >= 10)
+        p50 = f["p50"][name].get("p50")
+        if p50 and fl:
+            target("%s hello p50: <= 1.5x floor-fcgi" % name, "%.2fx" % (p50 / fl),
+                   p50 / fl <= 1.5)
+        for w, v in f["run"][name].items():
+            if v["cgi"]:
+                target("%s %s program time: <= 1.1x the CGI's" % (name, w),
+                       "%.2fx" % (v["fcgi"] / v["cgi"]), v["fcgi"] / v["cgi"] <= 1.1)
     return "\n".join(L) + "\n"
+
+
+def ratio_txt(a, b):
+    return fmt(a / b, 2) if a and b else "-"
 
 
 # Trace phases (sandbox/trace.h): the broker's chain, then the child's

@@ -9,6 +9,7 @@ struct fcgi_opts {
 	int workers;		/* requests served at once */
 	long zygote_runs;	/* a zygote is replaced after this many runs */
 	long zygote_age_s;	/* ... or at this age */
+	int zygote_seed;	/* the zygote imports the seed's modules */
 };
 
 /* A worker: accepts and serves requests one at a time until SIGTERM

@@ -57,6 +57,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: pyexec-fcgi [--listen ADDR] [--workers N] "
 		"[--zygote-runs N] [--zygote-age SECONDS]\n"
+		"                   [--zygote-modules seed|none]\n"
 		"  started by a web server (bin-path), by systemd socket "
 		"activation, or with --listen\n");
 	exit(2);
@@ -142,6 +143,7 @@ static void parse(int argc, char **argv, struct fcgi_opts *o,
 	o->workers = DEFAULT_WORKERS;
 	o->zygote_runs = DEFAULT_ZYGOTE_RUNS;
 	o->zygote_age_s = DEFAULT_ZYGOTE_AGE_S;
+	o->zygote_seed = 1;
 	for (int i = 1; i < argc; i++) {
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -153,6 +155,9 @@ static void parse(int argc, char **argv, struct fcgi_opts *o,
 			o->zygote_runs = number(v, 1, 1000000000L);
 		else if (strcmp(argv[i], "--zygote-age") == 0)
 			o->zygote_age_s = number(v, 1, 1000000000L);
+		else if (strcmp(argv[i], "--zygote-modules") == 0 && v &&
+			 (strcmp(v, "seed") == 0 || strcmp(v, "none") == 0))
+			o->zygote_seed = strcmp(v, "seed") == 0;
 		else
 			usage();
 		i++;

@@ -47,8 +47,8 @@
 extern char **environ;
 
 static const struct fcgi_opts *opts;
-static struct zygote zyg = { 0, -1, 0, 0 };
-static volatile sig_atomic_t stopping, renew;
+static struct zygote zyg = { .ctl = -1 };
+static volatile sig_atomic_t stopping, renew, reconnect;
 
 static void on_term(int sig)
 {
@@ -61,6 +61,7 @@ static void on_hup(int sig)
 {
 	(void)sig;
 	renew = 1;
+	reconnect = 1;
 }
 
 static void worker_signals(void)
@@ -218,8 +219,12 @@ void fcgi_worker(const struct fcgi_opts *o)
 	char **saved = environ;
 
 	opts = o;
+	zyg.seed = o->zygote_seed;
 	worker_signals();
 	sandbox_set_spawner(spawn);
+	/* The database stays open from one request to the next (checked
+	 * before each: store.h), not opened per request as the CGI must. */
+	store_keep_open();
 	if (FCGX_Init() != 0 ||
 	    FCGX_InitRequest(&req, o->listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
 		fprintf(stderr, "pyexec-fcgi: FastCGI library failed\n");
@@ -232,6 +237,10 @@ void fcgi_worker(const struct fcgi_opts *o)
 
 		if (renew && fresh_zygote() != 0)
 			perror("pyexec-fcgi: zygote");
+		if (reconnect) {	/* SIGHUP: the database afresh too */
+			reconnect = 0;
+			store_forget();
+		}
 		rc = FCGX_Accept_r(&req);
 		if (rc < 0) {	/* a signal, or a connection that failed */
 			if (rc != -EINTR && !stopping)

@@ -74,6 +74,9 @@ struct ctx {
 	int db_failed;		/* the database refused a read or write */
 };
 
+/* This program's name in messages: pyexec-fcgi serves through here too. */
+static const char *prog = "pyexec.cgi";
+
 static void new_run_id(char out[33])
 {
 	static const char digits[] = "0123456789abcdef";
@@ -99,7 +102,7 @@ static void rate_headers(struct ctx *c)
 
 static void log_db_error(struct ctx *c, const char *what)
 {
-	fprintf(stderr, "pyexec.cgi: request %s: %s: %s\n", c->reply.run_id,
+	fprintf(stderr, "%s: request %s: %s: %s\n", prog, c->reply.run_id,
 		what, store_error(c->db));
 }
 
@@ -133,7 +136,7 @@ static int refuse(struct ctx *c, struct http_error *e)
 			     (long)c->retry_s : c->quota.reset_s);
 	if (e->status == 499) {
 		/* cancelled: nobody reads an answer (cancel.h) */
-		fprintf(stderr, "pyexec.cgi: request %s: %s\n",
+		fprintf(stderr, "%s: request %s: %s\n", prog,
 			c->reply.run_id, e->msg);
 		return 0;
 	}
@@ -161,7 +164,7 @@ static int open_db(struct ctx *c, struct http_error *e)
 				 "misconfigured: retrying will not help)" : "");
 	}
 	if (config_env_override(&c->cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "pyexec.cgi: %s\n", err);
+		fprintf(stderr, "%s: %s\n", prog, err);
 		return http_fail(e, 500, "server misconfigured: %s", err);
 	}
 	return 0;
@@ -312,7 +315,8 @@ static void cancelled(struct ctx *c, struct sb_result *res)
 		 sig ? sig : "?");
 	free(res->error);
 	res->error = strdup(msg);
-	fprintf(stderr, "pyexec.cgi: request %s: %s\n", c->reply.run_id, msg);
+	fprintf(stderr, "%s: request %s: %s\n", prog, c->reply.run_id,
+		msg);
 }
 
 static void run(struct ctx *c)
@@ -333,7 +337,7 @@ static void run(struct ctx *c)
 
 	sandbox_run(&c->sb, &sj, &lim, &res);
 	if (res.outcome == SB_INTERNAL)
-		fprintf(stderr, "pyexec.cgi: request %s: sandbox failed: %s\n",
+		fprintf(stderr, "%s: request %s: sandbox failed: %s\n", prog,
 			c->reply.run_id, res.error ? res.error : "?");
 	if (res.outcome == SB_CANCELLED)
 		cancelled(c, &res);
@@ -417,6 +421,7 @@ void pyexec_request(int cancel_fd, const char *db_path, const char *mode)
 {
 	static struct ctx c;
 
+	prog = strcmp(mode, "fcgi") == 0 ? "pyexec-fcgi" : "pyexec.cgi";
 	memset(&c, 0, sizeof(c));
 	c.cancel_fd = cancel_fd;
 	c.slot_fd = -1;
@@ -434,7 +439,7 @@ void pyexec_request(int cancel_fd, const char *db_path, const char *mode)
 		mcp_local_key(c.anon, sizeof(c.anon));
 	c.rec.via = mcp_via_name(c.mcp.via);
 	if (metrics_requested()) {	/* not a run: no sandbox, no row */
-		metrics_serve(c.db_path, &c.reply);
+		metrics_serve(c.db_path, &c.reply, prog);
 		return;
 	}
 	start_child(&c);

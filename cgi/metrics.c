@@ -34,6 +34,8 @@
 #define PATH_MAX_SEEN 4096
 
 /* s (up to len bytes) ends with "/metrics". */
+static const char *prog = "pyexec.cgi";	/* for messages */
+
 static int ends_in_metrics(const char *s, size_t len)
 {
 	static const char tail[] = "/metrics";
@@ -175,7 +177,8 @@ static int answer(struct store *db, struct reply *r, struct http_error *e)
 	o.len = 0;	/* pyexec-fcgi answers many requests in one process */
 	o.full = 0;
 	if (store_metrics(db, &m) != STORE_OK) {
-		fprintf(stderr, "pyexec.cgi: /metrics: %s\n", store_error(db));
+		fprintf(stderr, "%s: /metrics: %s\n", prog,
+			store_error(db));
 		return http_fail(e, 503, "audit log unavailable");
 	}
 	put_requests(&o, &m);
@@ -192,8 +195,9 @@ static void refuse(const struct http_error *e, struct reply *r)
 {
 	const char *addr = getenv("REMOTE_ADDR");
 
-	fprintf(stderr, "pyexec.cgi: request %s: /metrics refused (%d) for "
-		"%.64s: %s\n", r->run_id, e->status, addr ? addr : "unknown",
+	fprintf(stderr, "%s: request %s: /metrics refused (%d) for "
+		"%.64s: %s\n", prog, r->run_id, e->status,
+		addr ? addr : "unknown",
 		e->msg);
 	if (e->status == 401)
 		reply_header(r, "WWW-Authenticate: Bearer realm=\"pyexec\"");
@@ -202,17 +206,19 @@ static void refuse(const struct http_error *e, struct reply *r)
 	respond_refusal(e, r);
 }
 
-void metrics_serve(const char *db_path, struct reply *r)
+void metrics_serve(const char *db_path, struct reply *r, const char *name)
 {
 	struct http_error e;
 	struct settings cfg;
 	struct store *db = NULL;
 	char err[200];
 
+	prog = name;
 	settings_defaults(&cfg);
 	if (store_open(&db, db_path, STORE_RW) != STORE_OK ||
 	    store_settings_load(db, &cfg) != STORE_OK) {
-		fprintf(stderr, "pyexec.cgi: /metrics: %s\n", store_error(db));
+		fprintf(stderr, "%s: /metrics: %s\n", prog,
+			store_error(db));
 		http_fail(&e, 503, "audit log unavailable");
 	} else if (config_env_override(&cfg, err, sizeof(err)) != 0) {
 		http_fail(&e, 500, "server misconfigured: %s", err);

@@ -13,7 +13,8 @@
 int metrics_requested(void);
 
 /* Answers the scrape (or refuses it: 401, 403, 503) on stdout. A scrape is
- * not a run: no audit row, no quota, no sandbox. */
-void metrics_serve(const char *db_path, struct reply *r);
+ * not a run: no audit row, no quota, no sandbox. prog names the program
+ * in messages on stderr. */
+void metrics_serve(const char *db_path, struct reply *r, const char *prog);
 
 #endif

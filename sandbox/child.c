@@ -133,7 +133,7 @@ void child_confine_and_run(pid_t broker)
 
 int main(int argc, char **argv)
 {
-	if (argc == 3 && strcmp(argv[1], ZYGOTE_ARG) == 0)
-		zygote_main(argv[2]);
+	if (argc == 4 && strcmp(argv[1], ZYGOTE_ARG) == 0)
+		zygote_main(argv[2], argv[3]);
 	child_confine_and_run(broker_of(argc, argv));
 }

@@ -23,14 +23,18 @@
 #define SANDBOX_EXE "pyexec-sandbox"	/* next to pyexec.cgi */
 
 /* pyexec-fcgi's zygote (zygote.c): pyexec-sandbox ZYGOTE_ARG <broker
- * pid>, its control socket on ZYGOTE_CTL_FD. Each message there carries
+ * pid> <seed|none> (the modules it imports: ZYGOTE_SEED's, or none), its
+ * control socket on ZYGOTE_CTL_FD. Each message there carries
  * a child's descriptors (output, result, /dev/null, job and, when the
  * trace is on, its page); the zygote forks the child as the broker's own
  * (CLONE_PARENT) and answers with its pid. */
 #define ZYGOTE_ARG "--zygote-of"
 #define ZYGOTE_CTL_FD 3
 #define ZYGOTE_FDS_MAX 5
-void zygote_main(const char *broker_pid) __attribute__((noreturn));
+#define ZYGOTE_SEED "seed"
+#define ZYGOTE_NONE "none"
+void zygote_main(const char *broker_pid, const char *modules)
+	__attribute__((noreturn));
 
 /* child.c: the confinement list, then the run; never returns. */
 void child_confine_and_run(pid_t broker) __attribute__((noreturn));
@@ -99,6 +103,7 @@ int py_boot(char *err, size_t errlen);
 /* In a child forked from a booted interpreter: Python's own after-fork
  * work, and the per-process seeds renewed (random's state). */
 int py_after_fork(char *err, size_t errlen);
+int py_preload_seed(char *err, size_t errlen);	/* the zygote's */
 int py_prepare(const struct sb_job *job, char *err, size_t errlen);
 void py_run(void) __attribute__((noreturn));
 

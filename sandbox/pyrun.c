@@ -252,6 +252,7 @@ static PyObject *restricted_builtins(void)
  * int parsed from text (4300) is lifted while decoding only: large integers
  * stay exact, and the program then has Python's usual limit.
  */
+static PyObject *restricted;	/* the program's builtins (py_boot) */
 static PyObject *json_loads;	/* json.loads, NULL when input_empty */
 static PyObject *set_int_digits;	/* sys.set_int_max_str_digits */
 static PyObject *int_digits;	/* the limit in force before decoding */
@@ -335,11 +336,9 @@ static int build_globals(void)
 	if (PYLAYER && profile_has(mask, "sys") &&
 	    !(sys_standin = standin_sys()))
 		return -1;
-	b = PYLAYER ? restricted_builtins() : PyEval_GetBuiltins();
+	b = Py_XNewRef(PYLAYER ? restricted : PyEval_GetBuiltins());
 	if (!b || !real_import)
 		return -1;
-	if (!PYLAYER)
-		Py_INCREF(b);
 	name = PyUnicode_FromString("__main__");
 	if (!name || PyDict_SetItemString(globals, "__builtins__", b) != 0 ||
 	    PyDict_SetItemString(globals, "__name__", name) != 0 ||
@@ -378,6 +377,15 @@ int py_boot(char *err, size_t errlen)
 		return -1;
 	}
 	TRACE(TR_C_STDIO);
+	/* The program's builtins, built here rather than per job: in the
+	 * zygote, once for all its children, whose copy of the dictionary
+	 * (its references taken one by one) would be a page copied per
+	 * object; nothing in it depends on the job (guarded_import reads the
+	 * job's profile when called). */
+	if (PYLAYER && !(restricted = restricted_builtins())) {
+		describe_error("builtins", err, errlen);
+		return -1;
+	}
 	booted = 1;
 	return 0;
 }
@@ -410,6 +418,26 @@ int py_after_fork(char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * The zygote's modules: the seed profile's (the default list), loaded as
+ * a program that names them all would load them (allowlist_preload over
+ * their names). A child still loads what its own program and profile name
+ * (py_prepare), before lockdown, as an executed sandbox does; a child
+ * whose profile leaves a seed module out has it in sys.modules but cannot
+ * import it (guarded_import asks the profile, not sys.modules).
+ */
+int py_preload_seed(char *err, size_t errlen)
+{
+	char names[PROFILE_TEXT_MAX + 64];
+
+	profile_names(profile_seed(), names, sizeof(names));
+	if (allowlist_preload(profile_seed(), names, strlen(names), load_one,
+			      NULL) == 0)
+		return 0;
+	describe_error("preload", err, errlen);
+	return -1;
 }
 
 int py_prepare(const struct sb_job *j, char *err, size_t errlen)

@@ -2,7 +2,9 @@
 /*
  * zygote.c: pyexec-sandbox --zygote-of <broker pid>, pyexec-fcgi's
  * pre-initialised interpreter. It starts the interpreter once (py_boot:
- * the audit hook, the isolated configuration, stdio) and then only forks
+ * the audit hook, the isolated configuration, stdio), imports the seed
+ * profile's modules unless told not to (py_preload_seed) and then only
+ * forks
  * children on the broker's command; it never runs a program itself.
  *
  * What it holds is what pyexec-sandbox holds before it reads a job: an
@@ -128,18 +130,22 @@ static void answer(pid_t pid)
 		_exit(0);	/* the broker is gone */
 }
 
-void zygote_main(const char *broker_pid)
+void zygote_main(const char *broker_pid, const char *modules)
 {
 	pid_t broker = parse_broker(broker_pid);
+	int seed = strcmp(modules, ZYGOTE_SEED) == 0;
 	char err[256];
 
+	if (!seed && strcmp(modules, ZYGOTE_NONE) != 0)
+		_exit(2);
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != broker)
 		_exit(2);
 	if (chdir("/") != 0)
 		_exit(2);
 	prctl(PR_SET_NAME, "pyexec-zygote");
 	tzset();
-	if (py_boot(err, sizeof(err)) != 0) {
+	if (py_boot(err, sizeof(err)) != 0 ||
+	    (seed && py_preload_seed(err, sizeof(err)) != 0)) {
 		fprintf(stderr, "pyexec-sandbox: zygote: %s\n", err);
 		_exit(2);
 	}

@@ -15,6 +15,7 @@ struct zygote {
 	int ctl;		/* the control socket, -1 with none */
 	long runs;		/* children forked since it started */
 	int64_t started_ms;	/* CLOCK_MONOTONIC */
+	int seed;		/* it imports the seed profile's modules */
 };
 
 /* Executes pyexec-sandbox as a zygote of this process. 0, or -1. */

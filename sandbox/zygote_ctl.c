@@ -31,11 +31,12 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void exec_zygote(const char *path, int ctl, pid_t broker)
+static void exec_zygote(const char *path, int ctl, pid_t broker, int seed)
 {
 	static char *const env[] = { "TZ=UTC0", NULL };
 	char pid[24];
-	char *argv[] = { SANDBOX_EXE, ZYGOTE_ARG, pid, NULL };
+	char *argv[] = { SANDBOX_EXE, ZYGOTE_ARG, pid,
+			 seed ? ZYGOTE_SEED : ZYGOTE_NONE, NULL };
 	int null = open("/dev/null", O_RDWR);
 	sigset_t none;
 
@@ -64,7 +65,7 @@ int zygote_start(struct zygote *z)
 		return -1;
 	z->pid = fork();
 	if (z->pid == 0)
-		exec_zygote(path, sv[1], broker);
+		exec_zygote(path, sv[1], broker, z->seed);
 	close(sv[1]);
 	if (z->pid < 0) {
 		z->pid = 0;

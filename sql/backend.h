@@ -82,6 +82,16 @@ struct store_ops {
 	const char *name;	/* "sqlite", "postgresql" */
 	int (*open)(struct store *s, const char *target, int mode);
 	void (*close)(struct store *s);
+	/* A store kept open by store_keep_open, before its next request:
+	 * STORE_OK when it is still the database at target, with this
+	 * build's schema and no transaction open, its per-request options
+	 * (timeouts) set again from the environment; 1 when it is not (the
+	 * file was replaced, the connection lost, the schema changed):
+	 * store_open then closes it and opens afresh; else the error the
+	 * check met, which the request gets as it would an open's (a lock
+	 * held past the busy timeout). NULL: never kept. */
+	int (*reuse)(struct store *s, const char *target);
+	int (*idle)(const struct store *s);	/* 1: no transaction open */
 	int (*schema_version)(void);
 	STORE_OPS(STORE_OP_FIELD)
 };

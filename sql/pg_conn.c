@@ -242,10 +242,36 @@ static void pg_close(struct store *s)
 	s->pg = NULL;
 }
 
+static int pg_idle(const struct store *s)
+{
+	return s->pg && PQtransactionStatus(PG(s)) == PQTRANS_IDLE;
+}
+
+/* backend.h, reuse: the connection still idle, this build's schema, and
+ * the settings read again in the same round trip (as at open). One the
+ * server dropped (a restart) is made again by pg_run, once; a server
+ * still down is the request's 503, without a second attempt here. */
+static int pg_reuse(struct store *s, const char *uri)
+{
+	int v, rc;
+
+	(void)uri;
+	if (PQstatus(PG(s)) != CONNECTION_OK || !pg_idle(s))
+		return 1;
+	s->stmt_ms = stmt_ms();
+	PQclear(s->pg_settings);
+	s->pg_settings = NULL;
+	if ((rc = read_version(s, &v)) != STORE_OK)
+		return rc;
+	return v == pg_schema_version() ? STORE_OK : 1;
+}
+
 const struct store_ops store_pg_ops = {
 	.name = "PostgreSQL",
 	.open = pg_open,
 	.close = pg_close,
+	.reuse = pg_reuse,
+	.idle = pg_idle,
 	.schema_version = pg_schema_version,
 	.settings_load = pg_settings_load,
 	.setting_set = pg_setting_set,

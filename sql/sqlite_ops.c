@@ -8,6 +8,8 @@ const struct store_ops store_sqlite_ops = {
 	.name = "SQLite",
 	.open = sq_open,
 	.close = sq_close,
+	.reuse = sq_reuse,
+	.idle = sq_idle,
 	.schema_version = store_schema_version,
 	STORE_OPS(SQ_ENTRY)
 };

@@ -45,6 +45,8 @@ int store_fail(struct store *s, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->err, sizeof(s->err), fmt, ap);
 	va_end(ap);
+	if (code == STORE_UNAVAILABLE)
+		s->broken = 1;
 	return code;
 }
 
@@ -287,7 +289,8 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
-static int configure(struct store *s)
+/* The busy timeout: PYEXEC_DB_BUSY_MS, else the default. */
+static void set_busy(struct store *s)
 {
 	const char *b = getenv("PYEXEC_DB_BUSY_MS");
 	long busy = DEFAULT_BUSY_MS;
@@ -298,6 +301,12 @@ static int configure(struct store *s)
 		if (*end || busy < 0 || busy > 600000)
 			busy = DEFAULT_BUSY_MS;
 	}
+	s->busy_ms = busy;
+	sqlite3_busy_timeout(s->db, (int)busy);
+}
+
+static int configure(struct store *s)
+{
 	sqlite3_extended_result_codes(s->db, 1);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, NULL);
@@ -315,8 +324,7 @@ static int configure(struct store *s)
 	}
 	sqlite3_limit(s->db, SQLITE_LIMIT_LENGTH, 64 << 20);
 	sqlite3_limit(s->db, SQLITE_LIMIT_SQL_LENGTH, 1 << 20);
-	s->busy_ms = busy;
-	sqlite3_busy_timeout(s->db, (int)busy);
+	set_busy(s);
 	sqlite3_wal_hook(s->db, wal_hook, s);
 	/* WAL with NORMAL: a crash of any process loses nothing committed;
 	 * a power cut may lose the last transactions, never the database. */
@@ -433,6 +441,7 @@ static void diagnose(struct store *s, const char *path, int readonly)
 }
 
 static int open_store(struct store *s, const char *path, int mode);
+static void remember_file(struct store *s, const char *path);
 
 /* The SQLite backend's open (sql/backend.c allocated s). */
 int sq_open(struct store *s, const char *path, int mode)
@@ -459,6 +468,7 @@ static int open_store(struct store *s, const char *path, int mode)
 		return store_fail(s, STORE_UNAVAILABLE, "cannot open database "
 				  "'%s': %s", path, s->db ? sqlite3_errmsg(s->db) :
 				  sqlite3_errstr(rc));
+	remember_file(s, path);
 	if ((rc = configure(s)))
 		return rc;
 	/* SQLite quietly opens a write-protected file read-only; say so now
@@ -478,6 +488,48 @@ static int open_store(struct store *s, const char *path, int mode)
 		return STORE_OK;
 	}
 	return migrate(s);
+}
+
+/* Which file path names now (0, 0 when none): a kept store checks that
+ * it still writes where the operator's path leads (a restored backup, a
+ * file moved away: sq_reuse). */
+static void file_id(const char *path, dev_t *dev, ino_t *ino)
+{
+	struct stat st;
+
+	*dev = 0;
+	*ino = 0;
+	if (lstat(path, &st) == 0) {
+		*dev = st.st_dev;
+		*ino = st.st_ino;
+	}
+}
+
+static void remember_file(struct store *s, const char *path)
+{
+	file_id(path, &s->dev, &s->ino);
+}
+
+int sq_idle(const struct store *s)
+{
+	return s->db && sqlite3_get_autocommit(s->db);
+}
+
+/* backend.h, reuse: the same file, this build's schema, no transaction
+ * left open; the busy timeout the request's environment asks for. */
+int sq_reuse(struct store *s, const char *path)
+{
+	dev_t dev;
+	ino_t ino;
+	int v, rc;
+
+	file_id(path, &dev, &ino);
+	if (!sq_idle(s) || !s->ino || dev != s->dev || ino != s->ino)
+		return 1;
+	set_busy(s);
+	if ((rc = user_version(s, &v)) != STORE_OK)
+		return rc;
+	return v == store_schema_version() ? STORE_OK : 1;
 }
 
 void sq_close(struct store *s)

@@ -45,6 +45,18 @@ const char *store_default_path(void);
  */
 int store_open(struct store **s, const char *path, int mode);
 void store_close(struct store *s);
+/*
+ * For a process that serves many requests (pyexec-fcgi's workers): from
+ * now on store_close keeps one read-write store that ended sound (no call
+ * failed with STORE_UNAVAILABLE, no transaction open), and the next
+ * store_open of the same name takes it back after the backend has checked
+ * it (backend.h, reuse): the same file or server, the same schema, the
+ * settings read again. Anything else, and it is closed and opened afresh.
+ */
+void store_keep_open(void);
+/* Closes the store kept, if any: the next store_open connects afresh (new
+ * credentials or certificates, after pyexec-fcgi's SIGHUP). */
+void store_forget(void);
 const char *store_error(const struct store *s);
 /* After a failed store_open: 1 when no retry can cure it (the directory is
  * missing, or this user or the mount denies what SQLite needs), and the

@@ -5,6 +5,7 @@
 #define PYEXEC_STORE_INT_H
 
 #include <sqlite3.h>
+#include <sys/types.h>
 #include "store.h"
 #include "backend.h"
 
@@ -19,6 +20,10 @@ struct store {
 	int readonly;
 	long busy_ms;		/* the busy timeout in force */
 	int never;		/* the open failed for good (store_never) */
+	int broken;		/* a call failed STORE_UNAVAILABLE: never kept */
+	char *name;		/* what it was opened as (store_keep_open) */
+	dev_t dev;		/* SQLite: the file opened (st_dev, st_ino) */
+	ino_t ino;
 	char err[512];
 };
 
@@ -27,6 +32,8 @@ struct store {
 STORE_OPS(SQ_DECL)
 int sq_open(struct store *s, const char *path, int mode);
 void sq_close(struct store *s);
+int sq_reuse(struct store *s, const char *path);
+int sq_idle(const struct store *s);
 
 int store_fail(struct store *s, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

@@ -139,17 +139,18 @@ FAST_LIMITS = {
 SESSION_DB = None
 
 
-def new_db(quota=None, settings=None, backend="sqlite"):
-    """Creates a database the way production does (the CGI's first request
-    migrates it; on PostgreSQL, pyexec-admin init) and applies settings;
-    returns its path or URI."""
+def new_db(quota=None, settings=None, backend="sqlite", mode=None):
+    """Creates a database the way production does (the first request
+    migrates it: pyexec.cgi's, or pyexec-fcgi's when the test runs in that
+    mode or mode says so; on PostgreSQL, pyexec-admin init) and applies
+    settings; returns its path or URI."""
     if backend == "postgresql":
         import pg
         return pg.new_store(pg_cluster(), quota=quota, settings=settings)
     d = tempfile.mkdtemp(prefix="pyexec-test-")
     os.chmod(d, 0o755)
     path = os.path.join(d, "pyexec.db")
-    r = cgi_raw(b"", method="GET", db=path)
+    r = cgi_raw(b"", method="GET", db=path, mode=mode)
     assert r.status == 405, r
     conf = dict(settings or {})
     if quota is not None:
@@ -381,9 +382,9 @@ print("never")
 _made_dbs = []
 
 
-def fresh_db(quota=None, settings=None, backend="sqlite"):
+def fresh_db(quota=None, settings=None, backend="sqlite", mode=None):
     """A new database (see new_db), removed at the end of the session."""
-    db = new_db(quota=quota, settings=settings, backend=backend)
+    db = new_db(quota=quota, settings=settings, backend=backend, mode=mode)
     _made_dbs.append(run_dir(db))
     return db
 

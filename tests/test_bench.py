@@ -28,5 +28,8 @@ def test_bench_quick_writes_results(tmp_path):
     assert "Failed or non-2xx" not in text, text
     assert "nproc" in text or "cores" in text
     assert "| typing | pyexec |" in text, text   # under compute
-    for subject in ("pyexec-fcgi", "floor-fcgi (static C FastCGI)"):
+    for subject in ("pyexec-fcgi", "pyexec-fcgi, bare zygote", "floor-fcgi"):
         assert "| %s |" % subject in text, text
+    # the trace of a pyexec-fcgi hello: the worker's and the child's phases
+    for phase in ("fork", "admit_txn", "c_namespaces_uid", "c_run"):
+        assert "\n| %s | " % phase in text, text

@@ -537,6 +537,12 @@ def test_os_route(build, host, route, op):
     plain import. Full build: the audit hook ('open' or 'import') or the
     import allowlist; kernel-only: seccomp refuses openat."""
     prologue, full = OS_ROUTES[route]
+    if build.mode == "fcgi" and full == audit("import"):
+        # The zygote imported random, and os with it: importing a loaded
+        # module raises no 'import' event, so the hook refuses the next
+        # step, the file's 'open' (as in the CGI for a program that
+        # imports random first).
+        full = audit("open")
     code = prologue + (READ_OS if op == "read" else WRITE_OS)
     attack(build, host, code, full=full, kernel=seccomp("openat"))
 

@@ -5,6 +5,7 @@ without losing a row, a killed broker loses nothing committed, SIGTERM
 drains, systemd's socket activation, the sandbox slots' fast 503, and
 memory that does not grow with the number of requests."""
 import json
+import sqlite3
 import os
 import signal
 import socket
@@ -18,6 +19,7 @@ import pytest
 import conftest
 from conftest import FCGI, IDLE, base_env, fresh_db, proc_table, query
 from conftest import wait_for as _wait_for
+from test_failclosed import stored_version
 
 
 def wait_for(predicate, seconds):
@@ -158,10 +160,15 @@ def test_zygote_replaced_after_its_runs(server):
 
 @pytest.mark.fcgi_args("--workers", "2")
 def test_sighup_replaces_every_zygote(server):
+    """SIGHUP: every worker replaces its zygote and lets its database
+    connection go (the next request connects afresh)."""
+    ok(server.request("print(1)"))
+    holder, = [w for w in server.workers() if server.db in open_paths(w)]
     before = set(server.zygotes())
     workers = server.workers()
     server.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: not (set(server.procs("pyexec-zygote")) & before), 30)
+    wait_for(lambda: server.db not in open_paths(holder), 30)
     assert server.workers() == workers, "the workers stay"
     assert ok(server.request("print(6 * 7)")) == "42\n"
 
@@ -350,3 +357,193 @@ def test_doctor_checks_a_running_pyexec_fcgi(server):
     server.stop()
     [c] = doctor_fcgi(server.db, "127.0.0.1:%d" % server.port)
     assert c["status"] == "FAIL" and "cannot connect" in c["detail"], c
+
+
+# ------------------------------------------------ the database kept open
+#
+# A worker keeps its connection from one request to the next (the CGI
+# opens the database per request); before each request it checks that
+# the connection still leads where PYEXEC_DB does, with this build's
+# schema, and opens afresh when not (sql/backend.c, store_keep_open).
+
+MARKER = "KEPT_DB_MARKER_51c2"
+
+
+def open_paths(pid):
+    out = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            out.add(os.readlink("/proc/%d/fd/%s" % (pid, fd)))
+        except OSError:
+            pass    # closed meanwhile
+    return out
+
+
+def refused_unaudited(server, r, before):
+    """503 with Retry-After, the program never ran, no row was added."""
+    assert r.status == 503 and r.headers.get("retry-after"), r
+    assert r["success"] is False and MARKER not in r.raw.decode(), r
+    assert rows(server.db) == before
+
+
+@pytest.mark.fcgi_args("--workers", "1")
+def test_the_worker_keeps_its_database_between_requests(server):
+    """After its request is answered the worker still holds the file (one
+    connection for all its requests); its zygote never had it."""
+    ok(server.request("print(1)"))
+    worker, = server.workers()
+    zygote, = server.zygotes()
+    assert server.db in open_paths(worker)
+    ok(server.request("print(2)"))
+    assert server.db in open_paths(worker)
+    assert not [p for p in open_paths(zygote) if p.startswith(server.db)]
+    assert [r["outcome"] for r in rows(server.db)] == ["ok", "ok"]
+
+
+@pytest.mark.fcgi_args("--workers", "1")
+def test_a_removed_database_is_made_again_not_written_unseen(server):
+    """The database removed under a running pyexec-fcgi (the operator's rm):
+    the next row goes to a new file at PYEXEC_DB's path, as a CGI's would,
+    never to the unlinked file the worker had open."""
+    ok(server.request("print(1)"))
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(server.db + suffix):
+            os.unlink(server.db + suffix)
+    r = server.request("print('%s')" % MARKER)
+    assert ok(r) == MARKER + "\n"
+    assert query(server.db, "SELECT id, outcome FROM runs") == \
+        [{"id": r["run_id"], "outcome": "ok"}]
+
+
+@pytest.mark.fcgi_args("--workers", "1")
+def test_a_newer_schema_under_the_kept_connection_fails_closed(server):
+    """pyexec-admin of a newer release migrated the database while the
+    worker held it: 503, nothing runs, no row; back to this build's
+    version, the service resumes by itself."""
+    ok(server.request("print(1)"))
+    before = rows(server.db)
+    ours = stored_version(server.db)
+    stored_version(server.db, ours + 1)
+    refused_unaudited(server, server.request("print('%s')" % MARKER), before)
+    assert "newer than this program" in server.logs()
+    # its messages name it, not the CGI whose request flow it shares
+    assert "pyexec-fcgi: request " in server.logs()
+    assert "pyexec.cgi:" not in server.logs()
+    stored_version(server.db, ours)
+    assert ok(server.request("print(2)")) == "2\n"
+
+
+@pytest.mark.fcgi_args("--workers", "1")
+def test_a_writer_lock_under_the_kept_connection_fails_closed(server):
+    """Another program holds the write lock past the busy timeout the
+    request's parameters set (the kept connection takes it per request):
+    503, nothing runs, no row; the lock gone, the service resumes."""
+    ok(server.request("print(1)"))
+    before = rows(server.db)
+    con = sqlite3.connect(server.db, isolation_level=None,
+                          check_same_thread=False)
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        refused_unaudited(server, server.request(
+            "print('%s')" % MARKER, PYEXEC_DB_BUSY_MS="200"), before)
+    finally:
+        con.execute("ROLLBACK")
+        con.close()
+    assert ok(server.request("print(2)", PYEXEC_DB_BUSY_MS="200")) == "2\n"
+
+
+@pytest.mark.fcgi_args("--workers", "1")
+def test_an_exclusive_locker_is_refused_while_the_worker_holds_the_file(server):
+    """With the database open in a worker, a program that asks SQLite for
+    locking_mode=EXCLUSIVE cannot have it (the WAL index is shared): it is
+    the one refused, and runs go on being audited. (A lock taken before
+    any worker opened the file: test_failclosed's locked-database test.)"""
+    ok(server.request("print(1)"))
+    con = sqlite3.connect(server.db, isolation_level=None, timeout=0.2)
+    try:
+        con.execute("PRAGMA locking_mode = EXCLUSIVE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            con.execute("BEGIN EXCLUSIVE")
+    finally:
+        con.close()
+    r = server.request("print('%s')" % MARKER)
+    assert ok(r) == MARKER + "\n"
+    assert rows(server.db)[-1]["id"] == r["run_id"]
+
+
+def test_a_postgresql_restart_costs_the_kept_connection_no_request():
+    """The server restarted between two requests: the connection the
+    worker kept is found dropped before the next request, which connects
+    again and runs; while the server is down, 503 and nothing runs."""
+    db = fresh_db(quota=-1, backend="postgresql")
+    server = Fcgi("--workers", "1", db=db)
+    pg = conftest.pg_cluster()
+    try:
+        ok(server.request("print(1)"))
+        pg.stop()
+        pg.start()
+        r = server.request("print('%s')" % MARKER)
+        assert ok(r) == MARKER + "\n"
+        before = query(db, "SELECT id FROM runs ORDER BY seq")
+        assert before[-1]["id"] == r["run_id"]
+        pg.stop()
+        try:
+            down = server.request("print('%s')" % MARKER)
+            assert down.status == 503 and down.headers.get("retry-after")
+            assert MARKER not in down.raw.decode()
+        finally:
+            pg.start()
+        assert query(db, "SELECT id FROM runs ORDER BY seq") == before
+        assert ok(server.request("print(2)")) == "2\n"
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------ the zygote's modules
+
+def mapped(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return f.read()
+
+
+IMPORTS = ("import json, statistics, re\n"
+           "print(json.dumps(statistics.median([3, 1, 2])),"
+           " re.sub('a', 'b', 'aa'))")
+
+
+@pytest.mark.fcgi_args("--workers", "1")
+def test_the_zygote_imports_the_seed_modules_by_default(server):
+    """The zygote holds the seed profile's modules (their C extensions are
+    mapped before any run), and a program that imports them runs."""
+    zygote, = server.zygotes()
+    wait_for(lambda: "_decimal" in mapped(zygote) and
+             "_json" in mapped(zygote), 30)
+    assert ok(server.request(IMPORTS)) == "2 bb\n"
+
+
+@pytest.mark.fcgi_args("--workers", "1", "--zygote-modules", "none")
+def test_a_zygote_without_modules_imports_none(server):
+    """--zygote-modules none: the zygote holds the interpreter alone; each
+    child imports what its program names, as an executed sandbox does."""
+    ok(server.request("print(1)"))
+    zygote, = server.zygotes()
+    assert "_json" not in mapped(zygote) and "_decimal" not in mapped(zygote)
+    assert ok(server.request(IMPORTS)) == "2 bb\n"
+
+
+@pytest.mark.fcgi_args("--workers", "1", settings={"allowed_modules": "math"})
+def test_a_module_the_zygote_holds_is_still_the_profiles_to_give(server):
+    """json is in the zygote's memory, but a profile without it refuses
+    it all the same: the import guard asks the profile, not sys.modules."""
+    r = server.request("import json\nprint(json.dumps(1))")
+    assert r.status == 200 and r["success"] is False, r
+    assert r["error_type"] == "ImportError" and "json" in r["error"], r
+    assert r["output"] == ""
+    assert ok(server.request("import math\nprint(math.isqrt(17))")) == "4\n"
+
+
+def test_zygote_modules_takes_seed_or_none():
+    p = subprocess.run([FCGI, "--zygote-modules", "all", "--listen",
+                        "127.0.0.1:1"], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode == 2 and "--zygote-modules seed|none" in p.stderr, p

@@ -94,7 +94,11 @@ def test_tcp_loopback_uri_works():
     assert [x["outcome"] for x in query(uri, "SELECT outcome FROM runs")] == ["ok"]
 
 
+@pytest.mark.usefixtures("both_modes")
 def test_server_down_is_503_with_retry_after_and_nothing_runs(pgdb):
+    """In FastCGI mode the workers keep their connections: the ones the
+    restart dropped are seen dropped at the next request and opened again
+    (the first request after the restart runs)."""
     env = host_env("down")
     assert run_code("print(1)", db=pgdb, env=env).status == 200
     before = rows(pgdb)
