@@ -6,8 +6,12 @@ request is answered 503 with a JSON error, the program is never started,
 and no row appears later. The 503 carries Retry-After unless no retry can
 help (a missing directory, a directory or file this user or the mount
 denies): then the CGI's stderr names the path and the fix instead.
-(PostgreSQL's own ways to fail, the server stopped, killed, a lock held,
-a login refused, are in test_pg.py.)
+The tests taking `store` (or a backend) run on SQLite and on PostgreSQL:
+a database locked past the busy timeout (on PostgreSQL, its tables locked
+by another transaction past lock_timeout) and one whose schema is newer.
+PostgreSQL's own ways to fail, the server stopped, killed, the identity's
+admission lock held, a login refused, are in test_pg.py; the others here
+are SQLite's alone, as the file is (its mount, mode, lock, size, contents).
 
 Root ignores file modes, so read-only here means a read-only mount (or an
 immutable file); full means a small tmpfs filled up. Every mount is undone
@@ -27,7 +31,8 @@ import time
 import pytest
 
 from conftest import (ADMIN_BIN, CGI, add_user, cgi_raw, execute, fresh_db,
-                      is_pg, query, run_code, can_mount_tmpfs, require)
+                      is_pg, pg_cluster, query, run_code, can_mount_tmpfs,
+                      require, wait_for)
 from test_admin import schema_version
 
 
@@ -221,32 +226,79 @@ def test_missing_database_is_created_when_its_directory_is_writable():
 
 # ---------------------------------------------------------------- locked
 
-def hold_lock(db, exclusive_mode=False):
-    con = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
-    if exclusive_mode:
-        con.execute("PRAGMA locking_mode = EXCLUSIVE")
-    con.execute("BEGIN EXCLUSIVE")
-    con.execute("INSERT INTO settings (key, value) VALUES ('held', 'x')")
-    return con
+class Lock:
+    """Another writer holding the database until release(): on SQLite an
+    exclusive transaction (in exclusive locking mode if asked); on
+    PostgreSQL a transaction (psql's, fed on its stdin) holding the tables
+    a request writes or reads in ACCESS EXCLUSIVE mode."""
+
+    TABLES = ("runs", "settings", "users")
+
+    def __init__(self, db, exclusive_mode=False):
+        self.db = db
+        if is_pg(db):
+            self._pg_hold()
+            return
+        self.con = sqlite3.connect(db, isolation_level=None,
+                                   check_same_thread=False)
+        if exclusive_mode:
+            self.con.execute("PRAGMA locking_mode = EXCLUSIVE")
+        self.con.execute("BEGIN EXCLUSIVE")
+        self.con.execute("INSERT INTO settings (key, value) VALUES ('held', 'x')")
+
+    def _pg_hold(self):
+        server = pg_cluster()
+        dbname = self.db.split("?")[0].rsplit("/", 1)[1]
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", server.sock,
+             "-p", str(server.port), "-U", "postgres", "-d", dbname],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, text=True)
+        self.proc.stdin.write("BEGIN;\nLOCK TABLE %s IN ACCESS EXCLUSIVE "
+                              "MODE;\n" % ", ".join(self.TABLES))
+        self.proc.stdin.flush()
+        held = "SELECT count(*) AS n FROM pg_locks AS l JOIN pg_class AS c " \
+               "ON c.oid = l.relation WHERE l.granted AND l.mode = " \
+               "'AccessExclusiveLock' AND c.relname IN ('runs', 'settings', " \
+               "'users') AND l.pid <> pg_backend_pid()"
+        if not wait_for(lambda: query(self.db, held)[0]["n"] == 3, 30):
+            self.release()
+            raise AssertionError("psql never held the tables' locks")
+
+    def release(self):
+        if not is_pg(self.db):
+            if self.con is not None:
+                self.con.execute("ROLLBACK")
+                self.con.close()
+                self.con = None
+            return
+        if self.proc.poll() is None:
+            self.proc.stdin.write("ROLLBACK;\n")
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
-@pytest.mark.parametrize("exclusive_mode", [False, True],
-                         ids=["writer", "exclusive-locking-mode"])
+@pytest.mark.parametrize("backend,exclusive_mode", [
+    ("sqlite", False), ("sqlite", True), ("postgresql", False)],
+    ids=["writer", "exclusive-locking-mode", "postgresql"])
 @pytest.mark.usefixtures("both_modes")	# pyexec-fcgi's broker too
-def test_database_locked_past_the_busy_timeout(exclusive_mode):
+def test_database_locked_past_the_busy_timeout(backend, exclusive_mode):
     # Made by pyexec.cgi: SQLite grants locking_mode=EXCLUSIVE only to a
     # program that comes before any other holds the file, and a worker of
     # pyexec-fcgi that made it would hold it still (that case, where the
     # locker is the one refused: test_fcgi.py).
-    db = fresh_db(mode="cgi" if exclusive_mode else None)
-    con = hold_lock(db, exclusive_mode)
+    db = fresh_db(backend=backend, mode="cgi" if exclusive_mode else None)
+    lock = Lock(db, exclusive_mode)
     try:
         t = time.monotonic()
         results = requests(db, env={"PYEXEC_DB_BUSY_MS": "200"})
         elapsed = time.monotonic() - t
     finally:
-        con.execute("ROLLBACK")
-        con.close()
+        lock.release()
     for r in results:
         assert_fail_closed(r)
     # 200 ms each, not the 5 s default: the only bound from above is the
@@ -259,42 +311,40 @@ def test_database_locked_past_the_busy_timeout(exclusive_mode):
     assert r.status == 200 and r["output"] == MARKER + "\n", r
 
 
-def test_busy_timeout_is_waited_for():
-    db = fresh_db()
+def test_busy_timeout_is_waited_for(store):
+    db = store()
     token = add_user(db, "waiter")
-    con = hold_lock(db)
+    lock = Lock(db)
     try:
         t = time.monotonic()
         r = run_code(CODE, db=db, env={"PYEXEC_DB_BUSY_MS": "1500",
                                        "HTTP_AUTHORIZATION": "Bearer " + token})
         elapsed = time.monotonic() - t
     finally:
-        con.execute("ROLLBACK")
-        con.close()
+        lock.release()
     assert_fail_closed(r)
     # at least the 1.5 s asked for, and not the 5 s default
     assert 1.4 <= elapsed < 5.0, elapsed
 
 
-def test_default_busy_timeout_is_five_seconds():
-    db = fresh_db()
-    con = hold_lock(db)
+def test_default_busy_timeout_is_five_seconds(store):
+    db = store()
+    lock = Lock(db)
     try:
         t = time.monotonic()
         r = cgi_raw(b"", method="GET", db=db, env={"PYEXEC_DB_BUSY_MS": None})
         elapsed = time.monotonic() - t
     finally:
-        con.execute("ROLLBACK")
-        con.close()
+        lock.release()
     assert_fail_closed(r)
     # waited the default out (an endless wait is cgi_raw's timeout)
     assert elapsed >= 4.9, elapsed
 
 
-def test_lock_released_within_the_busy_timeout_is_waited_out():
-    db = fresh_db()
-    con = hold_lock(db)
-    timer = threading.Timer(0.5, lambda: con.execute("ROLLBACK"))
+def test_lock_released_within_the_busy_timeout_is_waited_out(store):
+    db = store()
+    lock = Lock(db)
+    timer = threading.Timer(0.5, lock.release)
     timer.start()
     try:
         t = time.monotonic()
@@ -302,7 +352,7 @@ def test_lock_released_within_the_busy_timeout_is_waited_out():
         elapsed = time.monotonic() - t
     finally:
         timer.join()
-        con.close()
+        lock.release()
     assert r.status == 200 and r["output"] == MARKER + "\n", r
     assert elapsed >= 0.4, elapsed
 
@@ -397,6 +447,30 @@ def stored_version(db, new=None):
         return con.execute("PRAGMA user_version").fetchone()[0]
     finally:
         con.close()
+
+
+def test_statement_past_the_timeout_on_postgresql():
+    """A statement that outlasts PYEXEC_DB_BUSY_MS (statement_timeout) with
+    no lock in its way: a trigger that sleeps makes every insert into runs
+    slow. PostgreSQL's alone: SQLite has no statement timeout (a statement
+    there is bounded by the code that runs it, not by the server)."""
+    db = fresh_db(backend="postgresql")
+    execute(db, "CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE "
+            "plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$")
+    execute(db, "CREATE TRIGGER slow_insert BEFORE INSERT ON runs "
+            "FOR EACH ROW EXECUTE FUNCTION slow_insert()")
+    t = time.monotonic()
+    results = requests(db, env={"PYEXEC_DB_BUSY_MS": "300"})
+    elapsed = time.monotonic() - t
+    for r in results:
+        assert_fail_closed(r)
+        assert b"statement timeout" in r.stderr, r.stderr
+    # 300 ms each, not the trigger's 30 s (cgi_raw's own bound is 120 s).
+    assert elapsed < 30, elapsed
+    assert query(db, "SELECT id FROM runs") == []
+    execute(db, "DROP TRIGGER slow_insert ON runs")
+    r = run_code(CODE, db=db, env={"PYEXEC_DB_BUSY_MS": "300"})
+    assert r.status == 200 and r["output"] == MARKER + "\n", r
 
 
 def test_database_newer_than_the_program(store):

@@ -3,12 +3,12 @@ address (when allowed), and a user's own limits apply, under the host's
 ceilings.
 
 Tokens are accepted as `Authorization: Bearer <token>` and as the body's
-`token` field; the database keeps only their SHA-256.
+`token` field; the database keeps only their SHA-256. Every test runs on
+SQLite and on PostgreSQL (the db fixtures and `store`).
 """
 import hashlib
 import json
 import os
-import sqlite3
 import subprocess
 
 import pytest
@@ -155,8 +155,8 @@ def test_anonymous_by_client_address_by_default(db):
     assert rec["user_id"] is None
 
 
-def test_anonymous_deny_requires_a_token():
-    db = fresh_db(settings={"anonymous": "deny"})
+def test_anonymous_deny_requires_a_token(store):
+    db = store(settings={"anonymous": "deny"})
     r = run_code("print('MARKER')", db=db)
     assert_401(r)
     assert "MARKER" not in r.body.decode()
@@ -169,8 +169,8 @@ def test_anonymous_deny_requires_a_token():
     assert r.status == 200 and r["output"] == "MARKER\n", r
 
 
-def test_anonymous_allow_explicit():
-    db = fresh_db(settings={"anonymous": "allow"})
+def test_anonymous_allow_explicit(store):
+    db = store(settings={"anonymous": "allow"})
     r = run_code("print(8)", db=db)
     assert r.status == 200, r
     assert row(db, r["run_id"])["identity"] == "anon:127.0.0.1"
@@ -185,12 +185,12 @@ BUSY_1500 = ("import datetime\nnow = datetime.datetime.now\nt = now()\n"
 NO_ENV_TIMEOUT = {"PYEXEC_TIMEOUT_MS": None}
 
 
-@pytest.fixture(scope="module")
-def limits_db():
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def limits_db(request):
     # Global timeout 1000 ms, ceiling 2000 ms; memory 256 MB, ceiling 160 MB
     # for users' own limits.
     return fresh_db(settings={"timeout_ms": "1000", "max_timeout_ms": "2000",
-                              "max_memory_mb": "160"})
+                              "max_memory_mb": "160"}, backend=request.param)
 
 
 def test_global_timeout_from_settings_applies_to_anonymous(limits_db):
@@ -253,8 +253,8 @@ def test_user_memory_is_capped_by_max_memory_mb(limits_db):
     assert r.status == 200 and r["output"] == "ok\n", r
 
 
-def test_user_gets_more_memory_of_their_own():
-    db = fresh_db(settings={"max_memory_mb": "512"})
+def test_user_gets_more_memory_of_their_own(store):
+    db = store(settings={"max_memory_mb": "512"})
     token = add_user(db, "big", memory_mb=400)
     code = "x = bytearray(300 * 2**20)\nprint('allocated')\n"
     r = run_code(code, db=db)       # 256 MB for everyone else
@@ -290,9 +290,9 @@ def assert_named(db, r, name, status):
     return rec
 
 
-@pytest.fixture(scope="module")
-def attr_db():
-    return fresh_db(quota=1)
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def attr_db(request):
+    return fresh_db(quota=1, backend=request.param)
 
 
 @pytest.mark.parametrize("fate", ["415", "413", "400-json", "400-short",
@@ -386,8 +386,8 @@ def anon(db, addr, **headers):
     return r, row(db, r["run_id"])
 
 
-def test_ipv6_clients_are_grouped_by_their_64():
-    db = fresh_db(quota=1)
+def test_ipv6_clients_are_grouped_by_their_64(store):
+    db = store(quota=1)
     r, rec = anon(db, "2001:db8:1:2::1")
     assert r.status == 200, r
     assert rec["identity"] == "anon:2001:db8:1:2::/64", rec
@@ -402,36 +402,37 @@ def test_ipv6_clients_are_grouped_by_their_64():
     assert rec["identity"] == "anon:2001:db8:1:3::/64"
 
 
-def test_ipv6_prefix_is_a_setting():
-    db = fresh_db(quota=1, settings={"anon_ipv6_prefix": "48"})
+def test_ipv6_prefix_is_a_setting(store):
+    db = store(quota=1, settings={"anon_ipv6_prefix": "48"})
     assert anon(db, "2001:db8:1:2::1")[0].status == 200
     r, rec = anon(db, "2001:db8:1:7::1")
     assert r.status == 429 and rec["identity"] == "anon:2001:db8:1::/48", rec
-    db = fresh_db(quota=1, settings={"anon_ipv6_prefix": "128"})
+    db = store(quota=1, settings={"anon_ipv6_prefix": "128"})
     assert anon(db, "2001:db8:1:2::1")[0].status == 200
     r, rec = anon(db, "2001:db8:1:2::2")
     assert r.status == 200 and rec["identity"] == "anon:2001:db8:1:2::2", rec
 
 
-def test_ipv4_mapped_ipv6_is_the_ipv4_address():
-    db = fresh_db(quota=1)
+def test_ipv4_mapped_ipv6_is_the_ipv4_address(store):
+    db = store(quota=1)
     r, rec = anon(db, "::ffff:198.51.100.4")
     assert r.status == 200 and rec["identity"] == "anon:198.51.100.4", rec
     r, rec = anon(db, "198.51.100.4")
     assert r.status == 429 and rec["identity"] == "anon:198.51.100.4", rec
 
 
-def test_forwarding_headers_are_ignored_without_trusted_proxies():
-    db = fresh_db()
+def test_forwarding_headers_are_ignored_without_trusted_proxies(store):
+    db = store()
     r, rec = anon(db, "127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7",
                   HTTP_FORWARDED="for=198.51.100.8")
     assert r.status == 200 and rec["identity"] == "anon:127.0.0.1", rec
     assert rec["client_addr"] == "127.0.0.1"
 
 
-@pytest.fixture(scope="module")
-def proxy_db():
-    return fresh_db(settings={"trusted_proxies": "127.0.0.1, ::1, 10.0.0.0/8"})
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def proxy_db(request):
+    return fresh_db(settings={"trusted_proxies": "127.0.0.1, ::1, 10.0.0.0/8"},
+                    backend=request.param)
 
 
 def test_trusted_proxy_names_the_client(proxy_db):
@@ -461,8 +462,8 @@ def test_forged_hop_leaves_the_proxy_as_the_client(proxy_db):
     assert rec["identity"] == "anon:127.0.0.1", rec
 
 
-def test_trusted_proxies_setting_is_validated():
-    db = fresh_db()
+def test_trusted_proxies_setting_is_validated(store):
+    db = store()
 
     def config_set(value):
         return subprocess.run([ADMIN, "--db", db, "config", "set",
