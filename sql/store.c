@@ -441,7 +441,7 @@ static void diagnose(struct store *s, const char *path, int readonly)
 }
 
 static int open_store(struct store *s, const char *path, int mode);
-static void remember_file(struct store *s, const char *path);
+static void file_id(const char *path, dev_t *dev, ino_t *ino);
 
 /* The SQLite backend's open (sql/backend.c allocated s). */
 int sq_open(struct store *s, const char *path, int mode)
@@ -468,7 +468,7 @@ static int open_store(struct store *s, const char *path, int mode)
 		return store_fail(s, STORE_UNAVAILABLE, "cannot open database "
 				  "'%s': %s", path, s->db ? sqlite3_errmsg(s->db) :
 				  sqlite3_errstr(rc));
-	remember_file(s, path);
+	file_id(path, &s->dev, &s->ino);	/* sq_reuse compares */
 	if ((rc = configure(s)))
 		return rc;
 	/* SQLite quietly opens a write-protected file read-only; say so now
@@ -503,11 +503,6 @@ static void file_id(const char *path, dev_t *dev, ino_t *ino)
 		*dev = st.st_dev;
 		*ino = st.st_ino;
 	}
-}
-
-static void remember_file(struct store *s, const char *path)
-{
-	file_id(path, &s->dev, &s->ino);
 }
 
 int sq_idle(const struct store *s)
